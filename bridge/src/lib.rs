@@ -1,0 +1,8 @@
+//! causeway-bridge: watches the legacy registries (ZooKeeper, Nacos, etcd, static files), keeps one
+//! normalized service model, and publishes it as xDS and Istio ServiceEntries.
+//!
+//! The binary is a thin wrapper over [`cli::main`]; the modules below own one job each.
+
+pub mod cli;
+pub mod config;
+pub mod logging;

@@ -1,0 +1,5 @@
+//! Wire codecs for every protocol Causeway carries: Dubbo 2 with Hessian 2 bodies, Thrift, gRPC and
+//! HTTP, plus protocol detection from the first bytes of a connection.
+//!
+//! This crate owns byte-level correctness only. It has no runtime and no I/O policy: the proxy and
+//! the bridge decide what to do with what is decoded here.

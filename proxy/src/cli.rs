@@ -1,0 +1,82 @@
+//! The command line: flags, how they override the config file, subcommands, and the exit code.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::config::{ConfigError, ProxyConfig};
+use crate::logging::{self, LogFormat};
+
+/// Multi-protocol service-mesh proxy for Dubbo, Thrift, gRPC and HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "causeway-proxy", version, about)]
+pub struct Cli {
+    /// YAML configuration file; flags below override its values.
+    #[arg(long, value_name = "FILE", env = "CAUSEWAY_PROXY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Check the configuration, print the result and exit (0 valid, 2 invalid).
+    #[arg(long)]
+    pub validate: bool,
+    /// Address of the admin HTTP server [default: 127.0.0.1:15000].
+    #[arg(long, value_name = "ADDR", env = "CAUSEWAY_PROXY_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Log line format.
+    #[arg(long, value_enum, default_value = "text", env = "CAUSEWAY_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+impl Cli {
+    /// The effective configuration: the file (or defaults) with flag overrides applied.
+    pub fn effective_config(&self) -> Result<ProxyConfig, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => ProxyConfig::load(path)?,
+            None => ProxyConfig::default(),
+        };
+        if let Some(addr) = self.admin_listen {
+            config.admin_listen = addr;
+        }
+        Ok(config)
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let config = match cli.effective_config() {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "configuration rejected");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.validate {
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "proxy stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: ProxyConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("causeway-proxy")
+        .build()?;
+    runtime.block_on(async move {
+        tracing::info!(
+            admin_listen = %config.admin_listen,
+            "causeway-proxy started; no listeners are configured in this build"
+        );
+        tokio::signal::ctrl_c().await?;
+        tracing::info!("shutting down");
+        Ok(())
+    })
+}

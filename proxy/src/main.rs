@@ -1,0 +1,5 @@
+//! The `causeway-proxy` binary: everything lives in the library so tests can drive it in-process.
+
+fn main() -> std::process::ExitCode {
+    causeway_proxy::cli::main()
+}

@@ -1,0 +1,15 @@
+//! causeway-tests: a harness that starts real peers for end-to-end tests, and those tests.
+//!
+//! Every peer (ZooKeeper, etcd, Nacos, Prometheus) runs as a child process on free loopback ports
+//! with its own temporary directory, wrapped in a guard that kills the process and removes the
+//! directory when dropped, so tests run in parallel without clashing. Java (Maven) and Python (pip)
+//! programs written by others run through [`java`] and [`python`] as real clients and servers.
+//! Tests wait with [`assert_eventually!`], never with sleeps.
+
+pub mod eventually;
+pub mod java;
+pub mod logs;
+pub mod paths;
+pub mod ports;
+pub mod process;
+pub mod python;

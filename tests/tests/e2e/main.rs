@@ -1,0 +1,3 @@
+//! The single end-to-end test binary: one module per area, linked once.
+
+mod smoke;
