@@ -3,3 +3,10 @@
 //!
 //! This crate owns byte-level correctness only. It has no runtime and no I/O policy: the proxy and
 //! the bridge decide what to do with what is decoded here.
+
+pub mod detect;
+pub mod dubbo;
+pub mod grpc;
+pub mod hessian;
+pub mod http;
+pub mod thrift;

@@ -1,0 +1,1 @@
+//! Protocol detection from the first bytes of a connection.

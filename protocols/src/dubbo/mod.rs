@@ -1,0 +1,1 @@
+//! Dubbo 2 framing: the 16-byte header, request and response views, and builders.

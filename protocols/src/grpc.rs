@@ -1,0 +1,1 @@
+//! gRPC over HTTP/2: message framing, paths and trailers-only errors.

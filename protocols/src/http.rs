@@ -1,0 +1,1 @@
+//! HTTP helpers the proxy needs: authority and trace headers.

@@ -1,0 +1,1 @@
+//! Thrift message headers over binary and compact protocols and every transport.
