@@ -20,7 +20,10 @@ pub struct PeerProcess {
     name: String,
     child: Child,
     log_path: PathBuf,
-    dir: TempDir,
+    log_dir: PathBuf,
+    /// Owned when the process alone uses the directory; `None` when a longer-lived owner keeps it
+    /// (a peer that is stopped and restarted on the same data).
+    owned_dir: Option<TempDir>,
 }
 
 impl PeerProcess {
@@ -32,10 +35,23 @@ impl PeerProcess {
             .context("create a temporary directory")
     }
 
-    /// Starts `command` with stdout and stderr going to `<dir>/<name>.log`.
-    pub fn spawn(name: &str, mut command: Command, dir: TempDir) -> anyhow::Result<Self> {
-        let log_path = dir.path().join(format!("{name}.log"));
-        let log = File::create(&log_path).context("create the peer's log file")?;
+    /// Starts `command` with stdout and stderr going to `<dir>/<name>.log`; the directory is
+    /// removed when the guard drops.
+    pub fn spawn(name: &str, command: Command, dir: TempDir) -> anyhow::Result<Self> {
+        let mut process = Self::spawn_in(name, command, dir.path())?;
+        process.owned_dir = Some(dir);
+        Ok(process)
+    }
+
+    /// Starts `command` logging into `<log_dir>/<name>.log` (appending, so a restarted peer keeps
+    /// its earlier log). The caller owns `log_dir` and must keep it alive longer than the guard.
+    pub fn spawn_in(name: &str, mut command: Command, log_dir: &Path) -> anyhow::Result<Self> {
+        let log_path = log_dir.join(format!("{name}.log"));
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .context("create the peer's log file")?;
         let log_err = log.try_clone()?;
         let child = command
             .stdin(Stdio::null())
@@ -48,13 +64,14 @@ impl PeerProcess {
             name: name.to_owned(),
             child,
             log_path,
-            dir,
+            log_dir: log_dir.to_owned(),
+            owned_dir: None,
         })
     }
 
-    /// The peer's temporary directory.
+    /// The directory holding the peer's log (and, for [`Self::spawn`], its data).
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.log_dir
     }
 
     /// The operating system's process id.
@@ -138,7 +155,7 @@ impl std::fmt::Debug for PeerProcess {
         f.debug_struct("PeerProcess")
             .field("name", &self.name)
             .field("pid", &self.child.id())
-            .field("dir", &self.dir.path())
+            .field("dir", &self.log_dir)
             .finish()
     }
 }
