@@ -6,10 +6,13 @@
 //! programs written by others run through [`java`] and [`python`] as real clients and servers.
 //! Tests wait with [`assert_eventually!`], never with sleeps.
 
+pub mod etcd;
 pub mod eventually;
 pub mod java;
 pub mod logs;
 pub mod paths;
 pub mod ports;
 pub mod process;
+pub mod prometheus;
 pub mod python;
+pub mod zookeeper;
