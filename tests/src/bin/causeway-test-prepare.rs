@@ -1,0 +1,64 @@
+//! Prepares everything the end-to-end tests download or build, so the test run itself needs no
+//! network: every Maven project under `tests/java`, `tests/peers` and `demo/java` is built (its
+//! dependencies land in `~/.m2`) and the harness's Python venv is created. It uses the harness's
+//! own code paths, so the caches it fills are exactly the ones the tests look up. Idempotent.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use causeway_tests::java::JavaProgram;
+use causeway_tests::paths::workspace_root;
+use causeway_tests::python::PythonEnv;
+
+fn maven_projects(root: &Path) -> Vec<PathBuf> {
+    let mut projects = Vec::new();
+    for parent in ["tests/java", "tests/peers", "demo/java"] {
+        let Ok(entries) = std::fs::read_dir(root.join(parent)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.path().join("pom.xml").is_file() {
+                projects.push(entry.path());
+            }
+        }
+    }
+    projects.sort();
+    projects
+}
+
+fn main() -> ExitCode {
+    causeway_tests::logs::init();
+    let root = workspace_root();
+    let mut failed = false;
+    for project in maven_projects(&root) {
+        let started = std::time::Instant::now();
+        match JavaProgram::build(&project) {
+            Ok(_) => println!(
+                "prepared Maven project {} in {:.1}s",
+                project.display(),
+                started.elapsed().as_secs_f64()
+            ),
+            Err(error) => {
+                eprintln!("cannot prepare {}: {error:#}", project.display());
+                failed = true;
+            }
+        }
+    }
+    let started = std::time::Instant::now();
+    match PythonEnv::shared() {
+        Ok(env) => println!(
+            "prepared Python venv {} in {:.1}s",
+            env.python().display(),
+            started.elapsed().as_secs_f64()
+        ),
+        Err(error) => {
+            eprintln!("cannot prepare the Python venv: {error:#}");
+            failed = true;
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
