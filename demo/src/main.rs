@@ -29,11 +29,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    if let Some(path) = &cli.config {
-        if let Err(error) = std::fs::read_to_string(path) {
-            tracing::error!(path = %path.display(), %error, "cannot read demo config");
-            return ExitCode::from(2);
-        }
+    if let Some(path) = &cli.config
+        && let Err(error) = std::fs::read_to_string(path)
+    {
+        tracing::error!(path = %path.display(), %error, "cannot read demo config");
+        return ExitCode::from(2);
     }
     if cli.validate {
         println!("configuration is valid");
