@@ -1,0 +1,377 @@
+//! The model store: folds registry events into per-registry state and builds snapshots.
+//!
+//! It owns the safety rules of DESIGN.md §3. A provider removed by its registry disappears; a
+//! registry that goes down keeps its last entries, marked stale; a service whose endpoints all
+//! vanish while its registries are healthy is kept (marked draining) for a grace period before it
+//! is removed. Only services touched since the last build are rebuilt, so a snapshot after one
+//! provider change costs one service, not the whole estate.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::model::derive::{DeriveConfig, Derived};
+use crate::model::filter::Filter;
+use crate::model::provider::{Protocol, Provider, ServiceRef};
+use crate::model::snapshot::{
+    DubboIdentity, Endpoint, RegistryStatus, Service, ServicePort, Snapshot,
+};
+use crate::registry::{RegistryEvent, RegistryMessage};
+
+/// One registry's entries and reachability.
+#[derive(Debug, Default)]
+struct RegistryState {
+    entries: HashMap<String, Entry>,
+    up: bool,
+    malformed: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    provider: Provider,
+    derived: Derived,
+}
+
+#[derive(Debug, Default)]
+struct ServiceState {
+    /// (registry, entry key) of every provider of this service.
+    members: BTreeSet<(Arc<str>, String)>,
+    built: Option<(Arc<Service>, [u8; 32])>,
+    empty_since: Option<Instant>,
+}
+
+/// What the store counts, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    /// Whether the event changed anything a snapshot shows.
+    pub changed: bool,
+}
+
+/// Registry state plus the last built services.
+#[derive(Debug)]
+pub struct ModelStore {
+    derive: DeriveConfig,
+    filter: Filter,
+    drop_to_zero_grace: Duration,
+    registries: BTreeMap<Arc<str>, RegistryState>,
+    services: HashMap<String, ServiceState>,
+    dirty: HashSet<String>,
+}
+
+impl ModelStore {
+    /// An empty store. `registries` are the configured names, reported down until they list.
+    pub fn new(
+        derive: DeriveConfig,
+        filter: Filter,
+        drop_to_zero_grace: Duration,
+        registries: &[&str],
+    ) -> Self {
+        Self {
+            derive,
+            filter,
+            drop_to_zero_grace,
+            registries: registries
+                .iter()
+                .map(|name| (Arc::from(*name), RegistryState::default()))
+                .collect(),
+            services: HashMap::new(),
+            dirty: HashSet::new(),
+        }
+    }
+
+    /// Folds one adapter event into the state.
+    pub fn apply(&mut self, message: RegistryMessage) -> ApplyOutcome {
+        let registry = message.registry;
+        let dirty_before = self.dirty.len();
+        match message.event {
+            RegistryEvent::Resync(entries) => {
+                let old_keys: Vec<String> = self
+                    .registry_mut(&registry)
+                    .entries
+                    .keys()
+                    .filter(|k| !entries.contains_key(*k))
+                    .cloned()
+                    .collect();
+                for key in old_keys {
+                    self.remove(&registry, &key);
+                }
+                for (key, provider) in entries {
+                    self.upsert(&registry, key, provider);
+                }
+            }
+            RegistryEvent::Upsert(key, provider) => self.upsert(&registry, key, provider),
+            RegistryEvent::Remove(key) => self.remove(&registry, &key),
+            RegistryEvent::Up | RegistryEvent::Down => {
+                let up = matches!(message.event, RegistryEvent::Up);
+                let state = self.registry_mut(&registry);
+                if state.up != up {
+                    state.up = up;
+                    let hosts: Vec<String> = state
+                        .entries
+                        .values()
+                        .map(|e| e.derived.host.clone())
+                        .collect();
+                    self.dirty.extend(hosts);
+                    // Reachability is visible in the snapshot even when no service changes.
+                    return ApplyOutcome { changed: true };
+                }
+            }
+            RegistryEvent::Malformed { .. } => {
+                self.registry_mut(&registry).malformed += 1;
+            }
+        }
+        ApplyOutcome {
+            changed: self.dirty.len() != dirty_before,
+        }
+    }
+
+    fn registry_mut(&mut self, registry: &Arc<str>) -> &mut RegistryState {
+        self.registries.entry(registry.clone()).or_default()
+    }
+
+    fn upsert(&mut self, registry: &Arc<str>, key: String, provider: Provider) {
+        if !self.filter.admits(&provider) {
+            // A provider that stops being admitted (e.g. its group changed) must leave.
+            self.remove(registry, &key);
+            return;
+        }
+        let derived = self.derive.derive(&provider, registry);
+        let state = self.registry_mut(registry);
+        if let Some(old) = state.entries.get(&key)
+            && old.provider == provider
+        {
+            return;
+        }
+        let old = state.entries.insert(
+            key.clone(),
+            Entry {
+                provider,
+                derived: derived.clone(),
+            },
+        );
+        if let Some(old) = old
+            && old.derived.host != derived.host
+        {
+            self.leave(&old.derived.host, registry, &key);
+        }
+        let service = self.services.entry(derived.host.clone()).or_default();
+        service.members.insert((registry.clone(), key));
+        self.dirty.insert(derived.host);
+    }
+
+    fn remove(&mut self, registry: &Arc<str>, key: &str) {
+        if let Some(old) = self.registry_mut(registry).entries.remove(key) {
+            self.leave(&old.derived.host, registry, key);
+        }
+    }
+
+    fn leave(&mut self, host: &str, registry: &Arc<str>, key: &str) {
+        if let Some(service) = self.services.get_mut(host) {
+            service.members.remove(&(registry.clone(), key.to_owned()));
+            self.dirty.insert(host.to_owned());
+        }
+    }
+
+    /// Rebuilds what changed and returns the snapshot, plus the earliest instant at which a
+    /// draining service's grace ends (build again then).
+    pub fn build(&mut self, now: Instant) -> (Snapshot, Option<Instant>) {
+        let mut next_deadline: Option<Instant> = None;
+        let dirty: Vec<String> = self.dirty.drain().collect();
+        for host in dirty {
+            let fresh = self.build_service(&host);
+            let grace = self.drop_to_zero_grace;
+            let Some(state) = self.services.get_mut(&host) else {
+                continue;
+            };
+            match fresh {
+                Some(service) => {
+                    let hash = service.content_hash();
+                    state.built = Some((Arc::new(service), hash));
+                    state.empty_since = None;
+                }
+                None => {
+                    let had_endpoints = state
+                        .built
+                        .as_ref()
+                        .is_some_and(|(s, _)| !s.endpoints.is_empty());
+                    let since = *state.empty_since.get_or_insert(now);
+                    if had_endpoints && now < since + grace {
+                        if let Some((previous, _)) = &state.built
+                            && !previous.draining
+                        {
+                            let mut draining = Service::clone(previous);
+                            draining.draining = true;
+                            let hash = draining.content_hash();
+                            state.built = Some((Arc::new(draining), hash));
+                        }
+                        let deadline = since + grace;
+                        next_deadline = Some(next_deadline.map_or(deadline, |d| d.min(deadline)));
+                        // Stay dirty-able: the caller builds again at the deadline.
+                    } else {
+                        self.services.remove(&host);
+                    }
+                }
+            }
+        }
+        // Services still draining from earlier builds keep their deadlines.
+        for (host, state) in &self.services {
+            if let (Some(since), Some((service, _))) = (state.empty_since, &state.built)
+                && service.draining
+            {
+                let deadline = since + self.drop_to_zero_grace;
+                if deadline <= now {
+                    self.dirty.insert(host.clone());
+                }
+                next_deadline = Some(next_deadline.map_or(deadline, |d| d.min(deadline)));
+            }
+        }
+        if !self.dirty.is_empty() {
+            // Expired graces found above: remove them now rather than waiting for an event.
+            return self.build(now);
+        }
+        let services = self
+            .services
+            .iter()
+            .filter_map(|(host, state)| state.built.clone().map(|b| (host.clone(), b)))
+            .collect();
+        let registries = self
+            .registries
+            .iter()
+            .map(|(name, state)| {
+                (
+                    name.to_string(),
+                    RegistryStatus {
+                        up: state.up,
+                        providers: state.entries.len(),
+                        malformed: state.malformed,
+                    },
+                )
+            })
+            .collect();
+        (Snapshot::new(services, registries), next_deadline)
+    }
+
+    /// Builds one service from its members, or `None` when it has no endpoints.
+    fn build_service(&self, host: &str) -> Option<Service> {
+        let state = self.services.get(host)?;
+        let mut entries: Vec<(&Arc<str>, &Entry)> = state
+            .members
+            .iter()
+            .filter_map(|(registry, key)| {
+                let entry = self.registries.get(registry)?.entries.get(key)?;
+                Some((registry, entry))
+            })
+            .collect();
+        if entries.is_empty() {
+            return None;
+        }
+        // Members are ordered by (registry, key): the first registry naming an address wins.
+        entries.sort_by(|a, b| (a.0, &a.1.provider.host).cmp(&(b.0, &b.1.provider.host)));
+        let (_, first) = entries.first()?;
+        let ports = service_ports(entries.iter().map(|(_, e)| &e.provider));
+        let mut seen = HashSet::new();
+        let mut endpoints = Vec::with_capacity(entries.len());
+        let mut registries = BTreeSet::new();
+        let mut stale = BTreeSet::new();
+        let mut methods = BTreeSet::new();
+        for (registry, entry) in &entries {
+            let p = &entry.provider;
+            if !seen.insert((p.host.as_str(), p.port)) {
+                continue;
+            }
+            registries.insert(registry.to_string());
+            if !self.registries.get(*registry).is_some_and(|r| r.up) {
+                stale.insert(registry.to_string());
+            }
+            if let Some(list) = p.params.get("methods") {
+                methods.extend(
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|m| !m.is_empty() && *m != "*")
+                        .map(str::to_owned),
+                );
+            }
+            endpoints.push(Endpoint {
+                address: p.host.clone(),
+                port: p.port,
+                port_name: port_name(p.protocol).to_owned(),
+                registry: registry.to_string(),
+                weight: entry.derived.weight,
+                healthy: p.healthy,
+                locality: entry.derived.locality.clone(),
+                labels: entry.derived.labels.clone(),
+            });
+        }
+        endpoints.sort();
+        let (dubbo, name) = match &first.provider.service {
+            ServiceRef::Dubbo {
+                interface,
+                group,
+                version,
+            } => (
+                Some(DubboIdentity {
+                    interface: interface.clone(),
+                    group: group.clone(),
+                    version: version.clone(),
+                }),
+                None,
+            ),
+            ServiceRef::Named(name) => (None, Some(name.clone())),
+        };
+        Some(Service {
+            host: host.to_owned(),
+            namespace: first.derived.namespace.clone(),
+            dubbo,
+            name,
+            ports,
+            endpoints,
+            registries,
+            stale_registries: stale,
+            methods,
+            draining: false,
+        })
+    }
+}
+
+/// The Istio-style port name for a protocol. Dubbo and Thrift use Aeraki's MetaProtocol names so
+/// existing Aeraki rules keep matching; Triple is gRPC on the wire.
+pub fn port_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Dubbo => "tcp-metaprotocol-dubbo",
+        Protocol::Thrift => "tcp-metaprotocol-thrift",
+        Protocol::Triple => "grpc-triple",
+        Protocol::Grpc => "grpc",
+        Protocol::Http => "http",
+        Protocol::Tcp => "tcp",
+    }
+}
+
+/// One port per protocol, numbered by the most common endpoint port (the lowest on a tie).
+fn service_ports<'a>(providers: impl Iterator<Item = &'a Provider>) -> Vec<ServicePort> {
+    let mut counts: BTreeMap<Protocol, BTreeMap<u16, usize>> = BTreeMap::new();
+    for p in providers {
+        *counts
+            .entry(p.protocol)
+            .or_default()
+            .entry(p.port)
+            .or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .filter_map(|(protocol, ports)| {
+            let (number, _) = ports
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))?;
+            Some(ServicePort {
+                number: *number,
+                name: port_name(protocol).to_owned(),
+                protocol,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

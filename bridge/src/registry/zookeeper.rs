@@ -1,0 +1,487 @@
+//! The ZooKeeper adapter: Dubbo interface-level providers under `<root>/<interface>/providers`
+//! and Spring Cloud Zookeeper instances under `/services/<name>/<id>`.
+//!
+//! One persistent recursive watch per root (ZooKeeper 3.6+ `addWatch`) is added *before* the
+//! subtree is listed, so nothing created in between is missed. Persistent watches can lose events
+//! across a reconnect (ZOOKEEPER-4698), so every reconnect re-lists and sends a full resync, and a
+//! periodic resync bounds any other drift. Session expiry ends the client: a new session is opened
+//! and everything is re-listed. While ZooKeeper is unreachable the adapter reports the registry
+//! down, and the model keeps the last known providers.
+//!
+//! Dubbo 3 application-level instances under `/services` (recognised by their
+//! `dubbo.metadata.revision` metadata) are skipped here: in the default `register-mode=all` the
+//! same providers are also registered interface-level, which this adapter reads.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use serde::Deserialize;
+use zookeeper_client as zk;
+
+use crate::model::provider::{Protocol, Provider, RegistryScope, ServiceRef};
+use crate::registry::dubbo_url::{DubboUrl, url_decode};
+use crate::registry::{EventSink, RegistryEvent, StoreClosed};
+
+/// Settings of one ZooKeeper registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZooKeeperSource {
+    /// Connect string, `host:port[,host:port…]`.
+    pub connect: String,
+    /// Dubbo root, `/dubbo` by default (the registry URL's path or `group` parameter in Dubbo).
+    pub dubbo_root: String,
+    /// Spring Cloud Zookeeper root, `/services` by default; empty to skip.
+    pub services_root: String,
+    /// Session timeout asked of the server.
+    pub session_timeout: Duration,
+    /// Full re-list interval, on top of the re-list after every reconnect.
+    pub resync_interval: Duration,
+}
+
+impl Default for ZooKeeperSource {
+    fn default() -> Self {
+        Self {
+            connect: "127.0.0.1:2181".to_owned(),
+            dubbo_root: "/dubbo".to_owned(),
+            services_root: "/services".to_owned(),
+            session_timeout: Duration::from_secs(10),
+            resync_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Children of the Dubbo root that are not interfaces.
+const NON_INTERFACE_CHILDREN: &[&str] = &["config", "metadata", "mapping"];
+/// URL schemes of entries that are not providers.
+const NON_PROVIDER_SCHEMES: &[&str] = &[
+    "consumer://",
+    "override://",
+    "route://",
+    "condition://",
+    "empty://",
+];
+/// How many ZooKeeper reads a listing keeps in flight.
+const LIST_CONCURRENCY: usize = 64;
+/// Delay between reconnection attempts while ZooKeeper is unreachable.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Where a znode sits in the layouts this adapter reads.
+#[derive(Debug, PartialEq, Eq)]
+enum NodeKind<'a> {
+    /// `<dubbo_root>/<iface>/providers/<encoded url>`.
+    DubboProvider(&'a str),
+    /// `<services_root>/<name>/<id>`.
+    ServiceInstance,
+    /// Anything else (directories, consumers, configurators, …).
+    Other,
+}
+
+impl ZooKeeperSource {
+    fn classify<'a>(&self, path: &'a str) -> NodeKind<'a> {
+        if let Some(rest) = path
+            .strip_prefix(self.dubbo_root.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            let parts: Vec<&str> = rest.split('/').collect();
+            if let [iface, "providers", node] = parts.as_slice()
+                && !NON_INTERFACE_CHILDREN.contains(iface)
+            {
+                return NodeKind::DubboProvider(node);
+            }
+            return NodeKind::Other;
+        }
+        if !self.services_root.is_empty()
+            && let Some(rest) = path
+                .strip_prefix(self.services_root.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            && rest.split('/').count() == 2
+        {
+            return NodeKind::ServiceInstance;
+        }
+        NodeKind::Other
+    }
+}
+
+/// Why one pass of the adapter ended.
+#[derive(Debug, thiserror::Error)]
+enum PassError {
+    #[error(transparent)]
+    Closed(#[from] StoreClosed),
+    #[error("zookeeper: {0}")]
+    ZooKeeper(#[from] zk::Error),
+    #[error("zookeeper session {0:?}")]
+    Terminated(zk::SessionState),
+}
+
+/// Runs the adapter until the bridge shuts down.
+pub async fn run(source: ZooKeeperSource, sink: EventSink) {
+    let mut reported_down = false;
+    loop {
+        match session(&source, &sink, &mut reported_down).await {
+            Err(PassError::Closed(_)) => return,
+            Err(error) => {
+                tracing::warn!(registry = sink.registry(), %error, "zookeeper session ended; reconnecting");
+            }
+            Ok(()) => {}
+        }
+        if !reported_down {
+            reported_down = true;
+            if sink.send(RegistryEvent::Down).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(RECONNECT_BACKOFF).await;
+    }
+}
+
+/// One ZooKeeper session: connect, watch, list, then follow events until the session ends.
+async fn session(
+    source: &ZooKeeperSource,
+    sink: &EventSink,
+    reported_down: &mut bool,
+) -> Result<(), PassError> {
+    let client = zk::Client::connector()
+        .with_session_timeout(source.session_timeout)
+        .with_connection_timeout(Duration::from_secs(3))
+        .connect(&source.connect)
+        .await?;
+    let mut dubbo_watch = client
+        .watch(&source.dubbo_root, zk::AddWatchMode::PersistentRecursive)
+        .await?;
+    let mut services_watch = if source.services_root.is_empty() {
+        None
+    } else {
+        Some(
+            client
+                .watch(&source.services_root, zk::AddWatchMode::PersistentRecursive)
+                .await?,
+        )
+    };
+    resync(&client, source, sink).await?;
+    *reported_down = false;
+    tracing::info!(registry = sink.registry(), connect = %source.connect, "zookeeper listed and watching");
+    let mut resync_timer = tokio::time::interval(source.resync_interval);
+    resync_timer.tick().await;
+    loop {
+        let event = tokio::select! {
+            event = dubbo_watch.changed() => event,
+            event = async {
+                match services_watch.as_mut() {
+                    Some(watch) => watch.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => event,
+            _ = resync_timer.tick() => {
+                resync(&client, source, sink).await?;
+                continue;
+            }
+        };
+        if event.event_type == zk::EventType::Session {
+            match event.session_state {
+                zk::SessionState::Disconnected => {
+                    if !*reported_down {
+                        *reported_down = true;
+                        sink.send(RegistryEvent::Down).await?;
+                    }
+                }
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                    // Events may have been lost while disconnected: re-list and diff.
+                    resync(&client, source, sink).await?;
+                    *reported_down = false;
+                }
+                // Terminal states: the watchers must not be polled again (they would panic).
+                state if state.is_terminated() => {
+                    tracing::info!(
+                        registry = sink.registry(),
+                        ?state,
+                        "zookeeper session ended"
+                    );
+                    return Err(PassError::Terminated(state));
+                }
+                _ => {}
+            }
+            continue;
+        }
+        handle_node_event(&client, source, sink, &event).await?;
+    }
+}
+
+async fn handle_node_event(
+    client: &zk::Client,
+    source: &ZooKeeperSource,
+    sink: &EventSink,
+    event: &zk::WatchedEvent,
+) -> Result<(), PassError> {
+    let path = event.path.as_str();
+    match (source.classify(path), event.event_type) {
+        (NodeKind::DubboProvider(node), zk::EventType::NodeCreated) => {
+            match parse_provider_node(node) {
+                Ok(Some(provider)) => {
+                    sink.send(RegistryEvent::Upsert(path.to_owned(), provider))
+                        .await?
+                }
+                Ok(None) => {}
+                Err(reason) => sink.malformed(path, reason).await?,
+            }
+        }
+        (NodeKind::DubboProvider(_) | NodeKind::ServiceInstance, zk::EventType::NodeDeleted) => {
+            sink.send(RegistryEvent::Remove(path.to_owned())).await?
+        }
+        (
+            NodeKind::ServiceInstance,
+            zk::EventType::NodeCreated | zk::EventType::NodeDataChanged,
+        ) => match client.get_data(path).await {
+            Ok((data, _)) => match parse_service_instance(&data) {
+                Ok(Some(provider)) => {
+                    sink.send(RegistryEvent::Upsert(path.to_owned(), provider))
+                        .await?
+                }
+                Ok(None) => {}
+                Err(reason) => sink.malformed(path, reason).await?,
+            },
+            // Gone again before we read it: its deletion event follows.
+            Err(zk::Error::NoNode) => {}
+            Err(error) => return Err(error.into()),
+        },
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Parses a provider znode name. `Ok(None)` for children Dubbo itself ignores (no encoded
+/// `://`, or a category other than providers).
+fn parse_provider_node(node: &str) -> Result<Option<Provider>, String> {
+    if !node.contains("%3A%2F%2F") && !node.contains("://") {
+        return Ok(None);
+    }
+    let decoded = url_decode(node).map_err(|e| e.to_string())?;
+    // Consumers, override and routing rules can land here through misconfigured tools; Dubbo
+    // ignores them, and so do we (consumers legitimately have port 0).
+    if NON_PROVIDER_SCHEMES
+        .iter()
+        .any(|scheme| decoded.starts_with(scheme))
+    {
+        return Ok(None);
+    }
+    let url = DubboUrl::parse(&decoded).map_err(|e| e.to_string())?;
+    if url.params.get("category").is_some_and(|c| c != "providers") {
+        return Ok(None);
+    }
+    url.into_provider(RegistryScope::Global)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// The JSON Curator's service discovery writes (Spring Cloud Zookeeper and Dubbo 3).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CuratorInstance {
+    name: String,
+    address: String,
+    port: Option<u16>,
+    ssl_port: Option<u16>,
+    #[serde(default)]
+    payload: Option<CuratorPayload>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CuratorPayload {
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+/// Parses a `/services/<name>/<id>` instance. `Ok(None)` for Dubbo 3 application instances.
+fn parse_service_instance(data: &[u8]) -> Result<Option<Provider>, String> {
+    let instance: CuratorInstance =
+        serde_json::from_slice(data).map_err(|e| format!("instance JSON: {e}"))?;
+    let metadata = instance.payload.map(|p| p.metadata).unwrap_or_default();
+    if metadata.contains_key("dubbo.metadata.revision") {
+        return Ok(None);
+    }
+    let port = instance
+        .port
+        .or(instance.ssl_port)
+        .filter(|p| *p != 0)
+        .ok_or("instance has no port")?;
+    if instance.address.is_empty() || instance.name.is_empty() {
+        return Err("instance has no name or address".to_owned());
+    }
+    Ok(Some(Provider {
+        service: ServiceRef::Named(instance.name),
+        protocol: Protocol::Http,
+        host: instance.address,
+        port,
+        params: metadata,
+        scope: RegistryScope::Global,
+        registry_weight: None,
+        healthy: true,
+    }))
+}
+
+/// Lists both roots and sends a full resync followed by `Up`.
+async fn resync(
+    client: &zk::Client,
+    source: &ZooKeeperSource,
+    sink: &EventSink,
+) -> Result<(), PassError> {
+    let started = std::time::Instant::now();
+    let mut entries = BTreeMap::new();
+    let mut malformed = Vec::new();
+    list_dubbo(client, source, &mut entries, &mut malformed).await?;
+    if !source.services_root.is_empty() {
+        list_services(client, source, &mut entries, &mut malformed).await?;
+    }
+    for (path, reason) in malformed {
+        sink.malformed(&path, reason).await?;
+    }
+    let count = entries.len();
+    sink.send(RegistryEvent::Resync(entries)).await?;
+    sink.send(RegistryEvent::Up).await?;
+    tracing::debug!(
+        registry = sink.registry(),
+        providers = count,
+        took_ms = started.elapsed().as_millis() as u64,
+        "zookeeper resync"
+    );
+    Ok(())
+}
+
+/// Children of `path`, or none when it does not exist.
+async fn children(client: &zk::Client, path: &str) -> Result<Vec<String>, zk::Error> {
+    match client.list_children(path).await {
+        Ok(children) => Ok(children),
+        Err(zk::Error::NoNode) => Ok(Vec::new()),
+        Err(error) => Err(error),
+    }
+}
+
+fn join(parent: &str, child: &str) -> String {
+    format!("{}/{child}", parent.trim_end_matches('/'))
+}
+
+async fn list_dubbo(
+    client: &zk::Client,
+    source: &ZooKeeperSource,
+    entries: &mut BTreeMap<String, Provider>,
+    malformed: &mut Vec<(String, String)>,
+) -> Result<(), zk::Error> {
+    let interfaces = children(client, &source.dubbo_root).await?;
+    let provider_dirs: Vec<String> = interfaces
+        .iter()
+        .filter(|i| !NON_INTERFACE_CHILDREN.contains(&i.as_str()))
+        .map(|i| join(&join(&source.dubbo_root, i), "providers"))
+        .collect();
+    let mut listings = futures::stream::iter(provider_dirs)
+        .map(|dir| async move {
+            let nodes = children(client, &dir).await;
+            (dir, nodes)
+        })
+        .buffer_unordered(LIST_CONCURRENCY);
+    while let Some((dir, nodes)) = listings.next().await {
+        for node in nodes? {
+            let path = join(&dir, &node);
+            match parse_provider_node(&node) {
+                Ok(Some(provider)) => {
+                    entries.insert(path, provider);
+                }
+                Ok(None) => {}
+                Err(reason) => malformed.push((path, reason)),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn list_services(
+    client: &zk::Client,
+    source: &ZooKeeperSource,
+    entries: &mut BTreeMap<String, Provider>,
+    malformed: &mut Vec<(String, String)>,
+) -> Result<(), zk::Error> {
+    let names = children(client, &source.services_root).await?;
+    let mut instance_paths = Vec::new();
+    for name in names {
+        let dir = join(&source.services_root, &name);
+        for id in children(client, &dir).await? {
+            instance_paths.push(join(&dir, &id));
+        }
+    }
+    let mut reads = futures::stream::iter(instance_paths)
+        .map(|path| async move {
+            let data = client.get_data(&path).await;
+            (path, data)
+        })
+        .buffer_unordered(LIST_CONCURRENCY);
+    while let Some((path, data)) = reads.next().await {
+        let data = match data {
+            Ok((data, _)) => data,
+            Err(zk::Error::NoNode) => continue,
+            Err(error) => return Err(error),
+        };
+        match parse_service_instance(&data) {
+            Ok(Some(provider)) => {
+                entries.insert(path, provider);
+            }
+            Ok(None) => {}
+            Err(reason) => malformed.push((path, reason)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_paths() {
+        let source = ZooKeeperSource::default();
+        assert_eq!(
+            source.classify("/dubbo/a.B/providers/dubbo%3A%2F%2Fx"),
+            NodeKind::DubboProvider("dubbo%3A%2F%2Fx")
+        );
+        assert_eq!(source.classify("/dubbo/a.B/consumers/x"), NodeKind::Other);
+        assert_eq!(
+            source.classify("/dubbo/config/providers/x"),
+            NodeKind::Other
+        );
+        assert_eq!(source.classify("/dubbo/a.B/providers"), NodeKind::Other);
+        assert_eq!(
+            source.classify("/services/orders/1"),
+            NodeKind::ServiceInstance
+        );
+        assert_eq!(source.classify("/services/orders"), NodeKind::Other);
+        assert_eq!(source.classify("/dubbox/a/providers/x"), NodeKind::Other);
+    }
+
+    #[test]
+    fn provider_nodes_follow_dubbo_acceptance_rules() {
+        assert!(parse_provider_node("not-a-url").unwrap().is_none());
+        let consumer = "consumer%3A%2F%2F1.2.3.4%3A0%2Fa.B%3Fcategory%3Dconsumers";
+        assert!(parse_provider_node(consumer).unwrap().is_none());
+        assert!(
+            parse_provider_node("dubbo%3A%2F%2F1.2.3.4%2Fa.B").is_err(),
+            "no port"
+        );
+        let ok = "dubbo%3A%2F%2F1.2.3.4%3A20880%2Fa.B%3Fversion%3D1.0";
+        assert_eq!(parse_provider_node(ok).unwrap().unwrap().port, 20880);
+    }
+
+    #[test]
+    fn spring_cloud_instances_parse_and_dubbo_app_instances_are_skipped() {
+        let spring = br#"{"name":"orders","id":"x","address":"10.0.0.9","port":8080,"sslPort":null,
+            "payload":{"@class":"org.springframework.cloud.zookeeper.discovery.ZookeeperInstance",
+            "id":"x","name":"orders","metadata":{"version":"v2","zone":"z1"}},
+            "registrationTimeUTC":1,"serviceType":"DYNAMIC"}"#;
+        let provider = parse_service_instance(spring).unwrap().unwrap();
+        assert_eq!(provider.service, ServiceRef::Named("orders".into()));
+        assert_eq!((provider.host.as_str(), provider.port), ("10.0.0.9", 8080));
+        assert_eq!(provider.params["version"], "v2");
+
+        let dubbo3 = br#"{"name":"demo","address":"10.0.0.5","port":20880,
+            "payload":{"metadata":{"dubbo.metadata.revision":"abc"}}}"#;
+        assert!(parse_service_instance(dubbo3).unwrap().is_none());
+        assert!(parse_service_instance(b"{").is_err());
+        assert!(parse_service_instance(br#"{"name":"a","address":"1.2.3.4"}"#).is_err());
+    }
+}
