@@ -10,6 +10,7 @@ pub mod etcd;
 pub mod eventually;
 pub mod java;
 pub mod logs;
+pub mod nacos;
 pub mod paths;
 pub mod ports;
 pub mod process;

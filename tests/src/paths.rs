@@ -21,6 +21,8 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CAUSEWAY_CACHE_DIR") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".cache").join("causeway")
 }

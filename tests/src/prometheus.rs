@@ -75,7 +75,10 @@ impl PrometheusServer {
         let mut command = Command::new("prometheus");
         command
             .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn");
         let mut process = PeerProcess::spawn("prometheus", command, dir)

@@ -74,7 +74,9 @@ impl ZooKeeperServer {
         let mut process = PeerProcess::spawn_in("zookeeper", command, self.dir.path())?;
         let addr = self.addr();
         let took = process
-            .wait_ready(Duration::from_secs(60), || four_letter_word(addr, "ruok", "imok"))
+            .wait_ready(Duration::from_secs(60), || {
+                four_letter_word(addr, "ruok", "imok")
+            })
             .await?;
         self.process = Some(process);
         Ok(took)

@@ -27,7 +27,10 @@ fn persistent() -> zk::CreateOptions<'static> {
 async fn zookeeper_answers_create_and_list_then_cleans_up() {
     logs::init();
     let server = ZooKeeperServer::start().await.unwrap();
-    tracing::info!(startup_ms = server.startup_time().as_millis() as u64, "zookeeper");
+    tracing::info!(
+        startup_ms = server.startup_time().as_millis() as u64,
+        "zookeeper"
+    );
     let client = zk::Client::connect(&server.connect_string()).await.unwrap();
     client.create("/dubbo", b"", &persistent()).await.unwrap();
     for name in ["a", "b"] {
@@ -77,7 +80,10 @@ async fn zookeeper_restarts_on_the_same_port_with_its_data() {
 async fn etcd_answers_put_get_and_watch() {
     logs::init();
     let server = EtcdServer::start().await.unwrap();
-    tracing::info!(startup_ms = server.startup_time().as_millis() as u64, "etcd");
+    tracing::info!(
+        startup_ms = server.startup_time().as_millis() as u64,
+        "etcd"
+    );
     let mut client = etcd_client::Client::connect([server.endpoint()], None)
         .await
         .unwrap();
@@ -125,9 +131,9 @@ async fn two_etcds_run_side_by_side_and_restart() {
 }
 
 /// Serves a fixed OpenMetrics text on `/metrics` for Prometheus to scrape.
-async fn serve_metrics(body: &'static str) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+async fn serve_metrics(body: &'static str) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
@@ -145,21 +151,28 @@ async fn serve_metrics(body: &'static str) -> SocketAddr {
             });
         }
     });
-    addr
+    Ok(addr)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_scrapes_the_given_target_and_answers_queries() {
     logs::init();
-    let target_a = serve_metrics("# TYPE causeway_smoke_total counter\ncauseway_smoke_total 42\n").await;
-    let target_b = serve_metrics("# TYPE causeway_smoke_total counter\ncauseway_smoke_total 7\n").await;
+    let target_a = serve_metrics("# TYPE causeway_smoke_total counter\ncauseway_smoke_total 42\n")
+        .await
+        .unwrap();
+    let target_b = serve_metrics("# TYPE causeway_smoke_total counter\ncauseway_smoke_total 7\n")
+        .await
+        .unwrap();
     let (targets_a, targets_b) = ([target_a], [target_b]);
     let (one, two) = tokio::join!(
         PrometheusServer::start(&targets_a, "/metrics"),
         PrometheusServer::start(&targets_b, "/metrics")
     );
     let (one, two) = (one.unwrap(), two.unwrap());
-    tracing::info!(startup_ms = one.startup_time().as_millis() as u64, "prometheus");
+    tracing::info!(
+        startup_ms = one.startup_time().as_millis() as u64,
+        "prometheus"
+    );
     for (server, expected) in [(&one, 42.0), (&two, 7.0)] {
         assert_eventually!(
             server
@@ -175,7 +188,10 @@ async fn prometheus_scrapes_the_given_target_and_answers_queries() {
     }
     let samples = one.query("causeway_smoke_total").await.unwrap();
     assert_eq!(samples[0].metric["instance"], target_a.to_string());
-    assert!(one.query("sum(").await.is_err(), "bad PromQL must be an error");
+    assert!(
+        one.query("sum(").await.is_err(),
+        "bad PromQL must be an error"
+    );
 
     let pid = one.pid();
     drop(one);
@@ -211,7 +227,11 @@ async fn python_program_writes_into_zookeeper() {
     let python = PythonEnv::shared().unwrap();
     let output = python
         .command(&workspace_root().join("tests/python/zk_smoke.py"))
-        .args([&server.connect_string(), "/from-python", "hello from python"])
+        .args([
+            &server.connect_string(),
+            "/from-python",
+            "hello from python",
+        ])
         .output()
         .unwrap();
     assert!(
