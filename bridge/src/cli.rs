@@ -25,6 +25,16 @@ pub struct Cli {
     /// Address of the admin HTTP server [default: 127.0.0.1:15014].
     #[arg(long, value_name = "ADDR", env = "CAUSEWAY_BRIDGE_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// A registry to watch (repeatable): zookeeper://host:port[/root], nacos://host:port?namespace=..&group=..,
+    /// etcd://host:port[/prefix], file:///path.yaml. Adds to the config file's `registries`.
+    #[arg(long = "registry", value_name = "URL")]
+    pub registries: Vec<String>,
+    /// Write one ServiceEntry YAML file per service into this directory.
+    #[arg(long, value_name = "DIR", env = "CAUSEWAY_BRIDGE_SERVICEENTRY_DIR")]
+    pub serviceentry_dir: Option<PathBuf>,
+    /// Print the ServiceEntries of every new snapshot to stdout.
+    #[arg(long)]
+    pub serviceentry_stdout: bool,
     /// Log line format.
     #[arg(long, value_enum, default_value = "text", env = "CAUSEWAY_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -43,6 +53,11 @@ impl Cli {
         if let Some(addr) = self.admin_listen {
             config.admin_listen = addr;
         }
+        config.registries.extend(self.registries.iter().cloned());
+        if let Some(dir) = &self.serviceentry_dir {
+            config.serviceentry.dir = Some(dir.clone());
+        }
+        config.serviceentry.stdout |= self.serviceentry_stdout;
         config.validate()?;
         Ok(config)
     }
@@ -78,13 +93,18 @@ fn run(config: BridgeConfig) -> anyhow::Result<()> {
         .thread_name("causeway-bridge")
         .build()?;
     runtime.block_on(async move {
-        tracing::info!(
-            xds_listen = %config.xds_listen,
-            admin_listen = %config.admin_listen,
-            "causeway-bridge started; no registry adapters are configured in this build"
-        );
-        tokio::signal::ctrl_c().await?;
+        crate::app::start(config).await?;
+        shutdown_signal().await?;
         tracing::info!("shutting down");
         Ok(())
     })
+}
+
+/// Waits for Ctrl-C or SIGTERM (what Kubernetes sends).
+async fn shutdown_signal() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
 }

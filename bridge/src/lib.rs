@@ -3,8 +3,13 @@
 //!
 //! The binary is a thin wrapper over [`cli::main`]; the modules below own one job each.
 
+pub mod admin;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod metrics;
 pub mod model;
+pub mod pipeline;
 pub mod registry;
+pub mod serviceentry;

@@ -26,7 +26,11 @@ fn help_names_the_common_flags() {
 fn validate_accepts_a_good_file_and_rejects_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.yaml");
-    std::fs::write(&good, "xds_listen: 127.0.0.1:25010\n").unwrap();
+    std::fs::write(
+        &good,
+        "xds_listen: 127.0.0.1:25010\nregistries: [\"zookeeper://127.0.0.1:2181\"]\n",
+    )
+    .unwrap();
     let output = bridge()
         .args(["--validate", "--config"])
         .arg(&good)
@@ -73,6 +77,29 @@ fn flags_override_the_file_and_are_validated_together() {
         Some(2),
         "same port twice must be rejected"
     );
+}
+
+#[test]
+fn registries_come_from_flags_and_bad_ones_are_named() {
+    let ok = bridge()
+        .args([
+            "--validate",
+            "--registry",
+            "zookeeper://127.0.0.1:2181/dubbo",
+        ])
+        .args(["--registry", "file:///tmp/services.yaml"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    let none = bridge().arg("--validate").output().unwrap();
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--registry"));
+    let bad = bridge()
+        .args(["--validate", "--registry", "zookeeper://nohostport"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("nohostport"));
 }
 
 #[test]

@@ -100,6 +100,8 @@ impl Service {
 pub struct RegistryStatus {
     /// Whether the adapter is connected and has listed the registry.
     pub up: bool,
+    /// Whether the registry has been listed at least once since the bridge started.
+    pub listed: bool,
     /// Providers currently known from it.
     pub providers: usize,
     /// Malformed entries skipped since start.

@@ -25,6 +25,7 @@ use crate::registry::{RegistryEvent, RegistryMessage};
 struct RegistryState {
     entries: HashMap<String, Entry>,
     up: bool,
+    listed: bool,
     malformed: u64,
 }
 
@@ -106,6 +107,7 @@ impl ModelStore {
             RegistryEvent::Up | RegistryEvent::Down => {
                 let up = matches!(message.event, RegistryEvent::Up);
                 let state = self.registry_mut(&registry);
+                state.listed |= up;
                 if state.up != up {
                     state.up = up;
                     let hosts: Vec<String> = state
@@ -120,6 +122,8 @@ impl ModelStore {
             }
             RegistryEvent::Malformed { .. } => {
                 self.registry_mut(&registry).malformed += 1;
+                // The count is part of the published registry status.
+                return ApplyOutcome { changed: true };
             }
         }
         ApplyOutcome {
@@ -244,6 +248,7 @@ impl ModelStore {
                     name.to_string(),
                     RegistryStatus {
                         up: state.up,
+                        listed: state.listed,
                         providers: state.entries.len(),
                         malformed: state.malformed,
                     },

@@ -7,7 +7,9 @@
 //! sends a full [`RegistryEvent::Resync`], never trusting the watch alone.
 
 pub mod dubbo_url;
+pub mod etcd;
 pub mod file;
+pub mod nacos;
 pub mod source;
 pub mod zookeeper;
 

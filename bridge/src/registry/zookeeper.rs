@@ -3,9 +3,11 @@
 //!
 //! One persistent recursive watch per root (ZooKeeper 3.6+ `addWatch`) is added *before* the
 //! subtree is listed, so nothing created in between is missed. Persistent watches can lose events
-//! across a reconnect (ZOOKEEPER-4698), so every reconnect re-lists and sends a full resync, and a
-//! periodic resync bounds any other drift. Session expiry ends the client: a new session is opened
-//! and everything is re-listed. While ZooKeeper is unreachable the adapter reports the registry
+//! across a reconnect (ZOOKEEPER-4698), and a restarted server resumes the session without the
+//! watches (seen with ZooKeeper 3.8 and `zookeeper-client` 0.11: no node events after the resume),
+//! so every reconnect ends the session: a fresh one adds its watches again, re-lists and sends a
+//! full resync. A periodic resync bounds any other drift. Session expiry ends the client the
+//! same way. While ZooKeeper is unreachable the adapter reports the registry
 //! down, and the model keeps the last known providers.
 //!
 //! Dubbo 3 application-level instances under `/services` (recognised by their
@@ -113,6 +115,13 @@ enum PassError {
     Terminated(zk::SessionState),
 }
 
+/// How a session that did not fail ended.
+#[derive(Debug)]
+enum SessionEnd {
+    /// The connection came back after a loss: start over with a fresh session at once.
+    Reconnected,
+}
+
 /// Runs the adapter until the bridge shuts down.
 pub async fn run(source: ZooKeeperSource, sink: EventSink) {
     let mut reported_down = false;
@@ -122,7 +131,13 @@ pub async fn run(source: ZooKeeperSource, sink: EventSink) {
             Err(error) => {
                 tracing::warn!(registry = sink.registry(), %error, "zookeeper session ended; reconnecting");
             }
-            Ok(()) => {}
+            Ok(SessionEnd::Reconnected) => {
+                tracing::info!(
+                    registry = sink.registry(),
+                    "zookeeper reconnected; re-watching and re-listing"
+                );
+                continue;
+            }
         }
         if !reported_down {
             reported_down = true;
@@ -139,7 +154,7 @@ async fn session(
     source: &ZooKeeperSource,
     sink: &EventSink,
     reported_down: &mut bool,
-) -> Result<(), PassError> {
+) -> Result<SessionEnd, PassError> {
     let client = zk::Client::connector()
         .with_session_timeout(source.session_timeout)
         .with_connection_timeout(Duration::from_secs(3))
@@ -185,9 +200,8 @@ async fn session(
                     }
                 }
                 zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
-                    // Events may have been lost while disconnected: re-list and diff.
-                    resync(&client, source, sink).await?;
-                    *reported_down = false;
+                    // Events (and, after a server restart, the watches themselves) may be gone.
+                    return Ok(SessionEnd::Reconnected);
                 }
                 // Terminal states: the watchers must not be polled again (they would panic).
                 state if state.is_terminated() => {
