@@ -3,4 +3,3 @@
 mod bridge_zookeeper;
 mod smoke;
 mod smoke_nacos;
-mod thrift_crosscheck;
