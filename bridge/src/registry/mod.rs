@@ -6,10 +6,9 @@
 //! mesh: the model store does. Watching is list + watch + resync: after any reconnect an adapter
 //! sends a full [`RegistryEvent::Resync`], never trusting the watch alone.
 
+pub mod dubbo_app;
 pub mod dubbo_url;
-pub mod etcd;
 pub mod file;
-pub mod nacos;
 pub mod source;
 pub mod zookeeper;
 

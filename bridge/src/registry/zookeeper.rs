@@ -1,5 +1,7 @@
-//! The ZooKeeper adapter: Dubbo interface-level providers under `<root>/<interface>/providers`
-//! and Spring Cloud Zookeeper instances under `/services/<name>/<id>`.
+//! The ZooKeeper adapter: Dubbo interface-level providers under `<root>/<interface>/providers`,
+//! and under `/services/<name>/<id>` both Spring Cloud Zookeeper instances and Dubbo 3
+//! application-level instances (resolved to interfaces through their metadata revision, see
+//! [`crate::registry::dubbo_app`]).
 //!
 //! One persistent recursive watch per root (ZooKeeper 3.6+ `addWatch`) is added *before* the
 //! subtree is listed, so nothing created in between is missed. Persistent watches can lose events
@@ -10,18 +12,19 @@
 //! same way. While ZooKeeper is unreachable the adapter reports the registry
 //! down, and the model keeps the last known providers.
 //!
-//! Dubbo 3 application-level instances under `/services` (recognised by their
-//! `dubbo.metadata.revision` metadata) are skipped here: in the default `register-mode=all` the
-//! same providers are also registered interface-level, which this adapter reads.
+//! A Dubbo 3 instance whose metadata is stored `remote` is resolved from
+//! `<root>/metadata/<app>/<revision>`; one with `local` metadata (Dubbo's default) contributes
+//! nothing here, because Dubbo's default `register-mode=all` also registers every interface
+//! interface-level, which this adapter reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use serde::Deserialize;
 use zookeeper_client as zk;
 
 use crate::model::provider::{Protocol, Provider, RegistryScope, ServiceRef};
+use crate::registry::dubbo_app::{self, CuratorInstance, MetadataCache, MetadataInfo};
 use crate::registry::dubbo_url::{DubboUrl, url_decode};
 use crate::registry::{EventSink, RegistryEvent, StoreClosed};
 
@@ -115,6 +118,15 @@ enum PassError {
     Terminated(zk::SessionState),
 }
 
+/// What the adapter remembers across events and sessions.
+#[derive(Debug, Default)]
+struct AdapterState {
+    /// Metadata documents of Dubbo 3 applications, by revision.
+    metadata: MetadataCache,
+    /// The entry keys each instance znode produced, so its deletion removes all of them.
+    instance_keys: HashMap<String, Vec<String>>,
+}
+
 /// How a session that did not fail ended.
 #[derive(Debug)]
 enum SessionEnd {
@@ -125,8 +137,9 @@ enum SessionEnd {
 /// Runs the adapter until the bridge shuts down.
 pub async fn run(source: ZooKeeperSource, sink: EventSink) {
     let mut reported_down = false;
+    let mut state = AdapterState::default();
     loop {
-        match session(&source, &sink, &mut reported_down).await {
+        match session(&source, &sink, &mut state, &mut reported_down).await {
             Err(PassError::Closed(_)) => return,
             Err(error) => {
                 tracing::warn!(registry = sink.registry(), %error, "zookeeper session ended; reconnecting");
@@ -153,6 +166,7 @@ pub async fn run(source: ZooKeeperSource, sink: EventSink) {
 async fn session(
     source: &ZooKeeperSource,
     sink: &EventSink,
+    state: &mut AdapterState,
     reported_down: &mut bool,
 ) -> Result<SessionEnd, PassError> {
     let client = zk::Client::connector()
@@ -172,7 +186,7 @@ async fn session(
                 .await?,
         )
     };
-    resync(&client, source, sink).await?;
+    resync(&client, source, sink, state).await?;
     *reported_down = false;
     tracing::info!(registry = sink.registry(), connect = %source.connect, "zookeeper listed and watching");
     let mut resync_timer = tokio::time::interval(source.resync_interval);
@@ -187,17 +201,15 @@ async fn session(
                 }
             } => event,
             _ = resync_timer.tick() => {
-                resync(&client, source, sink).await?;
+                resync(&client, source, sink, state).await?;
                 continue;
             }
         };
         if event.event_type == zk::EventType::Session {
             match event.session_state {
-                zk::SessionState::Disconnected => {
-                    if !*reported_down {
-                        *reported_down = true;
-                        sink.send(RegistryEvent::Down).await?;
-                    }
+                zk::SessionState::Disconnected if !*reported_down => {
+                    *reported_down = true;
+                    sink.send(RegistryEvent::Down).await?;
                 }
                 zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
                     // Events (and, after a server restart, the watches themselves) may be gone.
@@ -216,7 +228,7 @@ async fn session(
             }
             continue;
         }
-        handle_node_event(&client, source, sink, &event).await?;
+        handle_node_event(&client, source, sink, state, &event).await?;
     }
 }
 
@@ -224,6 +236,7 @@ async fn handle_node_event(
     client: &zk::Client,
     source: &ZooKeeperSource,
     sink: &EventSink,
+    state: &mut AdapterState,
     event: &zk::WatchedEvent,
 ) -> Result<(), PassError> {
     let path = event.path.as_str();
@@ -238,25 +251,46 @@ async fn handle_node_event(
                 Err(reason) => sink.malformed(path, reason).await?,
             }
         }
-        (NodeKind::DubboProvider(_) | NodeKind::ServiceInstance, zk::EventType::NodeDeleted) => {
+        (NodeKind::DubboProvider(_), zk::EventType::NodeDeleted) => {
             sink.send(RegistryEvent::Remove(path.to_owned())).await?
+        }
+        (NodeKind::ServiceInstance, zk::EventType::NodeDeleted) => {
+            for key in state.instance_keys.remove(path).unwrap_or_default() {
+                sink.send(RegistryEvent::Remove(key)).await?;
+            }
         }
         (
             NodeKind::ServiceInstance,
             zk::EventType::NodeCreated | zk::EventType::NodeDataChanged,
-        ) => match client.get_data(path).await {
-            Ok((data, _)) => match parse_service_instance(&data) {
-                Ok(Some(provider)) => {
-                    sink.send(RegistryEvent::Upsert(path.to_owned(), provider))
-                        .await?
+        ) => {
+            let data = match client.get_data(path).await {
+                Ok((data, _)) => data,
+                // Gone again before we read it: its deletion event follows.
+                Err(zk::Error::NoNode) => return Ok(()),
+                Err(error) => return Err(error.into()),
+            };
+            let entries =
+                match instance_entries(client, source, &mut state.metadata, path, &data).await {
+                    Ok(entries) => entries,
+                    Err(InstanceError::Malformed(reason)) => {
+                        sink.malformed(path, reason).await?;
+                        Vec::new()
+                    }
+                    Err(InstanceError::ZooKeeper(error)) => return Err(error.into()),
+                };
+            let new_keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+            for old in state.instance_keys.remove(path).unwrap_or_default() {
+                if !new_keys.contains(&old) {
+                    sink.send(RegistryEvent::Remove(old)).await?;
                 }
-                Ok(None) => {}
-                Err(reason) => sink.malformed(path, reason).await?,
-            },
-            // Gone again before we read it: its deletion event follows.
-            Err(zk::Error::NoNode) => {}
-            Err(error) => return Err(error.into()),
-        },
+            }
+            for (key, provider) in entries {
+                sink.send(RegistryEvent::Upsert(key, provider)).await?;
+            }
+            if !new_keys.is_empty() {
+                state.instance_keys.insert(path.to_owned(), new_keys);
+            }
+        }
         _ => {}
     }
     Ok(())
@@ -286,50 +320,81 @@ fn parse_provider_node(node: &str) -> Result<Option<Provider>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The JSON Curator's service discovery writes (Spring Cloud Zookeeper and Dubbo 3).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CuratorInstance {
-    name: String,
-    address: String,
-    port: Option<u16>,
-    ssl_port: Option<u16>,
-    #[serde(default)]
-    payload: Option<CuratorPayload>,
+/// Why an instance znode could not be turned into providers.
+#[derive(Debug, thiserror::Error)]
+enum InstanceError {
+    /// The znode's content is wrong: skip and count it.
+    #[error("{0}")]
+    Malformed(String),
+    /// ZooKeeper failed while reading related data: end the session.
+    #[error(transparent)]
+    ZooKeeper(#[from] zk::Error),
 }
 
-#[derive(Debug, Deserialize)]
-struct CuratorPayload {
-    #[serde(default)]
-    metadata: BTreeMap<String, String>,
+/// The providers an instance znode under the services root stands for: a Spring Cloud
+/// instance is one provider keyed by its path; a Dubbo 3 application instance is one provider per
+/// interface of its metadata revision.
+async fn instance_entries(
+    client: &zk::Client,
+    source: &ZooKeeperSource,
+    cache: &mut MetadataCache,
+    path: &str,
+    data: &[u8],
+) -> Result<Vec<(String, Provider)>, InstanceError> {
+    let instance = CuratorInstance::parse(data).map_err(InstanceError::Malformed)?;
+    let Some(revision) = instance.dubbo_revision() else {
+        return spring_cloud_provider(instance)
+            .map(|provider| vec![(path.to_owned(), provider)])
+            .map_err(InstanceError::Malformed);
+    };
+    let metadata = match cache.get(&instance.name, revision) {
+        Some(metadata) => metadata,
+        None if instance.metadata_is_remote() => {
+            let document = join(
+                &join(&join(&source.dubbo_root, "metadata"), &instance.name),
+                revision,
+            );
+            let data = match client.get_data(&document).await {
+                Ok((data, _)) => data,
+                Err(zk::Error::NoNode) => {
+                    return Err(InstanceError::Malformed(format!(
+                        "metadata document {document} is missing"
+                    )));
+                }
+                Err(error) => return Err(error.into()),
+            };
+            cache.insert(MetadataInfo::parse_json(&data).map_err(InstanceError::Malformed)?)
+        }
+        None => {
+            // `local` storage: only the provider's MetadataService knows. In Dubbo's default
+            // register-mode (`all`) the same interfaces are registered interface-level too.
+            tracing::debug!(
+                path,
+                "Dubbo 3 instance keeps its metadata locally; relying on interface-level registration"
+            );
+            return Ok(Vec::new());
+        }
+    };
+    Ok(dubbo_app::providers(path, &instance, &metadata))
 }
 
-/// Parses a `/services/<name>/<id>` instance. `Ok(None)` for Dubbo 3 application instances.
-fn parse_service_instance(data: &[u8]) -> Result<Option<Provider>, String> {
-    let instance: CuratorInstance =
-        serde_json::from_slice(data).map_err(|e| format!("instance JSON: {e}"))?;
-    let metadata = instance.payload.map(|p| p.metadata).unwrap_or_default();
-    if metadata.contains_key("dubbo.metadata.revision") {
-        return Ok(None);
-    }
+fn spring_cloud_provider(instance: CuratorInstance) -> Result<Provider, String> {
     let port = instance
         .port
         .or(instance.ssl_port)
         .filter(|p| *p != 0)
         .ok_or("instance has no port")?;
-    if instance.address.is_empty() || instance.name.is_empty() {
-        return Err("instance has no name or address".to_owned());
-    }
-    Ok(Some(Provider {
+    let params = instance.metadata().clone();
+    Ok(Provider {
         service: ServiceRef::Named(instance.name),
         protocol: Protocol::Http,
         host: instance.address,
         port,
-        params: metadata,
+        params,
         scope: RegistryScope::Global,
         registry_weight: None,
         healthy: true,
-    }))
+    })
 }
 
 /// Lists both roots and sends a full resync followed by `Up`.
@@ -337,13 +402,14 @@ async fn resync(
     client: &zk::Client,
     source: &ZooKeeperSource,
     sink: &EventSink,
+    state: &mut AdapterState,
 ) -> Result<(), PassError> {
     let started = std::time::Instant::now();
     let mut entries = BTreeMap::new();
     let mut malformed = Vec::new();
     list_dubbo(client, source, &mut entries, &mut malformed).await?;
     if !source.services_root.is_empty() {
-        list_services(client, source, &mut entries, &mut malformed).await?;
+        list_services(client, source, state, &mut entries, &mut malformed).await?;
     }
     for (path, reason) in malformed {
         sink.malformed(&path, reason).await?;
@@ -409,6 +475,7 @@ async fn list_dubbo(
 async fn list_services(
     client: &zk::Client,
     source: &ZooKeeperSource,
+    state: &mut AdapterState,
     entries: &mut BTreeMap<String, Provider>,
     malformed: &mut Vec<(String, String)>,
 ) -> Result<(), zk::Error> {
@@ -426,18 +493,27 @@ async fn list_services(
             (path, data)
         })
         .buffer_unordered(LIST_CONCURRENCY);
+    let mut instances = Vec::new();
     while let Some((path, data)) = reads.next().await {
-        let data = match data {
-            Ok((data, _)) => data,
-            Err(zk::Error::NoNode) => continue,
+        match data {
+            Ok((data, _)) => instances.push((path, data)),
+            Err(zk::Error::NoNode) => {}
             Err(error) => return Err(error),
-        };
-        match parse_service_instance(&data) {
-            Ok(Some(provider)) => {
-                entries.insert(path, provider);
+        }
+    }
+    drop(reads);
+    state.instance_keys.clear();
+    for (path, data) in instances {
+        match instance_entries(client, source, &mut state.metadata, &path, &data).await {
+            Ok(found) => {
+                let keys: Vec<String> = found.iter().map(|(k, _)| k.clone()).collect();
+                entries.extend(found);
+                if !keys.is_empty() {
+                    state.instance_keys.insert(path, keys);
+                }
             }
-            Ok(None) => {}
-            Err(reason) => malformed.push((path, reason)),
+            Err(InstanceError::Malformed(reason)) => malformed.push((path, reason)),
+            Err(InstanceError::ZooKeeper(error)) => return Err(error),
         }
     }
     Ok(())
@@ -482,20 +558,22 @@ mod tests {
     }
 
     #[test]
-    fn spring_cloud_instances_parse_and_dubbo_app_instances_are_skipped() {
+    fn spring_cloud_and_dubbo_app_instances_parse() {
         let spring = br#"{"name":"orders","id":"x","address":"10.0.0.9","port":8080,"sslPort":null,
             "payload":{"@class":"org.springframework.cloud.zookeeper.discovery.ZookeeperInstance",
             "id":"x","name":"orders","metadata":{"version":"v2","zone":"z1"}},
             "registrationTimeUTC":1,"serviceType":"DYNAMIC"}"#;
-        let provider = parse_service_instance(spring).unwrap().unwrap();
+        let provider = spring_cloud_provider(CuratorInstance::parse(spring).unwrap()).unwrap();
         assert_eq!(provider.service, ServiceRef::Named("orders".into()));
         assert_eq!((provider.host.as_str(), provider.port), ("10.0.0.9", 8080));
         assert_eq!(provider.params["version"], "v2");
 
         let dubbo3 = br#"{"name":"demo","address":"10.0.0.5","port":20880,
             "payload":{"metadata":{"dubbo.metadata.revision":"abc"}}}"#;
-        assert!(parse_service_instance(dubbo3).unwrap().is_none());
-        assert!(parse_service_instance(b"{").is_err());
-        assert!(parse_service_instance(br#"{"name":"a","address":"1.2.3.4"}"#).is_err());
+        let dubbo3 = CuratorInstance::parse(dubbo3).unwrap();
+        assert_eq!(dubbo3.dubbo_revision(), Some("abc"));
+        assert!(CuratorInstance::parse(b"{").is_err());
+        let no_port = CuratorInstance::parse(br#"{"name":"a","address":"1.2.3.4"}"#).unwrap();
+        assert!(spring_cloud_provider(no_port).is_err());
     }
 }

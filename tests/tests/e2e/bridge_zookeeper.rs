@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use causeway_bridge::app::{self, RunningBridge};
-use causeway_bridge::config::BridgeConfig;
+use causeway_bridge::config::{BridgeConfig, ServiceEntryOutput};
 use causeway_bridge::model::snapshot::Snapshot;
 use causeway_bridge::pipeline::Debounce;
 use causeway_bridge::registry::dubbo_url::url_encode;
@@ -61,18 +61,23 @@ async fn start_bridge(
     extra: &str,
     dir: &std::path::Path,
 ) -> RunningBridge {
-    let mut config = BridgeConfig::default();
-    config.admin_listen = "127.0.0.1:0".parse().unwrap();
-    config.registries = vec![format!(
-        "zookeeper://{}?name=zk-test&session_timeout_ms=2000{extra}",
-        server.connect_string()
-    )];
-    config.serviceentry.dir = Some(dir.to_owned());
-    config.debounce = Debounce {
-        quiet_ms: 20,
-        max_ms: 200,
+    let config = BridgeConfig {
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        registries: vec![format!(
+            "zookeeper://{}?name=zk-test&session_timeout_ms=2000{extra}",
+            server.connect_string()
+        )],
+        serviceentry: ServiceEntryOutput {
+            dir: Some(dir.to_owned()),
+            stdout: false,
+        },
+        debounce: Debounce {
+            quiet_ms: 20,
+            max_ms: 200,
+        },
+        drop_to_zero_grace_ms: 300,
+        ..BridgeConfig::default()
     };
-    config.drop_to_zero_grace_ms = 300;
     app::start(config).await.unwrap()
 }
 
@@ -333,12 +338,14 @@ async fn a_custom_root_and_filters_are_honoured() {
             .unwrap();
     }
     let out = tempfile::tempdir().unwrap();
-    let mut config = BridgeConfig::default();
-    config.admin_listen = "127.0.0.1:0".parse().unwrap();
-    config.registries = vec![format!(
-        "zookeeper://{}/prod?name=zk",
-        server.connect_string()
-    )];
+    let mut config = BridgeConfig {
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        registries: vec![format!(
+            "zookeeper://{}/prod?name=zk",
+            server.connect_string()
+        )],
+        ..BridgeConfig::default()
+    };
     config.filter.services.deny = vec!["b.*".into()];
     config.serviceentry.dir = Some(out.path().to_owned());
     let bridge = app::start(config).await.unwrap();
@@ -349,5 +356,81 @@ async fn a_custom_root_and_filters_are_honoured() {
     assert!(
         !current(&bridge).services.contains_key("b.drop"),
         "denied service kept out"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dubbo3_application_instances_resolve_through_remote_metadata() {
+    logs::init();
+    let server = ZooKeeperServer::start().await.unwrap();
+    let client = connect(&server).await;
+    let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    for dir in [
+        "/dubbo",
+        "/dubbo/metadata",
+        "/dubbo/metadata/shop",
+        "/services",
+        "/services/shop",
+    ] {
+        client.create(dir, b"", &persistent).await.unwrap();
+    }
+    let metadata = br#"{"app":"shop","revision":"r1","services":{
+        "com.acme.Cart:1.0.0:dubbo":{"name":"com.acme.Cart","version":"1.0.0","protocol":"dubbo","path":"com.acme.Cart","params":{"methods":"add,remove","side":"provider"}}}}"#;
+    client
+        .create("/dubbo/metadata/shop/r1", metadata, &persistent)
+        .await
+        .unwrap();
+    let instance = |ip: &str| {
+        format!(
+            r#"{{"name":"shop","id":"{ip}:20880","address":"{ip}","port":20880,"sslPort":null,
+            "payload":{{"@class":"org.apache.dubbo.registry.zookeeper.ZookeeperInstance","id":"{ip}:20880","name":"shop",
+            "metadata":{{"dubbo.metadata.revision":"r1","dubbo.metadata.storage-type":"remote",
+            "dubbo.endpoints":"[{{\"port\":20880,\"protocol\":\"dubbo\"}}]","zone":"zone-b"}}}},
+            "registrationTimeUTC":1,"serviceType":"DYNAMIC","uriSpec":null}}"#
+        )
+    };
+    let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+    client
+        .create(
+            "/services/shop/10.5.0.1:20880",
+            instance("10.5.0.1").as_bytes(),
+            &ephemeral,
+        )
+        .await
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let bridge = start_bridge(&server, "", out.path()).await;
+    let host = "com.acme.cart-1-0-0";
+    assert_eventually!(
+        addresses(&current(&bridge), host) == ["10.5.0.1"],
+        "listed instance"
+    );
+    let service = current(&bridge).services[host].clone();
+    assert_eq!(service.endpoints[0].labels["application"], "shop");
+    assert_eq!(
+        service.endpoints[0].locality, None,
+        "zone alone is not a locality"
+    );
+    assert!(service.methods.contains("add"));
+
+    client
+        .create(
+            "/services/shop/10.5.0.2:20880",
+            instance("10.5.0.2").as_bytes(),
+            &ephemeral,
+        )
+        .await
+        .unwrap();
+    assert_eventually!(
+        addresses(&current(&bridge), host).len() == 2,
+        "watched instance"
+    );
+    client
+        .delete("/services/shop/10.5.0.1:20880", None)
+        .await
+        .unwrap();
+    assert_eventually!(
+        addresses(&current(&bridge), host) == ["10.5.0.2"],
+        "instance removed"
     );
 }

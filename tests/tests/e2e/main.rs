@@ -1,5 +1,8 @@
 //! The single end-to-end test binary: one module per area, linked once.
 
+// Test helpers panic on failure by design: a panic is how a test reports what went wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bridge_zookeeper;
 mod smoke;
 mod smoke_nacos;
