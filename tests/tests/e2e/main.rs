@@ -3,6 +3,7 @@
 // Test helpers panic on failure by design: a panic is how a test reports what went wrong.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bridge_dubbo_java;
 mod bridge_zookeeper;
 mod smoke;
 mod smoke_nacos;
