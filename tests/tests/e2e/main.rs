@@ -7,3 +7,4 @@ mod bridge_dubbo_java;
 mod bridge_zookeeper;
 mod smoke;
 mod smoke_nacos;
+mod thrift_crosscheck;
