@@ -5,6 +5,7 @@
 
 mod bridge_dubbo_java;
 mod bridge_zookeeper;
+mod hessian_crosscheck;
 mod smoke;
 mod smoke_nacos;
 mod thrift_crosscheck;
