@@ -15,6 +15,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::model::snapshot::Snapshot;
+use crate::rules::{RuleSet, RulesStatus};
+use crate::xds::server::{ClientInfo, ClientRegistry, XdsState};
+use crate::xds::translate::NodeLocality;
 
 /// What the admin server reads.
 #[derive(Debug)]
@@ -23,6 +26,14 @@ pub struct AdminState {
     pub metrics: Registry,
     /// The current snapshot.
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// The current xDS state.
+    pub xds: watch::Receiver<Arc<XdsState>>,
+    /// Connected xDS clients.
+    pub xds_clients: Arc<ClientRegistry>,
+    /// The traffic rules in force.
+    pub rules: watch::Receiver<Arc<RuleSet>>,
+    /// The rules watcher's status (last rejection).
+    pub rules_status: Arc<RulesStatus>,
 }
 
 /// Serves admin requests on `listener` until the task is dropped.
@@ -111,10 +122,77 @@ fn handle(state: &AdminState, request: &Request<Incoming>) -> Response<Full<Byte
                 ),
             }
         }
+        "/debug/xds" => json(&state.xds_clients.list()),
+        "/debug/rules" => {
+            let rules = state.rules.borrow().clone();
+            json(&state.rules_status.debug(&rules))
+        }
+        "/debug/config_dump" => config_dump(state, request.uri().query().unwrap_or("")),
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try /ready, /metrics or /debug/services\n",
+            "not found; try /ready, /metrics, /debug/services, /debug/rules, /debug/xds or /debug/config_dump?node=ID\n",
         ),
     }
+}
+
+fn json(value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(body) => respond(StatusCode::OK, "application/json", body),
+        Err(error) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("cannot encode: {error}\n"),
+        ),
+    }
+}
+
+/// What one node is served: per type, resource names with versions, plus its stream status.
+#[derive(serde::Serialize)]
+struct ConfigDump {
+    node: String,
+    clients: Vec<ClientInfo>,
+    resources: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+}
+
+fn config_dump(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
+    let node = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("node="))
+        .unwrap_or("")
+        .to_owned();
+    let clients: Vec<ClientInfo> = state
+        .xds_clients
+        .list()
+        .into_iter()
+        .filter(|c| node.is_empty() || c.node_id == node)
+        .collect();
+    let locality = clients
+        .first()
+        .and_then(|c| c.locality.split_once('/'))
+        .map(|(region, zone)| NodeLocality {
+            region: region.to_owned(),
+            zone: zone.to_owned(),
+        })
+        .unwrap_or_default();
+    let xds = state.xds.borrow().clone();
+    let set = xds.resources_for(&locality);
+    let resources = set
+        .type_urls()
+        .into_iter()
+        .map(|type_url| {
+            let names = set
+                .of_type(type_url)
+                .resources
+                .iter()
+                .map(|(name, r)| (name.clone(), r.version.clone()))
+                .collect();
+            (type_url.to_owned(), names)
+        })
+        .collect();
+    json(&ConfigDump {
+        node,
+        clients,
+        resources,
+    })
 }

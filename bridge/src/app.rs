@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use tokio::sync::{mpsc, watch};
 
 use crate::admin::{self, AdminState};
@@ -15,7 +16,10 @@ use crate::model::store::ModelStore;
 use crate::pipeline;
 use crate::registry::source::{RegistryKind, RegistrySource};
 use crate::registry::{self, EventSink};
+use crate::rules::{self, RuleSet, RulesMetrics, RulesStatus};
 use crate::serviceentry;
+use crate::xds::metrics::XdsMetrics;
+use crate::xds::server::{AdsServer, ClientRegistry, XdsState};
 
 /// Bound on queued adapter events: a burst larger than this makes adapters wait (backpressure)
 /// rather than grow memory without limit.
@@ -28,6 +32,8 @@ pub struct RunningBridge {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     /// Where the admin server listens (useful when configured with port 0).
     pub admin_addr: std::net::SocketAddr,
+    /// Where the xDS (ADS) server listens.
+    pub xds_addr: std::net::SocketAddr,
 }
 
 /// Starts every task of the bridge on the current runtime and returns once they are running.
@@ -35,6 +41,7 @@ pub async fn start(config: BridgeConfig) -> anyhow::Result<RunningBridge> {
     let sources = config.registry_sources()?;
     let mut metrics_registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(BridgeMetrics::register(&mut metrics_registry));
+    let xds_metrics = Arc::new(XdsMetrics::register(&mut metrics_registry));
     let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
     let store = ModelStore::new(
         config.model.clone(),
@@ -63,6 +70,42 @@ pub async fn start(config: BridgeConfig) -> anyhow::Result<RunningBridge> {
             snapshots_rx.clone(),
         ));
     }
+    let rules_status = Arc::new(RulesStatus::with_metrics(RulesMetrics::register(
+        &mut metrics_registry,
+    )));
+    let initial_rules = match &config.rules {
+        Some(path) => RuleSet::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => RuleSet::default(),
+    };
+    let (rules_tx, rules_rx) = watch::channel(Arc::new(initial_rules));
+    let (xds_tx, xds_rx) = watch::channel(Arc::new(XdsState::new(
+        snapshots_rx.borrow().clone(),
+        rules_rx.borrow().clone(),
+    )));
+    if let Some(path) = &config.rules {
+        tokio::spawn(rules::watch(path.clone(), rules_tx, rules_status.clone()));
+    }
+    tokio::spawn(publish_xds_state(
+        snapshots_rx.clone(),
+        rules_rx.clone(),
+        xds_tx,
+    ));
+    let clients = Arc::new(ClientRegistry::default());
+    let xds_listener = tokio::net::TcpListener::bind(config.xds_listen)
+        .await
+        .with_context(|| format!("bind the xDS server to {}", config.xds_listen))?;
+    let xds_addr = xds_listener.local_addr()?;
+    let ads = AdsServer::new(xds_rx.clone(), clients.clone(), xds_metrics);
+    tokio::spawn(async move {
+        let result = tonic::transport::Server::builder()
+            .add_service(AggregatedDiscoveryServiceServer::new(ads))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(xds_listener))
+            .await;
+        if let Err(error) = result {
+            tracing::error!(%error, "xDS server stopped");
+        }
+    });
+    tracing::info!(%xds_addr, "xDS server listening");
     let listener = tokio::net::TcpListener::bind(config.admin_listen)
         .await
         .with_context(|| format!("bind the admin server to {}", config.admin_listen))?;
@@ -72,13 +115,42 @@ pub async fn start(config: BridgeConfig) -> anyhow::Result<RunningBridge> {
         Arc::new(AdminState {
             metrics: metrics_registry,
             snapshots: snapshots_rx.clone(),
+            xds: xds_rx,
+            xds_clients: clients,
+            rules: rules_rx,
+            rules_status,
         }),
     ));
     tracing::info!(%admin_addr, "admin server listening");
     Ok(RunningBridge {
         snapshots: snapshots_rx,
         admin_addr,
+        xds_addr,
     })
+}
+
+/// Rebuilds the xDS state whenever the model publishes a snapshot or the rules change.
+async fn publish_xds_state(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+    mut rules: watch::Receiver<Arc<RuleSet>>,
+    xds: watch::Sender<Arc<XdsState>>,
+) {
+    // Without a rules file the rules sender is gone at once; then only snapshots matter.
+    let mut rules_open = true;
+    loop {
+        tokio::select! {
+            changed = snapshots.changed() => if changed.is_err() { return },
+            changed = rules.changed(), if rules_open => {
+                rules_open = changed.is_ok();
+                if !rules_open {
+                    continue;
+                }
+            }
+        }
+        let snapshot = snapshots.borrow_and_update().clone();
+        let policies: Arc<RuleSet> = rules.borrow_and_update().clone();
+        xds.send_replace(Arc::new(XdsState::new(snapshot, policies)));
+    }
 }
 
 /// Runs one registry's adapter until the bridge stops.
@@ -86,12 +158,8 @@ async fn run_adapter(source: RegistrySource, sink: EventSink) {
     match source.kind {
         RegistryKind::ZooKeeper(zk) => registry::zookeeper::run(zk, sink).await,
         RegistryKind::File(path) => registry::file::run(path, sink).await,
-        RegistryKind::Etcd(_) | RegistryKind::Nacos(_) => {
-            tracing::error!(
-                registry = sink.registry(),
-                "the etcd and Nacos adapters are not part of this build yet"
-            );
-        }
+        RegistryKind::Etcd(etcd) => registry::etcd::run(etcd, sink).await,
+        RegistryKind::Nacos(nacos) => registry::nacos::run(nacos, sink).await,
     }
 }
 

@@ -29,6 +29,10 @@ pub struct Cli {
     /// etcd://host:port[/prefix], file:///path.yaml. Adds to the config file's `registries`.
     #[arg(long = "registry", value_name = "URL")]
     pub registries: Vec<String>,
+    /// Traffic rules (multi-document YAML: DestinationRule, VirtualService, MetaRouter,
+    /// TrafficIsolation); watched, and a bad edit keeps the last good rules.
+    #[arg(long, value_name = "FILE", env = "CAUSEWAY_BRIDGE_RULES")]
+    pub rules: Option<PathBuf>,
     /// Write one ServiceEntry YAML file per service into this directory.
     #[arg(long, value_name = "DIR", env = "CAUSEWAY_BRIDGE_SERVICEENTRY_DIR")]
     pub serviceentry_dir: Option<PathBuf>,
@@ -54,6 +58,9 @@ impl Cli {
             config.admin_listen = addr;
         }
         config.registries.extend(self.registries.iter().cloned());
+        if let Some(rules) = &self.rules {
+            config.rules = Some(rules.clone());
+        }
         if let Some(dir) = &self.serviceentry_dir {
             config.serviceentry.dir = Some(dir.clone());
         }

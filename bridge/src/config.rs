@@ -31,6 +31,10 @@ pub struct BridgeConfig {
     /// Registry URLs (see [`crate::registry::source`]); `--registry` adds to these.
     #[serde(default)]
     pub registries: Vec<String>,
+    /// Traffic rules file (multi-document YAML: DestinationRule, VirtualService, MetaRouter,
+    /// TrafficIsolation), watched for changes.
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
     /// ServiceEntry output.
     #[serde(default)]
     pub serviceentry: ServiceEntryOutput,
@@ -113,6 +117,7 @@ impl Default for BridgeConfig {
             xds_listen: default_xds_listen(),
             admin_listen: default_admin_listen(),
             registries: Vec::new(),
+            rules: None,
             serviceentry: ServiceEntryOutput::default(),
             model: DeriveConfig::default(),
             filter: Filter::default(),
@@ -172,6 +177,10 @@ impl BridgeConfig {
             ));
         }
         self.registry_sources()?;
+        if let Some(path) = &self.rules {
+            crate::rules::RuleSet::load(path)
+                .map_err(|error| ConfigError::Invalid(format!("rules: {error}")))?;
+        }
         if self.debounce.quiet_ms > self.debounce.max_ms {
             return Err(ConfigError::Invalid(format!(
                 "debounce.quiet_ms ({}) exceeds debounce.max_ms ({})",

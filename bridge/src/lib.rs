@@ -12,4 +12,6 @@ pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod registry;
+pub mod rules;
 pub mod serviceentry;
+pub mod xds;

@@ -83,9 +83,11 @@ pub async fn run(
             }
             () = sleep_until(flush_at) => {
                 let now = Instant::now();
-                let (snapshot, deadline) = store.build(now);
+                let (mut snapshot, deadline) = store.build(now);
                 grace_deadline = deadline;
-                let latency = pending.take().map(|p| now.saturating_duration_since(p.oldest_observed));
+                let oldest = pending.take().map(|p| p.oldest_observed);
+                let latency = oldest.map(|o| now.saturating_duration_since(o));
+                snapshot.oldest_change = oldest;
                 let changed = snapshots.borrow().as_ref() != &snapshot;
                 if changed {
                     metrics.snapshot(&snapshot, latency);

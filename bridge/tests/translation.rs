@@ -2,6 +2,9 @@
 //! providers (as registries report them) into the model store and snapshots the rendered output;
 //! `cargo insta review` shows any change for approval.
 
+// Test helpers panic on failure by design: a panic is how a test reports what went wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,7 +106,9 @@ fn nacos_scopes_and_a_second_registry_that_is_down() {
         Registry {
             name: "nacos-dev",
             scope: nacos,
-            urls: &["dubbo://10.0.3.1:20880/com.acme.Greeter?interface=com.acme.Greeter&version=1.0.0"],
+            urls: &[
+                "dubbo://10.0.3.1:20880/com.acme.Greeter?interface=com.acme.Greeter&version=1.0.0",
+            ],
             up: true,
         },
         Registry {

@@ -109,7 +109,7 @@ pub struct RegistryStatus {
 }
 
 /// Everything the outputs publish, at one version.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Snapshot {
     /// Content hash of all services (hex, 16 characters).
     pub version: String,
@@ -117,7 +117,21 @@ pub struct Snapshot {
     pub services: BTreeMap<String, Arc<Service>>,
     /// Registry reachability by name (not part of the version).
     pub registries: BTreeMap<String, RegistryStatus>,
+    /// When the oldest registry change in this snapshot was observed, for push-latency metrics.
+    /// Not content: ignored by equality and serialisation.
+    #[serde(skip)]
+    pub oldest_change: Option<tokio::time::Instant>,
 }
+
+impl PartialEq for Snapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version
+            && self.services == other.services
+            && self.registries == other.registries
+    }
+}
+
+impl Eq for Snapshot {}
 
 impl Snapshot {
     /// Builds a snapshot, computing the version from the services' hashes.
@@ -137,6 +151,7 @@ impl Snapshot {
             version,
             services: services.into_iter().map(|(h, (s, _))| (h, s)).collect(),
             registries,
+            oldest_change: None,
         }
     }
 

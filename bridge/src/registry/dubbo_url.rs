@@ -161,6 +161,44 @@ impl DubboUrl {
     }
 }
 
+/// Children of the Dubbo root that are not interfaces (config centre, metadata, mapping).
+pub const NON_INTERFACE_CHILDREN: &[&str] = &["config", "metadata", "mapping"];
+
+/// URL schemes of registry entries that are not providers.
+const NON_PROVIDER_SCHEMES: &[&str] = &[
+    "consumer://",
+    "override://",
+    "route://",
+    "condition://",
+    "empty://",
+];
+
+/// Parses a provider node name (ZooKeeper) or last key segment (etcd): the whole provider URL,
+/// encoded once. `Ok(None)` for entries Dubbo itself ignores there: no encoded `://`, consumers
+/// and rules written by misconfigured tools, another category.
+pub fn parse_provider_node(node: &str) -> Result<Option<Provider>, String> {
+    // Java encodes `://` as upper-case escapes, but nothing forbids a lower-case writer.
+    if !node.to_ascii_uppercase().contains("%3A%2F%2F") && !node.contains("://") {
+        return Ok(None);
+    }
+    let decoded = url_decode(node).map_err(|e| e.to_string())?;
+    // Checked before parsing: consumers legitimately have port 0.
+    let lower = decoded.to_ascii_lowercase();
+    if NON_PROVIDER_SCHEMES
+        .iter()
+        .any(|scheme| lower.starts_with(scheme))
+    {
+        return Ok(None);
+    }
+    let url = DubboUrl::parse(&decoded).map_err(|e| e.to_string())?;
+    if url.params.get("category").is_some_and(|c| c != "providers") {
+        return Ok(None);
+    }
+    url.into_provider(RegistryScope::Global)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
 fn split_host_port(host_port: &str) -> Option<(&str, u16)> {
     // IPv6 literals come bracketed: [::1]:20880.
     if let Some(rest) = host_port.strip_prefix('[') {

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use etcd_client as etcd;
 
-use crate::model::provider::{Provider, RegistryScope};
-use crate::registry::dubbo_url::{DubboUrl, url_decode};
+use crate::model::provider::Provider;
+use crate::registry::dubbo_url::{NON_INTERFACE_CHILDREN, parse_provider_node};
 use crate::registry::source::EtcdSource;
 use crate::registry::{EventSink, RegistryEvent, StoreClosed};
 
@@ -30,17 +30,6 @@ const RESYNC_INTERVAL: Duration = Duration::from_secs(300);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keys per list page, so a large registry never exceeds the 4 MiB gRPC message limit.
 const LIST_PAGE_SIZE: i64 = 1000;
-/// Interface-level children of the root that are not interfaces (config center, metadata).
-const NON_INTERFACE_CHILDREN: &[&str] = &["config", "metadata", "mapping"];
-/// URL schemes of entries that are not providers.
-const NON_PROVIDER_SCHEMES: &[&str] = &[
-    "consumer://",
-    "override://",
-    "route://",
-    "condition://",
-    "empty://",
-];
-
 /// Where a key sits in the Dubbo layout.
 #[derive(Debug, PartialEq, Eq)]
 enum KeyKind<'a> {
@@ -65,31 +54,6 @@ fn classify<'a>(prefix: &str, key: &'a str) -> KeyKind<'a> {
     }
 }
 
-/// Parses the last key segment. `Ok(None)` for entries Dubbo itself ignores there (no encoded
-/// `://`, consumers and rules written by misconfigured tools, another category).
-fn parse_provider_key(node: &str) -> Result<Option<Provider>, String> {
-    // Java encodes `://` as upper-case escapes, but nothing forbids a lower-case writer.
-    if !node.to_ascii_uppercase().contains("%3A%2F%2F") && !node.contains("://") {
-        return Ok(None);
-    }
-    let decoded = url_decode(node).map_err(|e| e.to_string())?;
-    // Checked before parsing: consumers legitimately have no port.
-    let lower = decoded.to_ascii_lowercase();
-    if NON_PROVIDER_SCHEMES
-        .iter()
-        .any(|scheme| lower.starts_with(scheme))
-    {
-        return Ok(None);
-    }
-    let url = DubboUrl::parse(&decoded).map_err(|e| e.to_string())?;
-    if url.params.get("category").is_some_and(|c| c != "providers") {
-        return Ok(None);
-    }
-    url.into_provider(RegistryScope::Global)
-        .map(Some)
-        .map_err(|e| e.to_string())
-}
-
 /// What a raw etcd key means: `None` when it is not a provider key, else the key as text and the
 /// provider it names (`Ok(None)` when Dubbo would ignore it, `Err` when it is malformed).
 type ProviderEntry = (String, Result<Option<Provider>, String>);
@@ -102,7 +66,7 @@ fn provider_entry(prefix: &str, raw: &[u8]) -> Option<ProviderEntry> {
         KeyKind::Provider(_) if std::str::from_utf8(raw).is_err() => {
             Err("key is not UTF-8".to_owned())
         }
-        KeyKind::Provider(node) => parse_provider_key(node),
+        KeyKind::Provider(node) => parse_provider_node(node),
     };
     Some((key.into_owned(), parsed))
 }
@@ -390,7 +354,7 @@ mod tests {
 
     #[test]
     fn parses_a_java_provider_key() {
-        let provider = parse_provider_key(&url_encode(JAVA_URL)).unwrap().unwrap();
+        let provider = parse_provider_node(&url_encode(JAVA_URL)).unwrap().unwrap();
         assert_eq!(
             provider.service,
             ServiceRef::dubbo("com.acme.OrderService", None, Some("1.0.0"))
@@ -398,14 +362,17 @@ mod tests {
         assert_eq!(provider.protocol, Protocol::Dubbo);
         assert_eq!((provider.host.as_str(), provider.port), ("10.0.0.7", 20880));
         assert_eq!(provider.params["zone"], "z1");
-        assert_eq!(provider.scope, RegistryScope::Global);
+        assert_eq!(
+            provider.scope,
+            crate::model::provider::RegistryScope::Global
+        );
     }
 
     #[test]
     fn parses_a_go_style_key() {
         // dubbo-go: Go query escaping, parameters sorted, lower-case escapes are decoded too.
         let node = "tri%3a%2f%2f10.0.0.8%3a20000%2fcom.acme.Api%3Fgroup%3Dg1%26interface%3Dcom.acme.Api%26version%3D2.0";
-        let provider = parse_provider_key(node).unwrap().unwrap();
+        let provider = parse_provider_node(node).unwrap().unwrap();
         assert_eq!(provider.protocol, Protocol::Triple);
         assert_eq!(
             provider.service,
@@ -415,17 +382,17 @@ mod tests {
 
     #[test]
     fn ignores_what_dubbo_ignores_and_rejects_garbage() {
-        assert_eq!(parse_provider_key("not-a-url"), Ok(None));
+        assert_eq!(parse_provider_node("not-a-url"), Ok(None));
         let consumer = url_encode("consumer://10.0.0.1/a.B?category=consumers&side=consumer");
-        assert_eq!(parse_provider_key(&consumer), Ok(None));
+        assert_eq!(parse_provider_node(&consumer), Ok(None));
         let rule = url_encode("dubbo://10.0.0.1:1/a.B?category=configurators");
-        assert_eq!(parse_provider_key(&rule), Ok(None));
+        assert_eq!(parse_provider_node(&rule), Ok(None));
         assert!(
-            parse_provider_key("dubbo%3A%2F%2F10.0.0.1%2Fa.B").is_err(),
+            parse_provider_node("dubbo%3A%2F%2F10.0.0.1%2Fa.B").is_err(),
             "no port"
         );
         assert!(
-            parse_provider_key("dubbo%3A%2F%2F%zz").is_err(),
+            parse_provider_node("dubbo%3A%2F%2F%zz").is_err(),
             "bad escape"
         );
     }

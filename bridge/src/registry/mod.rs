@@ -8,7 +8,9 @@
 
 pub mod dubbo_app;
 pub mod dubbo_url;
+pub mod etcd;
 pub mod file;
+pub mod nacos;
 pub mod source;
 pub mod zookeeper;
 

@@ -9,7 +9,14 @@
 //! that leave the list have their instances removed. A full re-read of every subscribed service
 //! is sent as a resync after the first listing, after an outage, after a lost push and
 //! periodically. When Nacos stops answering the registry is reported down (once) and the model
-//! keeps the last known instances; the SDK reconnects and re-subscribes by itself.
+//! keeps the last known instances.
+//!
+//! nacos-sdk 0.8.3 does not reliably recover from a server restart on the same address: its gRPC
+//! channel reconnects underneath it, the new server answers every request with "connection is
+//! unregistered" (301), and those answers count as activity, so the idle-time health check that
+//! would set the connection up again never runs while requests keep flowing. So when the server
+//! says 301, or an outage outlasts [`REBUILD_AFTER`], this adapter builds a fresh client,
+//! subscribes everything again on it and retires the old one in the background.
 //!
 //! Two SDK defaults are overridden on purpose: empty-push protection (it would ignore the push
 //! that says the last instance left, keeping deleted providers forever) and environment-first
@@ -34,12 +41,18 @@ use crate::model::provider::{Protocol, Provider, RegistryScope, ServiceRef};
 use crate::registry::source::NacosSource;
 use crate::registry::{EventSink, RegistryEvent, StoreClosed};
 
-/// First delay between attempts to build the client while Nacos is unreachable at start-up.
+/// First delay between attempts to build a client while Nacos is unreachable.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest delay between those attempts (each failed attempt leaves an idle SDK task behind).
 const MAX_RECONNECT_BACKOFF: Duration = Duration::from_secs(30);
 /// How long building the client may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an outage may last before a fresh client is tried (see the module docs).
+const REBUILD_AFTER: Duration = Duration::from_secs(15);
+/// How long retiring a replaced client's subscriptions may take per service.
+const RETIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Nacos' error code for a request on a connection the server does not know (it restarted).
+const UNREGISTERED_CONNECTION: i32 = 301;
 /// How long one request may take before Nacos counts as unreachable; while disconnected the SDK
 /// waits for its own reconnection instead of failing.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -277,6 +290,9 @@ pub async fn run(source: NacosSource, sink: EventSink) {
         synced: false,
         reported_down: false,
         last_resync: Instant::now(),
+        down_since: None,
+        next_rebuild: Instant::now(),
+        rebuild_backoff: RECONNECT_BACKOFF,
     };
     // `follow` only returns when the model store has gone away.
     let Err(StoreClosed) = adapter.follow().await;
@@ -288,26 +304,51 @@ async fn connect(source: &NacosSource, sink: &EventSink) -> Result<NamingService
     let mut backoff = RECONNECT_BACKOFF;
     let mut reported_down = false;
     loop {
-        let mut builder = NamingServiceBuilder::new(client_props(source, sink.registry()));
-        if source.username.is_some() {
-            builder = builder.enable_auth_plugin_http();
-        }
-        match within(CONNECT_TIMEOUT, builder.build()).await {
+        match build(source, sink.registry()).await {
             Ok(naming) => {
                 tracing::info!(registry = sink.registry(), server = %source.server_addr, "nacos connected");
                 return Ok(naming);
             }
+            Err(error) if reported_down => {
+                tracing::debug!(registry = sink.registry(), %error, "nacos still unreachable");
+            }
             Err(error) => {
                 tracing::warn!(registry = sink.registry(), %error, "nacos unreachable; retrying");
+                reported_down = true;
+                sink.send(RegistryEvent::Down).await?;
             }
-        }
-        if !reported_down {
-            reported_down = true;
-            sink.send(RegistryEvent::Down).await?;
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_RECONNECT_BACKOFF);
     }
+}
+
+/// Builds a client; it connects (and fails when Nacos is unreachable) before returning.
+async fn build(source: &NacosSource, registry: &str) -> Result<NamingService, ReadError> {
+    let mut builder = NamingServiceBuilder::new(client_props(source, registry));
+    if source.username.is_some() {
+        builder = builder.enable_auth_plugin_http();
+    }
+    within(CONNECT_TIMEOUT, builder.build()).await
+}
+
+/// Stops a replaced client's per-service work (its updater tasks poll every subscribed service
+/// forever otherwise). The SDK has no shutdown; what is left of the client idles.
+async fn retire(
+    naming: NamingService,
+    services: Vec<ServiceId>,
+    listener: Arc<dyn NamingEventListener>,
+) {
+    futures::stream::iter(services)
+        .for_each_concurrent(QUERY_CONCURRENCY, |id| {
+            let unsubscribe =
+                naming.unsubscribe(id.name, Some(id.group), Vec::new(), listener.clone());
+            // The SDK stops its local work before it asks the server, which may not answer.
+            async move {
+                let _ = tokio::time::timeout(RETIRE_TIMEOUT, unsubscribe).await;
+            }
+        })
+        .await;
 }
 
 fn client_props(source: &NacosSource, registry: &str) -> ClientProps {
@@ -355,6 +396,11 @@ struct Adapter {
     synced: bool,
     reported_down: bool,
     last_resync: Instant,
+    /// When the current outage began.
+    down_since: Option<Instant>,
+    /// No fresh client is tried before this.
+    next_rebuild: Instant,
+    rebuild_backoff: Duration,
 }
 
 impl Adapter {
@@ -564,6 +610,8 @@ impl Adapter {
         }
         self.synced = true;
         self.reported_down = false;
+        self.down_since = None;
+        self.rebuild_backoff = RECONNECT_BACKOFF;
         self.last_resync = Instant::now();
         Ok(())
     }
@@ -576,12 +624,52 @@ impl Adapter {
         self.synced = false;
         if self.reported_down {
             tracing::debug!(registry = self.sink.registry(), %error, "nacos still unreachable");
-            return Ok(());
+        } else {
+            tracing::warn!(registry = self.sink.registry(), %error, "nacos unreachable; keeping the last known instances");
+            self.reported_down = true;
+            self.sink.send(RegistryEvent::Down).await?;
         }
-        tracing::warn!(registry = self.sink.registry(), %error, "nacos unreachable; keeping the last known instances");
-        self.reported_down = true;
-        self.sink.send(RegistryEvent::Down).await
+        let down_for = self.down_since.get_or_insert_with(Instant::now).elapsed();
+        if is_unregistered(&error) || down_for >= REBUILD_AFTER {
+            self.rebuild().await;
+        }
+        Ok(())
     }
+
+    /// Replaces the client with a fresh one, if Nacos lets one connect; backs off otherwise.
+    async fn rebuild(&mut self) {
+        if Instant::now() < self.next_rebuild {
+            return;
+        }
+        match build(&self.source, self.sink.registry()).await {
+            Ok(naming) => {
+                tracing::info!(
+                    registry = self.sink.registry(),
+                    "nacos client replaced; subscribing again"
+                );
+                let old = std::mem::replace(&mut self.naming, naming);
+                // Untracked services are subscribed on the new client at the next poll, and the
+                // full resync that follows reports them all.
+                let services = std::mem::take(&mut self.services).into_keys().collect();
+                tokio::spawn(retire(old, services, self.listener.clone()));
+                self.rebuild_backoff = RECONNECT_BACKOFF;
+            }
+            Err(error) => {
+                tracing::debug!(registry = self.sink.registry(), %error, "nacos client not rebuilt");
+                self.next_rebuild = Instant::now() + self.rebuild_backoff;
+                self.rebuild_backoff = (self.rebuild_backoff * 2).min(MAX_RECONNECT_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Whether the server answered that it does not know this client's connection.
+fn is_unregistered(error: &ReadError) -> bool {
+    matches!(
+        error,
+        ReadError::Client(nacos_sdk::api::error::Error::ErrResponse(_, _, code, _))
+            if *code == UNREGISTERED_CONNECTION
+    )
 }
 
 /// Reads a service's instances from the server (not the SDK's push cache), healthy or not.
@@ -724,6 +812,16 @@ mod tests {
         );
         assert_eq!(malformed.len(), 3);
         assert!(malformed[0].1.contains("out of range"), "{malformed:?}");
+    }
+
+    #[test]
+    fn only_unregistered_connections_ask_for_a_new_client() {
+        use nacos_sdk::api::error::Error;
+        let unregistered = Error::ErrResponse(None, 500, 301, Some("unregistered".into()));
+        assert!(is_unregistered(&ReadError::Client(unregistered)));
+        let starting = Error::ErrResponse(None, 500, 300, Some("starting".into()));
+        assert!(!is_unregistered(&ReadError::Client(starting)));
+        assert!(!is_unregistered(&ReadError::Timeout(REQUEST_TIMEOUT)));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use zookeeper_client as zk;
 
 use crate::model::provider::{Protocol, Provider, RegistryScope, ServiceRef};
 use crate::registry::dubbo_app::{self, CuratorInstance, MetadataCache, MetadataInfo};
-use crate::registry::dubbo_url::{DubboUrl, url_decode};
+use crate::registry::dubbo_url::{NON_INTERFACE_CHILDREN, parse_provider_node};
 use crate::registry::{EventSink, RegistryEvent, StoreClosed};
 
 /// Settings of one ZooKeeper registry.
@@ -55,16 +55,6 @@ impl Default for ZooKeeperSource {
     }
 }
 
-/// Children of the Dubbo root that are not interfaces.
-const NON_INTERFACE_CHILDREN: &[&str] = &["config", "metadata", "mapping"];
-/// URL schemes of entries that are not providers.
-const NON_PROVIDER_SCHEMES: &[&str] = &[
-    "consumer://",
-    "override://",
-    "route://",
-    "condition://",
-    "empty://",
-];
 /// How many ZooKeeper reads a listing keeps in flight.
 const LIST_CONCURRENCY: usize = 64;
 /// Delay between reconnection attempts while ZooKeeper is unreachable.
@@ -294,30 +284,6 @@ async fn handle_node_event(
         _ => {}
     }
     Ok(())
-}
-
-/// Parses a provider znode name. `Ok(None)` for children Dubbo itself ignores (no encoded
-/// `://`, or a category other than providers).
-fn parse_provider_node(node: &str) -> Result<Option<Provider>, String> {
-    if !node.contains("%3A%2F%2F") && !node.contains("://") {
-        return Ok(None);
-    }
-    let decoded = url_decode(node).map_err(|e| e.to_string())?;
-    // Consumers, override and routing rules can land here through misconfigured tools; Dubbo
-    // ignores them, and so do we (consumers legitimately have port 0).
-    if NON_PROVIDER_SCHEMES
-        .iter()
-        .any(|scheme| decoded.starts_with(scheme))
-    {
-        return Ok(None);
-    }
-    let url = DubboUrl::parse(&decoded).map_err(|e| e.to_string())?;
-    if url.params.get("category").is_some_and(|c| c != "providers") {
-        return Ok(None);
-    }
-    url.into_provider(RegistryScope::Global)
-        .map(Some)
-        .map_err(|e| e.to_string())
 }
 
 /// Why an instance znode could not be turned into providers.

@@ -223,7 +223,6 @@ async fn zookeeper_bridge_publishes_the_java_provider_and_drops_it_when_killed()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "waiting for the Nacos adapter"]
 async fn nacos_bridge_publishes_the_java_provider_and_drops_it_when_killed() {
     logs::init();
     let (nacos, program) = tokio::join!(NacosServer::start(), sample());

@@ -63,6 +63,7 @@ async fn start_bridge(
 ) -> RunningBridge {
     let config = BridgeConfig {
         admin_listen: "127.0.0.1:0".parse().unwrap(),
+        xds_listen: "127.0.0.1:0".parse().unwrap(),
         registries: vec![format!(
             "zookeeper://{}?name=zk-test&session_timeout_ms=2000{extra}",
             server.connect_string()
@@ -340,6 +341,7 @@ async fn a_custom_root_and_filters_are_honoured() {
     let out = tempfile::tempdir().unwrap();
     let mut config = BridgeConfig {
         admin_listen: "127.0.0.1:0".parse().unwrap(),
+        xds_listen: "127.0.0.1:0".parse().unwrap(),
         registries: vec![format!(
             "zookeeper://{}/prod?name=zk",
             server.connect_string()

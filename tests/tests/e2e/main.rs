@@ -4,8 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bridge_dubbo_java;
+mod bridge_etcd;
+mod bridge_nacos;
 mod bridge_zookeeper;
 mod hessian_crosscheck;
 mod smoke;
 mod smoke_nacos;
 mod thrift_crosscheck;
+mod xds_grpc;
