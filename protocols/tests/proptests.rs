@@ -232,31 +232,6 @@ fn value() -> impl Strategy<Value = Value> {
     })
 }
 
-/// What a value reads back as: Java writes `-0.0` as `5B` and every NaN as the canonical NaN.
-fn normalized(v: &Value) -> Value {
-    match v {
-        Value::Double(d) if *d == 0.0 => Value::Double(0.0),
-        Value::Double(d) if d.is_nan() => Value::Double(f64::NAN),
-        Value::List(l) => Value::List(List {
-            items: l.items.iter().map(normalized).collect(),
-            ..l.clone()
-        }),
-        Value::Map(m) => Value::Map(Map {
-            type_name: m.type_name.clone(),
-            entries: m
-                .entries
-                .iter()
-                .map(|(k, v)| (normalized(k), normalized(v)))
-                .collect(),
-        }),
-        Value::Object(o) => Value::Object(Object::new(
-            Arc::clone(&o.class),
-            o.fields.iter().map(normalized).collect(),
-        )),
-        other => other.clone(),
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -270,7 +245,7 @@ proptest! {
         let bytes = encoder.finish();
         let mut d = Decoder::new(&bytes);
         for v in &values {
-            prop_assert_eq!(d.read_value().unwrap(), normalized(v));
+            prop_assert_eq!(d.read_value().unwrap(), v.wire_normalized());
         }
         prop_assert!(d.is_at_end());
         let mut skipper = Decoder::new(&bytes);
@@ -320,7 +295,7 @@ proptest! {
         let view = frame.request().unwrap();
         prop_assert_eq!(view.service(), service.as_str());
         prop_assert_eq!(view.method(), method.as_str());
-        let normalized_args: Vec<Value> = args.iter().map(normalized).collect();
+        let normalized_args: Vec<Value> = args.iter().map(Value::wire_normalized).collect();
         prop_assert_eq!(view.arguments().unwrap(), normalized_args.clone());
         let got = view.attachments().unwrap();
         prop_assert_eq!(got.len(), pairs.len());

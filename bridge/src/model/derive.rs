@@ -4,6 +4,7 @@
 //! `region` metadata (DESIGN.md §3, ANCHORS.md (b)).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -64,8 +65,9 @@ pub struct Derived {
     pub host: String,
     /// The Kubernetes namespace of the service's resources.
     pub namespace: String,
-    /// Endpoint labels (valid Kubernetes labels only), `version` and `registry` included.
-    pub labels: BTreeMap<String, String>,
+    /// Endpoint labels (valid Kubernetes labels only), `version` and `registry` included; shared
+    /// with the snapshot's endpoint rather than copied (a large estate has millions of labels).
+    pub labels: Arc<BTreeMap<String, String>>,
     /// `region/zone[/subzone]`, if known.
     pub locality: Option<String>,
     /// Endpoint weight (Dubbo's `weight`, default 100).
@@ -125,7 +127,7 @@ impl DeriveConfig {
         Derived {
             host: self.host(&provider.service, &provider.scope),
             namespace,
-            labels,
+            labels: Arc::new(labels),
             locality,
             weight,
         }

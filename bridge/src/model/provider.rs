@@ -108,7 +108,7 @@ pub enum RegistryScope {
 }
 
 /// One provider instance as a registry reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Provider {
     /// The service it provides.
     pub service: ServiceRef,

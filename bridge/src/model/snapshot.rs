@@ -54,8 +54,8 @@ pub struct Endpoint {
     /// `region/zone[/subzone]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locality: Option<String>,
-    /// Labels (valid Kubernetes labels).
-    pub labels: BTreeMap<String, String>,
+    /// Labels (valid Kubernetes labels), shared with the model store.
+    pub labels: Arc<BTreeMap<String, String>>,
 }
 
 /// A service as published.

@@ -23,22 +23,53 @@ use crate::registry::{RegistryEvent, RegistryMessage};
 /// One registry's entries and reachability.
 #[derive(Debug, Default)]
 struct RegistryState {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<Arc<str>, Entry>,
     up: bool,
     listed: bool,
     malformed: u64,
 }
 
+/// What the store keeps of a provider: only what snapshots need. The raw parameters are not
+/// kept (they are most of a provider's size); a fingerprint of them detects no-op updates.
 #[derive(Debug, Clone)]
 struct Entry {
-    provider: Provider,
+    fingerprint: u64,
+    service: Arc<ServiceRef>,
+    address: String,
+    port: u16,
+    protocol: Protocol,
+    healthy: bool,
+    methods: Option<Box<str>>,
     derived: Derived,
+}
+
+impl Entry {
+    fn new(provider: Provider, derived: Derived) -> Self {
+        Self {
+            fingerprint: fingerprint(&provider),
+            methods: provider.params.get("methods").map(|m| m.as_str().into()),
+            service: Arc::new(provider.service),
+            address: provider.host,
+            port: provider.port,
+            protocol: provider.protocol,
+            healthy: provider.healthy,
+            derived,
+        }
+    }
+}
+
+fn fingerprint(provider: &Provider) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: the same provider gives the same fingerprint in every process.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    provider.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[derive(Debug, Default)]
 struct ServiceState {
     /// (registry, entry key) of every provider of this service.
-    members: BTreeSet<(Arc<str>, String)>,
+    members: BTreeSet<(Arc<str>, Arc<str>)>,
     built: Option<(Arc<Service>, [u8; 32])>,
     empty_since: Option<Instant>,
 }
@@ -50,9 +81,33 @@ pub struct ApplyOutcome {
     pub changed: bool,
 }
 
+/// Identical label maps shared by every endpoint that has them: the providers of one interface
+/// usually carry the same labels once volatile ones are dropped, so this divides label memory by
+/// the replica count. Maps nobody else holds are pruned as the pool doubles.
+#[derive(Debug, Default)]
+struct LabelPool {
+    maps: HashSet<Arc<BTreeMap<String, String>>>,
+    prune_at: usize,
+}
+
+impl LabelPool {
+    fn intern(&mut self, labels: Arc<BTreeMap<String, String>>) -> Arc<BTreeMap<String, String>> {
+        if let Some(shared) = self.maps.get(labels.as_ref()) {
+            return shared.clone();
+        }
+        self.maps.insert(labels.clone());
+        if self.maps.len() > self.prune_at {
+            self.maps.retain(|m| Arc::strong_count(m) > 1);
+            self.prune_at = (self.maps.len() * 2).max(1024);
+        }
+        labels
+    }
+}
+
 /// Registry state plus the last built services.
 #[derive(Debug)]
 pub struct ModelStore {
+    labels: LabelPool,
     derive: DeriveConfig,
     filter: Filter,
     drop_to_zero_grace: Duration,
@@ -70,6 +125,7 @@ impl ModelStore {
         registries: &[&str],
     ) -> Self {
         Self {
+            labels: LabelPool::default(),
             derive,
             filter,
             drop_to_zero_grace,
@@ -88,11 +144,11 @@ impl ModelStore {
         let dirty_before = self.dirty.len();
         match message.event {
             RegistryEvent::Resync(entries) => {
-                let old_keys: Vec<String> = self
+                let old_keys: Vec<Arc<str>> = self
                     .registry_mut(&registry)
                     .entries
                     .keys()
-                    .filter(|k| !entries.contains_key(*k))
+                    .filter(|k| !entries.contains_key(k.as_ref()))
                     .cloned()
                     .collect();
                 for key in old_keys {
@@ -141,39 +197,39 @@ impl ModelStore {
             self.remove(registry, &key);
             return;
         }
-        let derived = self.derive.derive(&provider, registry);
         let state = self.registry_mut(registry);
-        if let Some(old) = state.entries.get(&key)
-            && old.provider == provider
+        if let Some(old) = state.entries.get(key.as_str())
+            && old.fingerprint == fingerprint(&provider)
         {
             return;
         }
-        let old = state.entries.insert(
-            key.clone(),
-            Entry {
-                provider,
-                derived: derived.clone(),
-            },
-        );
+        let mut derived = self.derive.derive(&provider, registry);
+        derived.labels = self.labels.intern(derived.labels);
+        let host = derived.host.clone();
+        let key: Arc<str> = Arc::from(key);
+        let state = self.registry_mut(registry);
+        let old = state
+            .entries
+            .insert(key.clone(), Entry::new(provider, derived));
         if let Some(old) = old
-            && old.derived.host != derived.host
+            && old.derived.host != host
         {
             self.leave(&old.derived.host, registry, &key);
         }
-        let service = self.services.entry(derived.host.clone()).or_default();
+        let service = self.services.entry(host.clone()).or_default();
         service.members.insert((registry.clone(), key));
-        self.dirty.insert(derived.host);
+        self.dirty.insert(host);
     }
 
     fn remove(&mut self, registry: &Arc<str>, key: &str) {
-        if let Some(old) = self.registry_mut(registry).entries.remove(key) {
-            self.leave(&old.derived.host, registry, key);
+        if let Some((key, old)) = self.registry_mut(registry).entries.remove_entry(key) {
+            self.leave(&old.derived.host, registry, &key);
         }
     }
 
-    fn leave(&mut self, host: &str, registry: &Arc<str>, key: &str) {
+    fn leave(&mut self, host: &str, registry: &Arc<str>, key: &Arc<str>) {
         if let Some(service) = self.services.get_mut(host) {
-            service.members.remove(&(registry.clone(), key.to_owned()));
+            service.members.remove(&(registry.clone(), key.clone()));
             self.dirty.insert(host.to_owned());
         }
     }
@@ -273,24 +329,23 @@ impl ModelStore {
             return None;
         }
         // Members are ordered by (registry, key): the first registry naming an address wins.
-        entries.sort_by(|a, b| (a.0, &a.1.provider.host).cmp(&(b.0, &b.1.provider.host)));
+        entries.sort_by(|a, b| (a.0, &a.1.address).cmp(&(b.0, &b.1.address)));
         let (_, first) = entries.first()?;
-        let ports = service_ports(entries.iter().map(|(_, e)| &e.provider));
+        let ports = service_ports(entries.iter().map(|(_, e)| (e.protocol, e.port)));
         let mut seen = HashSet::new();
         let mut endpoints = Vec::with_capacity(entries.len());
         let mut registries = BTreeSet::new();
         let mut stale = BTreeSet::new();
         let mut methods = BTreeSet::new();
         for (registry, entry) in &entries {
-            let p = &entry.provider;
-            if !seen.insert((p.host.as_str(), p.port)) {
+            if !seen.insert((entry.address.as_str(), entry.port)) {
                 continue;
             }
             registries.insert(registry.to_string());
             if !self.registries.get(*registry).is_some_and(|r| r.up) {
                 stale.insert(registry.to_string());
             }
-            if let Some(list) = p.params.get("methods") {
+            if let Some(list) = &entry.methods {
                 methods.extend(
                     list.split(',')
                         .map(str::trim)
@@ -299,18 +354,18 @@ impl ModelStore {
                 );
             }
             endpoints.push(Endpoint {
-                address: p.host.clone(),
-                port: p.port,
-                port_name: port_name(p.protocol).to_owned(),
+                address: entry.address.clone(),
+                port: entry.port,
+                port_name: port_name(entry.protocol).to_owned(),
                 registry: registry.to_string(),
                 weight: entry.derived.weight,
-                healthy: p.healthy,
+                healthy: entry.healthy,
                 locality: entry.derived.locality.clone(),
                 labels: entry.derived.labels.clone(),
             });
         }
         endpoints.sort();
-        let (dubbo, name) = match &first.provider.service {
+        let (dubbo, name) = match first.service.as_ref() {
             ServiceRef::Dubbo {
                 interface,
                 group,
@@ -354,14 +409,10 @@ pub fn port_name(protocol: Protocol) -> &'static str {
 }
 
 /// One port per protocol, numbered by the most common endpoint port (the lowest on a tie).
-fn service_ports<'a>(providers: impl Iterator<Item = &'a Provider>) -> Vec<ServicePort> {
+fn service_ports(endpoints: impl Iterator<Item = (Protocol, u16)>) -> Vec<ServicePort> {
     let mut counts: BTreeMap<Protocol, BTreeMap<u16, usize>> = BTreeMap::new();
-    for p in providers {
-        *counts
-            .entry(p.protocol)
-            .or_default()
-            .entry(p.port)
-            .or_default() += 1;
+    for (protocol, port) in endpoints {
+        *counts.entry(protocol).or_default().entry(port).or_default() += 1;
     }
     counts
         .into_iter()

@@ -85,6 +85,34 @@ pub struct Object {
 // === impl Value ===
 
 impl Value {
+    /// The value as a decoder reads it back after encoding: the Java-compatible encoder writes
+    /// `-0.0` as the compact zero (`5B`) and every NaN as the canonical NaN, so those doubles do
+    /// not round-trip bit for bit. Everything else is unchanged. Round-trip checks compare a
+    /// decoded value with the original's `wire_normalized()`.
+    pub fn wire_normalized(&self) -> Value {
+        match self {
+            Value::Double(d) if *d == 0.0 => Value::Double(0.0),
+            Value::Double(d) if d.is_nan() => Value::Double(f64::NAN),
+            Value::List(l) => Value::List(List {
+                items: l.items.iter().map(Value::wire_normalized).collect(),
+                ..l.clone()
+            }),
+            Value::Map(m) => Value::Map(Map {
+                type_name: m.type_name.clone(),
+                entries: m
+                    .entries
+                    .iter()
+                    .map(|(k, v)| (k.wire_normalized(), v.wire_normalized()))
+                    .collect(),
+            }),
+            Value::Object(o) => Value::Object(Object::new(
+                Arc::clone(&o.class),
+                o.fields.iter().map(Value::wire_normalized).collect(),
+            )),
+            other => other.clone(),
+        }
+    }
+
     /// A string value.
     pub fn string(s: impl Into<String>) -> Self {
         Value::String(s.into())

@@ -687,7 +687,7 @@ fn write_rust_corpus(path: &Path, seed: u64, count: usize) -> anyhow::Result<()>
         let bytes = hessian::to_vec(&value).with_context(|| format!("encode value {i}"))?;
         // Our own decoder must agree before Java is asked.
         ensure!(
-            hessian::from_slice(&bytes)? == normalized(&value),
+            hessian::from_slice(&bytes)? == value.wire_normalized(),
             "value {i} does not round-trip in Rust"
         );
         let line = json!({"d": describe(&value), "hex": hex::encode(&bytes)});
@@ -696,29 +696,4 @@ fn write_rust_corpus(path: &Path, seed: u64, count: usize) -> anyhow::Result<()>
     }
     std::fs::write(path, lines)?;
     Ok(())
-}
-
-/// The value as read back: doubles as Java writes them (see `describe`).
-fn normalized(v: &Value) -> Value {
-    match v {
-        Value::Double(x) if *x == 0.0 => Value::Double(0.0),
-        Value::Double(x) if x.is_nan() => Value::Double(f64::NAN),
-        Value::List(l) => Value::List(List {
-            items: l.items.iter().map(normalized).collect(),
-            ..l.clone()
-        }),
-        Value::Map(m) => Value::Map(Map {
-            type_name: m.type_name.clone(),
-            entries: m
-                .entries
-                .iter()
-                .map(|(k, v)| (normalized(k), normalized(v)))
-                .collect(),
-        }),
-        Value::Object(o) => Value::Object(Object::new(
-            Arc::clone(&o.class),
-            o.fields.iter().map(normalized).collect(),
-        )),
-        other => other.clone(),
-    }
 }
