@@ -36,7 +36,9 @@ impl EventKind {
     /// The kind of an event.
     pub fn of(event: &RegistryEvent) -> Self {
         match event {
-            RegistryEvent::Resync(_) => Self::resync,
+            RegistryEvent::Resync(_) | RegistryEvent::ResyncBegin => Self::resync,
+            // The end of a streamed resync was already counted at its start.
+            RegistryEvent::ResyncEnd => Self::resync,
             RegistryEvent::Upsert(..) => Self::upsert,
             RegistryEvent::Remove(_) => Self::remove,
             RegistryEvent::Up => Self::up,

@@ -24,6 +24,8 @@ use crate::registry::{RegistryEvent, RegistryMessage};
 #[derive(Debug, Default)]
 struct RegistryState {
     entries: HashMap<Arc<str>, Entry>,
+    /// Keys upserted since a streamed resync began; `None` outside one.
+    resync_seen: Option<HashSet<Arc<str>>>,
     up: bool,
     listed: bool,
     malformed: u64,
@@ -158,6 +160,23 @@ impl ModelStore {
                     self.upsert(&registry, key, provider);
                 }
             }
+            RegistryEvent::ResyncBegin => {
+                self.registry_mut(&registry).resync_seen = Some(HashSet::new());
+            }
+            RegistryEvent::ResyncEnd => {
+                let state = self.registry_mut(&registry);
+                if let Some(seen) = state.resync_seen.take() {
+                    let stale: Vec<Arc<str>> = state
+                        .entries
+                        .keys()
+                        .filter(|k| !seen.contains(*k))
+                        .cloned()
+                        .collect();
+                    for key in stale {
+                        self.remove(&registry, &key);
+                    }
+                }
+            }
             RegistryEvent::Upsert(key, provider) => self.upsert(&registry, key, provider),
             RegistryEvent::Remove(key) => self.remove(&registry, &key),
             RegistryEvent::Up | RegistryEvent::Down => {
@@ -192,13 +211,17 @@ impl ModelStore {
     }
 
     fn upsert(&mut self, registry: &Arc<str>, key: String, provider: Provider) {
+        let key: Arc<str> = Arc::from(key);
+        if let Some(seen) = &mut self.registry_mut(registry).resync_seen {
+            seen.insert(key.clone());
+        }
         if !self.filter.admits(&provider) {
             // A provider that stops being admitted (e.g. its group changed) must leave.
             self.remove(registry, &key);
             return;
         }
         let state = self.registry_mut(registry);
-        if let Some(old) = state.entries.get(key.as_str())
+        if let Some(old) = state.entries.get(&key)
             && old.fingerprint == fingerprint(&provider)
         {
             return;
@@ -206,7 +229,6 @@ impl ModelStore {
         let mut derived = self.derive.derive(&provider, registry);
         derived.labels = self.labels.intern(derived.labels);
         let host = derived.host.clone();
-        let key: Arc<str> = Arc::from(key);
         let state = self.registry_mut(registry);
         let old = state
             .entries

@@ -5,9 +5,12 @@
 //! carries `dubbo.metadata.revision`. The revision identifies a `MetadataInfo` document listing the
 //! interfaces the application exports, with protocol, port and parameters. With
 //! `dubbo.metadata.storage-type=remote` the document sits in the registry
-//! (`/dubbo/metadata/<app>/<revision>` in ZooKeeper); with the default `local` only the provider
-//! itself can answer, through its `MetadataService`. Documents are immutable per revision, so
-//! they are cached by (application, revision).
+//! (`/dubbo/metadata/<app>/<revision>` in ZooKeeper) and arrives as JSON
+//! ([`MetadataInfo::parse_json`]); with the default `local` only the provider itself can answer,
+//! so the bridge calls its `MetadataService` over the dubbo protocol
+//! ([`crate::registry::metadata_service::fetch_metadata`], Hessian 2 object converted to the same
+//! [`MetadataInfo`]). Documents are immutable per revision, so they are cached by (application,
+//! revision).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -10,7 +10,6 @@
 //! reports the registry down (once per outage); the model keeps the last known providers
 //! meanwhile, and the first successful re-list brings it back up.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -152,7 +151,7 @@ async fn pass(
         other => other?,
     };
     let revision = listing.revision;
-    listing.report(sink).await?;
+    listing.report(&source.prefix, sink).await?;
     *reported_down = false;
     tracing::debug!(
         registry = sink.registry(),
@@ -208,37 +207,40 @@ async fn handle_event(
     }
 }
 
-/// Everything under the prefix at one revision.
+/// Every provider key under the prefix at one revision. Only the raw keys are kept: they are
+/// parsed while they are streamed to the store, so a large registry is never held parsed whole.
 #[derive(Debug, Default)]
 struct Listing {
     revision: i64,
-    entries: BTreeMap<String, Provider>,
-    malformed: Vec<(String, String)>,
+    keys: Vec<Vec<u8>>,
 }
 
 impl Listing {
-    fn add(&mut self, prefix: &str, raw_key: &[u8]) {
-        match provider_entry(prefix, raw_key) {
-            Some((key, Ok(Some(provider)))) => {
-                self.entries.insert(key, provider);
-            }
-            Some((key, Err(reason))) => self.malformed.push((key, reason)),
-            Some((_, Ok(None))) | None => {}
-        }
+    fn add(&mut self, raw_key: &[u8]) {
+        self.keys.push(raw_key.to_vec());
     }
 
-    /// Sends the malformed entries, the full resync and `Up`.
-    async fn report(self, sink: &EventSink) -> Result<(), StoreClosed> {
-        for (key, reason) in self.malformed {
-            sink.malformed(&key, reason).await?;
+    /// Streams the listing as a resync (malformed keys reported on the way), then `Up`.
+    async fn report(self, prefix: &str, sink: &EventSink) -> Result<(), StoreClosed> {
+        sink.send(RegistryEvent::ResyncBegin).await?;
+        let mut providers = 0usize;
+        for raw_key in self.keys {
+            match provider_entry(prefix, &raw_key) {
+                Some((key, Ok(Some(provider)))) => {
+                    providers += 1;
+                    sink.send(RegistryEvent::Upsert(key, provider)).await?;
+                }
+                Some((key, Err(reason))) => sink.malformed(&key, reason).await?,
+                Some((_, Ok(None))) | None => {}
+            }
         }
+        sink.send(RegistryEvent::ResyncEnd).await?;
         tracing::debug!(
             registry = sink.registry(),
-            providers = self.entries.len(),
+            providers,
             revision = self.revision,
             "etcd resync"
         );
-        sink.send(RegistryEvent::Resync(self.entries)).await?;
         sink.send(RegistryEvent::Up).await
     }
 }
@@ -262,7 +264,13 @@ async fn list(client: &mut etcd::Client, prefix: &str) -> Result<Listing, PassEr
             listing.revision = response.header().ok_or(PassError::NoHeader)?.revision();
         }
         for kv in response.kvs() {
-            listing.add(prefix, kv.key());
+            // Only provider keys are kept; directories, consumers and rules are dropped here.
+            if matches!(
+                classify(prefix, &String::from_utf8_lossy(kv.key())),
+                KeyKind::Provider(_)
+            ) {
+                listing.add(kv.key());
+            }
         }
         match response.kvs().last() {
             Some(last) if response.more() => {
@@ -413,22 +421,32 @@ mod tests {
         assert_eq!(parsed.unwrap().unwrap().port, 20880);
     }
 
-    #[test]
-    fn listing_keeps_providers_and_collects_malformed_keys() {
+    #[tokio::test]
+    async fn a_listing_streams_providers_and_malformed_keys_as_a_resync() {
         let mut listing = Listing::default();
         let good = format!(
             "/dubbo/com.acme.OrderService/providers/{}",
             url_encode(JAVA_URL)
         );
-        listing.add("/dubbo", good.as_bytes());
-        listing.add("/dubbo", b"/dubbo/com.acme.OrderService/providers");
-        listing.add("/dubbo", b"/dubbo/x.Y/providers/dubbo%3A%2F%2Fnoport%2Fx.Y");
-        assert_eq!(listing.entries.keys().collect::<Vec<_>>(), [&good]);
-        assert_eq!(listing.malformed.len(), 1);
-        assert_eq!(
-            listing.malformed[0].0,
-            "/dubbo/x.Y/providers/dubbo%3A%2F%2Fnoport%2Fx.Y"
-        );
+        listing.add(good.as_bytes());
+        listing.add(b"/dubbo/x.Y/providers/dubbo%3A%2F%2Fnoport%2Fx.Y");
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        listing
+            .report("/dubbo", &EventSink::new("etcd", tx))
+            .await
+            .unwrap();
+        let mut events = Vec::new();
+        while let Ok(message) = rx.try_recv() {
+            events.push(message.event);
+        }
+        assert!(matches!(events[0], RegistryEvent::ResyncBegin));
+        assert!(matches!(&events[1], RegistryEvent::Upsert(key, _) if *key == good));
+        assert!(matches!(
+            &events[2],
+            RegistryEvent::Malformed { key, .. } if key == "/dubbo/x.Y/providers/dubbo%3A%2F%2Fnoport%2Fx.Y"
+        ));
+        assert!(matches!(events[3], RegistryEvent::ResyncEnd));
+        assert!(matches!(events[4], RegistryEvent::Up));
     }
 
     #[test]

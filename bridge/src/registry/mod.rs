@@ -10,6 +10,7 @@ pub mod dubbo_app;
 pub mod dubbo_url;
 pub mod etcd;
 pub mod file;
+pub mod metadata_service;
 pub mod nacos;
 pub mod source;
 pub mod zookeeper;
@@ -27,6 +28,12 @@ use crate::model::provider::Provider;
 pub enum RegistryEvent {
     /// The registry's complete current contents; replaces everything reported before.
     Resync(BTreeMap<String, Provider>),
+    /// A streamed resync starts: the `Upsert`s up to [`RegistryEvent::ResyncEnd`] are the
+    /// registry's complete contents. Large registries stream rather than send one
+    /// [`RegistryEvent::Resync`], so neither side ever holds the whole registry twice.
+    ResyncBegin,
+    /// A streamed resync is complete: entries not upserted since `ResyncBegin` are removed.
+    ResyncEnd,
     /// One entry appeared or changed.
     Upsert(String, Provider),
     /// One entry disappeared.

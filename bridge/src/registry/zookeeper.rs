@@ -13,11 +13,14 @@
 //! down, and the model keeps the last known providers.
 //!
 //! A Dubbo 3 instance whose metadata is stored `remote` is resolved from
-//! `<root>/metadata/<app>/<revision>`; one with `local` metadata (Dubbo's default) contributes
-//! nothing here, because Dubbo's default `register-mode=all` also registers every interface
-//! interface-level, which this adapter reads.
+//! `<root>/metadata/<app>/<revision>`; one with `local` metadata (Dubbo's default) is resolved by
+//! calling the provider's own `MetadataService` ([`crate::registry::metadata_service`]), so
+//! providers registered with `register-mode=instance` only are found too. Either way the
+//! document is cached per (application, revision). A provider whose MetadataService cannot be
+//! reached or answers wrongly is reported as a malformed entry (counted, logged once) and tried
+//! again on its next change or resync.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -26,6 +29,7 @@ use zookeeper_client as zk;
 use crate::model::provider::{Protocol, Provider, RegistryScope, ServiceRef};
 use crate::registry::dubbo_app::{self, CuratorInstance, MetadataCache, MetadataInfo};
 use crate::registry::dubbo_url::{NON_INTERFACE_CHILDREN, parse_provider_node};
+use crate::registry::metadata_service;
 use crate::registry::{EventSink, RegistryEvent, StoreClosed};
 
 /// Settings of one ZooKeeper registry.
@@ -59,6 +63,9 @@ impl Default for ZooKeeperSource {
 const LIST_CONCURRENCY: usize = 64;
 /// Delay between reconnection attempts while ZooKeeper is unreachable.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
+/// Deadline of one MetadataService call (connect, request, response). Instances are resolved one
+/// after another during a listing, so an unresponsive provider must not hold it up for long.
+const METADATA_SERVICE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where a znode sits in the layouts this adapter reads.
 #[derive(Debug, PartialEq, Eq)]
@@ -332,13 +339,21 @@ async fn instance_entries(
             cache.insert(MetadataInfo::parse_json(&data).map_err(InstanceError::Malformed)?)
         }
         None => {
-            // `local` storage: only the provider's MetadataService knows. In Dubbo's default
-            // register-mode (`all`) the same interfaces are registered interface-level too.
-            tracing::debug!(
-                path,
-                "Dubbo 3 instance keeps its metadata locally; relying on interface-level registration"
-            );
-            return Ok(Vec::new());
+            // `local` storage: only the provider's MetadataService knows. A failure is not
+            // cached, so the next change of the instance or the next resync tries again.
+            let info = metadata_service::fetch_metadata(
+                &instance.address,
+                &instance,
+                revision,
+                METADATA_SERVICE_TIMEOUT,
+            )
+            .await
+            .map_err(|error| {
+                InstanceError::Malformed(format!(
+                    "metadata revision {revision} from the provider's MetadataService: {error}"
+                ))
+            })?;
+            cache.insert(info)
         }
     };
     Ok(dubbo_app::providers(path, &instance, &metadata))
@@ -371,17 +386,14 @@ async fn resync(
     state: &mut AdapterState,
 ) -> Result<(), PassError> {
     let started = std::time::Instant::now();
-    let mut entries = BTreeMap::new();
-    let mut malformed = Vec::new();
-    list_dubbo(client, source, &mut entries, &mut malformed).await?;
+    // Streamed: providers go to the store as they are listed, so a large registry is never held
+    // in memory whole; the store removes what this pass did not report once it ends.
+    sink.send(RegistryEvent::ResyncBegin).await?;
+    let mut count = list_dubbo(client, source, sink).await?;
     if !source.services_root.is_empty() {
-        list_services(client, source, state, &mut entries, &mut malformed).await?;
+        count += list_services(client, source, state, sink).await?;
     }
-    for (path, reason) in malformed {
-        sink.malformed(&path, reason).await?;
-    }
-    let count = entries.len();
-    sink.send(RegistryEvent::Resync(entries)).await?;
+    sink.send(RegistryEvent::ResyncEnd).await?;
     sink.send(RegistryEvent::Up).await?;
     tracing::debug!(
         registry = sink.registry(),
@@ -405,12 +417,12 @@ fn join(parent: &str, child: &str) -> String {
     format!("{}/{child}", parent.trim_end_matches('/'))
 }
 
+/// Lists every interface's providers, reporting each; returns how many providers were found.
 async fn list_dubbo(
     client: &zk::Client,
     source: &ZooKeeperSource,
-    entries: &mut BTreeMap<String, Provider>,
-    malformed: &mut Vec<(String, String)>,
-) -> Result<(), zk::Error> {
+    sink: &EventSink,
+) -> Result<usize, PassError> {
     let interfaces = children(client, &source.dubbo_root).await?;
     let provider_dirs: Vec<String> = interfaces
         .iter()
@@ -423,28 +435,30 @@ async fn list_dubbo(
             (dir, nodes)
         })
         .buffer_unordered(LIST_CONCURRENCY);
+    let mut count = 0;
     while let Some((dir, nodes)) = listings.next().await {
         for node in nodes? {
             let path = join(&dir, &node);
             match parse_provider_node(&node) {
                 Ok(Some(provider)) => {
-                    entries.insert(path, provider);
+                    count += 1;
+                    sink.send(RegistryEvent::Upsert(path, provider)).await?;
                 }
                 Ok(None) => {}
-                Err(reason) => malformed.push((path, reason)),
+                Err(reason) => sink.malformed(&path, reason).await?,
             }
         }
     }
-    Ok(())
+    Ok(count)
 }
 
+/// Lists every instance under the services root, reporting its providers; returns how many.
 async fn list_services(
     client: &zk::Client,
     source: &ZooKeeperSource,
     state: &mut AdapterState,
-    entries: &mut BTreeMap<String, Provider>,
-    malformed: &mut Vec<(String, String)>,
-) -> Result<(), zk::Error> {
+    sink: &EventSink,
+) -> Result<usize, PassError> {
     let names = children(client, &source.services_root).await?;
     let mut instance_paths = Vec::new();
     for name in names {
@@ -464,25 +478,29 @@ async fn list_services(
         match data {
             Ok((data, _)) => instances.push((path, data)),
             Err(zk::Error::NoNode) => {}
-            Err(error) => return Err(error),
+            Err(error) => return Err(error.into()),
         }
     }
     drop(reads);
+    let mut count = 0;
     state.instance_keys.clear();
     for (path, data) in instances {
         match instance_entries(client, source, &mut state.metadata, &path, &data).await {
             Ok(found) => {
                 let keys: Vec<String> = found.iter().map(|(k, _)| k.clone()).collect();
-                entries.extend(found);
+                count += found.len();
+                for (key, provider) in found {
+                    sink.send(RegistryEvent::Upsert(key, provider)).await?;
+                }
                 if !keys.is_empty() {
                     state.instance_keys.insert(path, keys);
                 }
             }
-            Err(InstanceError::Malformed(reason)) => malformed.push((path, reason)),
-            Err(InstanceError::ZooKeeper(error)) => return Err(error),
+            Err(InstanceError::Malformed(reason)) => sink.malformed(&path, reason).await?,
+            Err(InstanceError::ZooKeeper(error)) => return Err(error.into()),
         }
     }
-    Ok(())
+    Ok(count)
 }
 
 #[cfg(test)]

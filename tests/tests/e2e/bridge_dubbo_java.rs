@@ -1,6 +1,8 @@
 //! The real Apache Dubbo Java sample (`demo/java/dubbo-sample`, Dubbo 3.3 with Hessian2) against
 //! real registries: the bridge sees the Java provider in ZooKeeper with the labels and locality
-//! operators already set, and drops it once its ephemeral node goes; the provider registers in
+//! operators already set, and drops it once its ephemeral node goes; registered application-level
+//! only (`register-mode=instance`, metadata kept locally) it is resolved through its own
+//! MetadataService; the provider registers in
 //! Nacos under Dubbo's own service name; and the Java consumer calls the provider directly (through
 //! a recording relay, as a proxy will sit later) and through the registry.
 //!
@@ -64,6 +66,15 @@ impl JavaProvider {
     /// Starts the provider against `registry` on a free port and waits for its `READY` line,
     /// which it prints only after the service is exported and registered.
     async fn start(program: &JavaProgram, registry: &str) -> anyhow::Result<Self> {
+        Self::start_with(program, registry, &[]).await
+    }
+
+    /// [`JavaProvider::start`] with extra provider settings, e.g. `--register-mode instance`.
+    async fn start_with(
+        program: &JavaProgram,
+        registry: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let dir = PeerProcess::temp_dir("dubbo-provider")?;
         let mut command = program.command("io.causeway.demo.Provider");
@@ -75,7 +86,8 @@ impl JavaProvider {
             .args(["--region", REGION, "--zone", ZONE])
             // Dubbo's and Nacos' caches and logs go to the guard's directory, not a shared ~.
             .arg("--home")
-            .arg(dir.path());
+            .arg(dir.path())
+            .args(extra);
         let mut process = PeerProcess::spawn("dubbo-provider", command, dir)?;
         let log = process.dir().join("dubbo-provider.log");
         let took = process
@@ -220,6 +232,37 @@ async fn zookeeper_bridge_publishes_the_java_provider_and_drops_it_when_killed()
     )
     .await
     .unwrap();
+}
+
+/// With `register-mode=instance` the provider writes only `/services/<app>/<ip:port>` with
+/// `dubbo.metadata.storage-type=local`: no interface-level node and no metadata document in
+/// ZooKeeper, so the interface, version, methods and the service parameters behind the labels
+/// and locality can only come from calling the provider's MetadataService.
+#[tokio::test(flavor = "multi_thread")]
+async fn zookeeper_bridge_resolves_an_instance_only_provider_through_its_metadata_service() {
+    logs::init();
+    let (zookeeper, program) = tokio::join!(ZooKeeperServer::start(), sample());
+    let (zookeeper, program) = (zookeeper.unwrap(), program.unwrap());
+    let registry = format!("zookeeper://{}", zookeeper.connect_string());
+    let bridge = start_bridge(registry.clone()).await.unwrap();
+    let provider = JavaProvider::start_with(&program, &registry, &["--register-mode", "instance"])
+        .await
+        .unwrap();
+    let port = provider.port;
+    assert_eventually!(
+        provider_published(&bridge, port).is_ok(),
+        "the bridge never published the instance-only Java provider: {:?}",
+        provider_published(&bridge, port)
+    );
+    let service = published(&bridge).unwrap();
+    tracing::info!(methods = ?service.methods, endpoints = ?service.endpoints, "published from the MetadataService");
+
+    drop(provider);
+    assert_eventually!(
+        !endpoint_listed(&bridge, port),
+        "the killed provider's endpoint is still published: {:?}",
+        published(&bridge)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

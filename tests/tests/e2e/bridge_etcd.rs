@@ -71,7 +71,7 @@ impl Model {
     pub(crate) fn snapshot(&mut self) -> Snapshot {
         while let Ok(message) = self.events.try_recv() {
             match message.event {
-                RegistryEvent::Resync(_) => self.resyncs += 1,
+                RegistryEvent::Resync(_) | RegistryEvent::ResyncBegin => self.resyncs += 1,
                 RegistryEvent::Down => self.downs += 1,
                 _ => {}
             }

@@ -252,3 +252,37 @@ fn malformed_entries_are_counted() {
     ));
     assert_eq!(s.build(Instant::now()).0.registries["zk"].malformed, 1);
 }
+
+#[test]
+fn a_streamed_resync_removes_only_what_it_did_not_report() {
+    let mut s = store();
+    up(
+        &mut s,
+        "zk",
+        &[
+            ("/p1", provider("10.0.0.1", "com.acme.Api", "")),
+            ("/p2", provider("10.0.0.2", "com.acme.Api", "")),
+        ],
+    );
+    s.build(Instant::now());
+    s.apply(message("zk", RegistryEvent::ResyncBegin));
+    s.apply(message(
+        "zk",
+        RegistryEvent::Upsert("/p2".into(), provider("10.0.0.2", "com.acme.Api", "")),
+    ));
+    s.apply(message(
+        "zk",
+        RegistryEvent::Upsert("/p3".into(), provider("10.0.0.3", "com.acme.Api", "")),
+    ));
+    // Mid-stream nothing is removed yet.
+    let (mid, _) = s.build(Instant::now());
+    assert_eq!(mid.services["com.acme.api"].endpoints.len(), 3);
+    s.apply(message("zk", RegistryEvent::ResyncEnd));
+    let (snap, _) = s.build(Instant::now());
+    let addresses: Vec<&str> = snap.services["com.acme.api"]
+        .endpoints
+        .iter()
+        .map(|e| e.address.as_str())
+        .collect();
+    assert_eq!(addresses, ["10.0.0.2", "10.0.0.3"]);
+}
