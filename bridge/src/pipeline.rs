@@ -2,8 +2,9 @@
 //! new snapshot after a debounce, on a `watch` channel every output reads.
 //!
 //! Debounce: a batch is flushed once `quiet` has passed without a further change, and never later
-//! than `max` after its first change (defaults 100 ms and 1 s), so a burst of registry events costs
-//! one snapshot while a single change is published within about `quiet`.
+//! than `max` after its first change (defaults 50 ms and 1 s), so a burst of registry events costs
+//! one snapshot while a single change is published within about `quiet`. The quiet period is the
+//! floor of change-to-snapshot latency, so it is kept well under the 100 ms budget.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,7 @@ pub struct Debounce {
 impl Default for Debounce {
     fn default() -> Self {
         Self {
-            quiet_ms: 100,
+            quiet_ms: 50,
             max_ms: 1000,
         }
     }

@@ -1245,7 +1245,7 @@ fn report(
     }
     let _ = writeln!(
         out,
-        "- Bridge: release build, default debounce (100 ms quiet / 1 s max){}; load average \
+        "- Bridge: release build, default debounce (50 ms quiet / 1 s max){}; load average \
          (1/5/15 min) at the end: {load_after}\n",
         if options.serviceentry_dir {
             ", ServiceEntry writer on"
@@ -1373,7 +1373,7 @@ fn report(
         let _ = writeln!(
             out,
             "| Bridge's share (change → snapshot minus that change's watch delay), p50 / p99 | \
-             {:.1} / {:.1} ms | includes the 100 ms debounce quiet period |",
+             {:.1} / {:.1} ms | includes the debounce quiet period |",
             ms(own.p50),
             ms(own.p99)
         );
