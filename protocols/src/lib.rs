@@ -9,4 +9,5 @@ pub mod dubbo;
 pub mod grpc;
 pub mod hessian;
 pub mod http;
+pub mod meta;
 pub mod thrift;

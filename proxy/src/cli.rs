@@ -4,14 +4,24 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::config::{ConfigError, ProxyConfig};
+use crate::inspect::{self, InspectArgs};
 use crate::logging::{self, LogFormat};
 
 /// Multi-protocol service-mesh proxy for Dubbo, Thrift, gRPC and HTTP.
+///
+/// Without a subcommand it runs the proxy with the flags below.
+// Run flags and subcommands exclude each other, so `--config x inspect ...` is a usage error
+// rather than a silently ignored flag.
 #[derive(Debug, Parser)]
-#[command(name = "causeway-proxy", version, about)]
+#[command(
+    name = "causeway-proxy",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// YAML configuration file; flags below override its values.
     #[arg(long, value_name = "FILE", env = "CAUSEWAY_PROXY_CONFIG")]
@@ -25,6 +35,17 @@ pub struct Cli {
     /// Log line format.
     #[arg(long, value_enum, default_value = "text", env = "CAUSEWAY_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// A tool to run instead of the proxy.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands: tools that run instead of the proxy.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode captured frames (Dubbo, Thrift, gRPC, HTTP/1) and print them as JSON; exit 0 if
+    /// every frame decodes, 1 if one is malformed, 2 if the input cannot be read.
+    Inspect(InspectArgs),
 }
 
 impl Cli {
@@ -44,6 +65,10 @@ impl Cli {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Inspect(args)) = &cli.command {
+        // No logging: stdout carries only the JSON report.
+        return inspect::run(args);
+    }
     logging::init(cli.log_format);
     let config = match cli.effective_config() {
         Ok(config) => config,

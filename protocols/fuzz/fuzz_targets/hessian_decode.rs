@@ -3,11 +3,8 @@
 //! (doubles as Java writes them: `-0.0` becomes `0.0`, NaNs canonical).
 #![no_main]
 
-use std::sync::Arc;
-
-use causeway_protocols::hessian::{self, Decoder, Limits, List, Map, Object, Value};
+use causeway_protocols::hessian::{self, Decoder, Limits, Value};
 use libfuzzer_sys::fuzz_target;
-
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {
