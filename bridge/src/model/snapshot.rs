@@ -113,8 +113,8 @@ pub struct RegistryStatus {
 pub struct Snapshot {
     /// Content hash of all services (hex, 16 characters).
     pub version: String,
-    /// Services by host.
-    pub services: BTreeMap<String, Arc<Service>>,
+    /// Services by host (hosts shared with the model store, so a snapshot copies no strings).
+    pub services: BTreeMap<Arc<str>, Arc<Service>>,
     /// Registry reachability by name (not part of the version).
     pub registries: BTreeMap<String, RegistryStatus>,
     /// When the oldest registry change in this snapshot was observed, for push-latency metrics.
@@ -136,11 +136,11 @@ impl Eq for Snapshot {}
 impl Snapshot {
     /// Builds a snapshot, computing the version from the services' hashes.
     pub fn new(
-        services: BTreeMap<String, (Arc<Service>, [u8; 32])>,
+        services: &BTreeMap<Arc<str>, (Arc<Service>, [u8; 32])>,
         registries: BTreeMap<String, RegistryStatus>,
     ) -> Self {
         let mut hasher = Sha256::new();
-        for (host, (_, hash)) in &services {
+        for (host, (_, hash)) in services {
             hasher.update(host.as_bytes());
             hasher.update([0]);
             hasher.update(hash);
@@ -149,7 +149,10 @@ impl Snapshot {
         let version = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         Self {
             version,
-            services: services.into_iter().map(|(h, (s, _))| (h, s)).collect(),
+            services: services
+                .iter()
+                .map(|(h, (s, _))| (h.clone(), s.clone()))
+                .collect(),
             registries,
             oldest_change: None,
         }

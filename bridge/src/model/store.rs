@@ -116,6 +116,9 @@ pub struct ModelStore {
     registries: BTreeMap<Arc<str>, RegistryState>,
     services: HashMap<String, ServiceState>,
     dirty: HashSet<String>,
+    /// What the last snapshot published, kept across builds and updated for touched services
+    /// only: a snapshot then costs map nodes and reference counts, not a copy of every host.
+    published: BTreeMap<Arc<str>, (Arc<Service>, [u8; 32])>,
 }
 
 impl ModelStore {
@@ -137,6 +140,7 @@ impl ModelStore {
                 .collect(),
             services: HashMap::new(),
             dirty: HashSet::new(),
+            published: BTreeMap::new(),
         }
     }
 
@@ -262,40 +266,8 @@ impl ModelStore {
         let mut next_deadline: Option<Instant> = None;
         let dirty: Vec<String> = self.dirty.drain().collect();
         for host in dirty {
-            let fresh = self.build_service(&host);
-            let grace = self.drop_to_zero_grace;
-            let Some(state) = self.services.get_mut(&host) else {
-                continue;
-            };
-            match fresh {
-                Some(service) => {
-                    let hash = service.content_hash();
-                    state.built = Some((Arc::new(service), hash));
-                    state.empty_since = None;
-                }
-                None => {
-                    let had_endpoints = state
-                        .built
-                        .as_ref()
-                        .is_some_and(|(s, _)| !s.endpoints.is_empty());
-                    let since = *state.empty_since.get_or_insert(now);
-                    if had_endpoints && now < since + grace {
-                        if let Some((previous, _)) = &state.built
-                            && !previous.draining
-                        {
-                            let mut draining = Service::clone(previous);
-                            draining.draining = true;
-                            let hash = draining.content_hash();
-                            state.built = Some((Arc::new(draining), hash));
-                        }
-                        let deadline = since + grace;
-                        next_deadline = Some(next_deadline.map_or(deadline, |d| d.min(deadline)));
-                        // Stay dirty-able: the caller builds again at the deadline.
-                    } else {
-                        self.services.remove(&host);
-                    }
-                }
-            }
+            self.rebuild(&host, now, &mut next_deadline);
+            self.sync_published(&host);
         }
         // Services still draining from earlier builds keep their deadlines.
         for (host, state) in &self.services {
@@ -313,11 +285,6 @@ impl ModelStore {
             // Expired graces found above: remove them now rather than waiting for an event.
             return self.build(now);
         }
-        let services = self
-            .services
-            .iter()
-            .filter_map(|(host, state)| state.built.clone().map(|b| (host.clone(), b)))
-            .collect();
         let registries = self
             .registries
             .iter()
@@ -333,7 +300,60 @@ impl ModelStore {
                 )
             })
             .collect();
-        (Snapshot::new(services, registries), next_deadline)
+        (Snapshot::new(&self.published, registries), next_deadline)
+    }
+
+    /// Rebuilds one touched service, applying the drop-to-zero grace.
+    fn rebuild(&mut self, host: &str, now: Instant, next_deadline: &mut Option<Instant>) {
+        let fresh = self.build_service(host);
+        let grace = self.drop_to_zero_grace;
+        let Some(state) = self.services.get_mut(host) else {
+            return;
+        };
+        match fresh {
+            Some(service) => {
+                let hash = service.content_hash();
+                state.built = Some((Arc::new(service), hash));
+                state.empty_since = None;
+            }
+            None => {
+                let had_endpoints = state
+                    .built
+                    .as_ref()
+                    .is_some_and(|(s, _)| !s.endpoints.is_empty());
+                let since = *state.empty_since.get_or_insert(now);
+                if had_endpoints && now < since + grace {
+                    if let Some((previous, _)) = &state.built
+                        && !previous.draining
+                    {
+                        let mut draining = Service::clone(previous);
+                        draining.draining = true;
+                        let hash = draining.content_hash();
+                        state.built = Some((Arc::new(draining), hash));
+                    }
+                    let deadline = since + grace;
+                    *next_deadline = Some(next_deadline.map_or(deadline, |d| d.min(deadline)));
+                    // Stay dirty-able: the caller builds again at the deadline.
+                } else {
+                    self.services.remove(host);
+                }
+            }
+        }
+    }
+
+    /// Brings the published map in line with one service's current build.
+    fn sync_published(&mut self, host: &str) {
+        match self.services.get(host).and_then(|s| s.built.clone()) {
+            Some(built) => match self.published.get_mut(host) {
+                Some(slot) => *slot = built,
+                None => {
+                    self.published.insert(Arc::from(host), built);
+                }
+            },
+            None => {
+                self.published.remove(host);
+            }
+        }
     }
 
     /// Builds one service from its members, or `None` when it has no endpoints.

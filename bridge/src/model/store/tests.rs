@@ -237,7 +237,10 @@ fn filters_keep_services_out_and_take_them_out() {
         ],
     );
     let (snap, _) = s.build(Instant::now());
-    assert_eq!(snap.services.keys().collect::<Vec<_>>(), ["com.acme.api"]);
+    assert_eq!(
+        snap.services.keys().map(|k| &**k).collect::<Vec<_>>(),
+        ["com.acme.api"]
+    );
 }
 
 #[test]
