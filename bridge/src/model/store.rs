@@ -20,12 +20,27 @@ use crate::model::snapshot::{
 };
 use crate::registry::{RegistryEvent, RegistryMessage};
 
+/// An entry key's identity: a 128-bit hash of the registry's key (a znode path or etcd key is an
+/// encoded URL of hundreds of bytes; keeping it per provider would dominate the model's memory).
+type KeyId = u128;
+
+fn key_id(key: &str) -> KeyId {
+    use std::hash::{Hash, Hasher};
+    let half = |seed: u8| {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        seed.hash(&mut hasher);
+        key.hash(&mut hasher);
+        hasher.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
 /// One registry's entries and reachability.
 #[derive(Debug, Default)]
 struct RegistryState {
-    entries: HashMap<Arc<str>, Entry>,
+    entries: HashMap<KeyId, Entry>,
     /// Keys upserted since a streamed resync began; `None` outside one.
-    resync_seen: Option<HashSet<Arc<str>>>,
+    resync_seen: Option<HashSet<KeyId>>,
     up: bool,
     listed: bool,
     malformed: u64,
@@ -71,7 +86,7 @@ fn fingerprint(provider: &Provider) -> u64 {
 #[derive(Debug, Default)]
 struct ServiceState {
     /// (registry, entry key) of every provider of this service.
-    members: BTreeSet<(Arc<str>, Arc<str>)>,
+    members: BTreeSet<(Arc<str>, KeyId)>,
     built: Option<(Arc<Service>, [u8; 32])>,
     empty_since: Option<Instant>,
 }
@@ -150,15 +165,16 @@ impl ModelStore {
         let dirty_before = self.dirty.len();
         match message.event {
             RegistryEvent::Resync(entries) => {
-                let old_keys: Vec<Arc<str>> = self
+                let current: HashSet<KeyId> = entries.keys().map(|k| key_id(k)).collect();
+                let old_ids: Vec<KeyId> = self
                     .registry_mut(&registry)
                     .entries
                     .keys()
-                    .filter(|k| !entries.contains_key(k.as_ref()))
-                    .cloned()
+                    .filter(|id| !current.contains(*id))
+                    .copied()
                     .collect();
-                for key in old_keys {
-                    self.remove(&registry, &key);
+                for id in old_ids {
+                    self.remove_id(&registry, id);
                 }
                 for (key, provider) in entries {
                     self.upsert(&registry, key, provider);
@@ -170,19 +186,19 @@ impl ModelStore {
             RegistryEvent::ResyncEnd => {
                 let state = self.registry_mut(&registry);
                 if let Some(seen) = state.resync_seen.take() {
-                    let stale: Vec<Arc<str>> = state
+                    let stale: Vec<KeyId> = state
                         .entries
                         .keys()
-                        .filter(|k| !seen.contains(*k))
-                        .cloned()
+                        .filter(|id| !seen.contains(*id))
+                        .copied()
                         .collect();
-                    for key in stale {
-                        self.remove(&registry, &key);
+                    for id in stale {
+                        self.remove_id(&registry, id);
                     }
                 }
             }
             RegistryEvent::Upsert(key, provider) => self.upsert(&registry, key, provider),
-            RegistryEvent::Remove(key) => self.remove(&registry, &key),
+            RegistryEvent::Remove(key) => self.remove_id(&registry, key_id(&key)),
             RegistryEvent::Up | RegistryEvent::Down => {
                 let up = matches!(message.event, RegistryEvent::Up);
                 let state = self.registry_mut(&registry);
@@ -215,13 +231,13 @@ impl ModelStore {
     }
 
     fn upsert(&mut self, registry: &Arc<str>, key: String, provider: Provider) {
-        let key: Arc<str> = Arc::from(key);
+        let key = key_id(&key);
         if let Some(seen) = &mut self.registry_mut(registry).resync_seen {
-            seen.insert(key.clone());
+            seen.insert(key);
         }
         if !self.filter.admits(&provider) {
             // A provider that stops being admitted (e.g. its group changed) must leave.
-            self.remove(registry, &key);
+            self.remove_id(registry, key);
             return;
         }
         let state = self.registry_mut(registry);
@@ -234,28 +250,26 @@ impl ModelStore {
         derived.labels = self.labels.intern(derived.labels);
         let host = derived.host.clone();
         let state = self.registry_mut(registry);
-        let old = state
-            .entries
-            .insert(key.clone(), Entry::new(provider, derived));
+        let old = state.entries.insert(key, Entry::new(provider, derived));
         if let Some(old) = old
             && old.derived.host != host
         {
-            self.leave(&old.derived.host, registry, &key);
+            self.leave(&old.derived.host, registry, key);
         }
         let service = self.services.entry(host.clone()).or_default();
         service.members.insert((registry.clone(), key));
         self.dirty.insert(host);
     }
 
-    fn remove(&mut self, registry: &Arc<str>, key: &str) {
-        if let Some((key, old)) = self.registry_mut(registry).entries.remove_entry(key) {
-            self.leave(&old.derived.host, registry, &key);
+    fn remove_id(&mut self, registry: &Arc<str>, key: KeyId) {
+        if let Some(old) = self.registry_mut(registry).entries.remove(&key) {
+            self.leave(&old.derived.host, registry, key);
         }
     }
 
-    fn leave(&mut self, host: &str, registry: &Arc<str>, key: &Arc<str>) {
+    fn leave(&mut self, host: &str, registry: &Arc<str>, key: KeyId) {
         if let Some(service) = self.services.get_mut(host) {
-            service.members.remove(&(registry.clone(), key.clone()));
+            service.members.remove(&(registry.clone(), key));
             self.dirty.insert(host.to_owned());
         }
     }
