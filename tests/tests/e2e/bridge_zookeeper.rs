@@ -56,16 +56,12 @@ async fn register(client: &zk::Client, url: &str, mode: zk::CreateMode) -> Strin
     path
 }
 
-async fn start_bridge(
-    server: &ZooKeeperServer,
-    extra: &str,
-    dir: &std::path::Path,
-) -> RunningBridge {
+async fn start_bridge(server: &ZooKeeperServer, dir: &std::path::Path) -> RunningBridge {
     let config = BridgeConfig {
         admin_listen: "127.0.0.1:0".parse().unwrap(),
         xds_listen: "127.0.0.1:0".parse().unwrap(),
         registries: vec![format!(
-            "zookeeper://{}?name=zk-test&session_timeout_ms=2000{extra}",
+            "zookeeper://{}?name=zk-test&session_timeout_ms=2000",
             server.connect_string()
         )],
         serviceentry: ServiceEntryOutput {
@@ -113,7 +109,7 @@ async fn dubbo_and_spring_cloud_providers_become_service_entries() {
     )
     .await;
     let out = tempfile::tempdir().unwrap();
-    let bridge = start_bridge(&server, "", out.path()).await;
+    let bridge = start_bridge(&server, out.path()).await;
 
     assert_eventually!(
         addresses(&current(&bridge), HOST) == ["10.1.0.1"],
@@ -219,12 +215,13 @@ async fn dubbo_and_spring_cloud_providers_become_service_entries() {
     assert_eq!(json["services"][HOST]["dubbo"]["interface"], IFACE);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_outage_keeps_endpoints_and_a_restart_reconverges() {
-    logs::init();
-    let mut server = ZooKeeperServer::start().await.unwrap();
-    let client = connect(&server).await;
-    // Persistent (dynamic=false) providers survive the server restart, as admin-managed ones do.
+/// A bridge watching `server`, which holds one persistent provider at 10.1.0.1. Persistent
+/// (dynamic=false, admin-managed) providers survive a server restart, so outage tests can tell a
+/// kept endpoint from a re-listed one.
+async fn bridge_with_persistent_provider(
+    server: &ZooKeeperServer,
+) -> (RunningBridge, tempfile::TempDir) {
+    let client = connect(server).await;
     register(
         &client,
         &provider_url("10.1.0.1", "v1"),
@@ -233,8 +230,16 @@ async fn an_outage_keeps_endpoints_and_a_restart_reconverges() {
     .await;
     drop(client);
     let out = tempfile::tempdir().unwrap();
-    let bridge = start_bridge(&server, "", out.path()).await;
+    let bridge = start_bridge(server, out.path()).await;
     assert_eventually!(addresses(&current(&bridge), HOST) == ["10.1.0.1"]);
+    (bridge, out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_keeps_endpoints_and_a_restart_reconverges() {
+    logs::init();
+    let mut server = ZooKeeperServer::start().await.unwrap();
+    let (bridge, _out) = bridge_with_persistent_provider(&server).await;
 
     server.stop().unwrap();
     assert_eventually!(
@@ -277,17 +282,7 @@ async fn an_outage_keeps_endpoints_and_a_restart_reconverges() {
 async fn session_expiry_opens_a_new_session_and_resyncs() {
     logs::init();
     let mut server = ZooKeeperServer::start().await.unwrap();
-    let client = connect(&server).await;
-    register(
-        &client,
-        &provider_url("10.1.0.1", "v1"),
-        zk::CreateMode::Persistent,
-    )
-    .await;
-    drop(client);
-    let out = tempfile::tempdir().unwrap();
-    let bridge = start_bridge(&server, "", out.path()).await;
-    assert_eventually!(addresses(&current(&bridge), HOST) == ["10.1.0.1"]);
+    let (bridge, _out) = bridge_with_persistent_provider(&server).await;
 
     // Down for longer than the 2 s session timeout: the restarted server expires the session.
     server.stop().unwrap();
@@ -401,7 +396,7 @@ async fn dubbo3_application_instances_resolve_through_remote_metadata() {
         .await
         .unwrap();
     let out = tempfile::tempdir().unwrap();
-    let bridge = start_bridge(&server, "", out.path()).await;
+    let bridge = start_bridge(&server, out.path()).await;
     let host = "com.acme.cart-1-0-0";
     assert_eventually!(
         addresses(&current(&bridge), host) == ["10.5.0.1"],

@@ -165,20 +165,50 @@ impl XdsClient {
     }
 }
 
+/// One gRPC service on one port, as providers on different hosts: v1 at 127.0.0.1 and two v2
+/// servers at 127.0.0.2 and 127.0.0.3 (replying "v2a" and "v2b" so tests can tell them apart),
+/// all registered in ZooKeeper; the 127.0.0.3 one is there to be removed.
+struct Estate {
+    port: u16,
+    removable_path: String,
+    _kept: Vec<PeerProcess>,
+    removable_server: Option<PeerProcess>,
+}
+
+impl Estate {
+    async fn start(python: &PythonEnv, client: &zk::Client) -> Self {
+        let port = free_port().unwrap();
+        let kept = vec![
+            greeter(python, "127.0.0.1", port, "v1").await,
+            greeter(python, "127.0.0.2", port, "v2a").await,
+        ];
+        let removable_server = greeter(python, "127.0.0.3", port, "v2b").await;
+        register(client, &provider_path("127.0.0.1", port, "v1", "z1")).await;
+        register(client, &provider_path("127.0.0.2", port, "v2", "z1")).await;
+        let removable_path = provider_path("127.0.0.3", port, "v2", "z1");
+        register(client, &removable_path).await;
+        Self {
+            port,
+            removable_path,
+            _kept: kept,
+            removable_server: Some(removable_server),
+        }
+    }
+
+    /// Stops the removable server (after its registration is gone).
+    fn stop_removable(&mut self) {
+        self.removable_server = None;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_xds_client_follows_registry_changes() {
     logs::init();
     let python = PythonEnv::shared().unwrap();
     let zk = ZooKeeperServer::start().await.unwrap();
     let client = zk::Client::connect(&zk.connect_string()).await.unwrap();
-    let port = free_port().unwrap();
-    let _v1 = greeter(&python, "127.0.0.1", port, "v1").await;
-    let _v2a = greeter(&python, "127.0.0.2", port, "v2a").await;
-    let v2b = greeter(&python, "127.0.0.3", port, "v2b").await;
-    register(&client, &provider_path("127.0.0.1", port, "v1", "z1")).await;
-    register(&client, &provider_path("127.0.0.2", port, "v2", "z1")).await;
-    let removable = provider_path("127.0.0.3", port, "v2", "z1");
-    register(&client, &removable).await;
+    let mut estate = Estate::start(&python, &client).await;
+    let (port, removable) = (estate.port, estate.removable_path.clone());
     let bridge = start_bridge(&zk, None).await;
     assert_eventually!(
         bridge
@@ -210,7 +240,7 @@ async fn grpc_xds_client_follows_registry_changes() {
         },
         "removal never reached the client: {last:?}"
     );
-    drop(v2b);
+    estate.stop_removable();
     let batch = grpc.batch(100).await;
     assert_eq!(batch.errors, 0, "{}", batch.last_error);
     assert!(!batch.counts.contains_key("v2b"), "{batch:?}");
@@ -299,14 +329,8 @@ async fn grpc_xds_client_follows_virtual_service_weights_without_restart() {
     let python = PythonEnv::shared().unwrap();
     let zk = ZooKeeperServer::start().await.unwrap();
     let client = zk::Client::connect(&zk.connect_string()).await.unwrap();
-    let port = free_port().unwrap();
-    let _v1 = greeter(&python, "127.0.0.1", port, "v1").await;
-    let _v2a = greeter(&python, "127.0.0.2", port, "v2a").await;
-    let v2b = greeter(&python, "127.0.0.3", port, "v2b").await;
-    register(&client, &provider_path("127.0.0.1", port, "v1", "z1")).await;
-    register(&client, &provider_path("127.0.0.2", port, "v2", "z1")).await;
-    let removable = provider_path("127.0.0.3", port, "v2", "z1");
-    register(&client, &removable).await;
+    let mut estate = Estate::start(&python, &client).await;
+    let (port, removable) = (estate.port, estate.removable_path.clone());
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("rules.yaml");
     std::fs::write(&rules, canary_rules(80, 20)).unwrap();
@@ -359,7 +383,7 @@ async fn grpc_xds_client_follows_virtual_service_weights_without_restart() {
     );
     let batch = grpc.batch(50).await;
     assert_eq!(batch.errors, 0, "{}", batch.last_error);
-    drop(v2b);
+    estate.stop_removable();
     let batch = grpc.batch(200).await;
     assert_eq!(batch.errors, 0, "{}", batch.last_error);
     assert_eq!(batch.counts.get("v2a"), Some(&200), "{batch:?}");
