@@ -12,9 +12,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::error::RulesError;
+use super::RuleSet;
+use super::RulesError;
 use super::metrics::RulesMetrics;
-use super::set::RuleSet;
 
 /// How often the file's modification time and size are checked.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
