@@ -13,3 +13,4 @@ pub mod http;
 pub mod meta;
 pub mod rules;
 pub mod thrift;
+pub mod xds_ext;

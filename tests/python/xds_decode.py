@@ -13,9 +13,11 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.dubbo_proxy.v3 import route_pb2 as dubbo_route_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2,
 )
+from envoy.extensions.filters.network.thrift_proxy.v3 import route_pb2 as thrift_route_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 MESSAGES = {
@@ -23,6 +25,8 @@ MESSAGES = {
     "type.googleapis.com/envoy.config.route.v3.RouteConfiguration": route_pb2.RouteConfiguration,
     "type.googleapis.com/envoy.config.cluster.v3.Cluster": cluster_pb2.Cluster,
     "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment": endpoint_pb2.ClusterLoadAssignment,
+    "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.RouteConfiguration": dubbo_route_pb2.RouteConfiguration,
+    "type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.RouteConfiguration": thrift_route_pb2.RouteConfiguration,
 }
 
 

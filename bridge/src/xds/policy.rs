@@ -1,53 +1,25 @@
-//! The traffic rules as translation sees them: DestinationRule subsets and the weighted split of
-//! a host's default VirtualService route.
-//!
-//! The default route is the first HTTP route without match conditions of the most specific
-//! VirtualService for the host (or its first route). Destinations naming another host are left out
-//! here: cross-service routing is not translated yet.
+//! The traffic rules as translation sees them: per host, its DestinationRule and the routes of
+//! every VirtualService and MetaRouter that names it, most specific host match first (Istio's and
+//! Aeraki's evaluation order).
 
 use crate::rules::RuleSet;
-use crate::xds::translate::{HostPolicy, Policies, Subset, WeightedDestination};
+use crate::xds::translate::{HostPolicy, Policies};
 
 impl Policies for RuleSet {
     fn for_host(&self, host: &str) -> HostPolicy {
-        let subsets = self
-            .destination_rule(host)
-            .map(|rule| {
-                rule.spec
-                    .subsets
-                    .iter()
-                    .map(|s| Subset {
-                        name: s.name.clone(),
-                        labels: s.labels.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let split = self
-            .virtual_services_for(host)
-            .first()
-            .and_then(|vs| {
-                vs.spec
-                    .http
-                    .iter()
-                    .find(|route| route.matches.is_empty())
-                    .or_else(|| vs.spec.http.first())
-            })
-            .map(|route| {
-                let single = route.route.len() == 1;
-                route
-                    .route
-                    .iter()
-                    .filter(|d| d.destination.host == host)
-                    .map(|d| WeightedDestination {
-                        subset: d.destination.subset.clone().unwrap_or_default(),
-                        // Istio: a lone destination takes all traffic whatever its weight says.
-                        weight: if single { 100 } else { d.weight },
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        HostPolicy { subsets, split }
+        HostPolicy {
+            destination_rule: self.destination_rule(host).map(|rule| rule.spec.clone()),
+            http_routes: self
+                .virtual_services_for(host)
+                .into_iter()
+                .flat_map(|vs| vs.spec.http.iter().cloned())
+                .collect(),
+            meta_routes: self
+                .meta_routers_for(host)
+                .into_iter()
+                .flat_map(|router| router.spec.routes.iter().cloned())
+                .collect(),
+        }
     }
 }
 
@@ -76,20 +48,26 @@ spec:
     - route:
         - {destination: {host: demo.greeter, subset: v1}, weight: 80}
         - {destination: {host: demo.greeter, subset: v2}, weight: 20}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: everything, namespace: default}
+spec:
+  hosts: ['*.greeter']
+  http:
+    - route: [{destination: {host: demo.greeter, subset: v1}}]
 ";
 
     #[test]
-    fn subsets_and_the_default_split_come_from_the_rules() {
+    fn rules_for_a_host_come_most_specific_first() {
         let rules = RuleSet::parse("rules.yaml", RULES).unwrap();
         let policy = rules.for_host("demo.greeter");
-        assert_eq!(policy.subsets.len(), 2);
-        assert_eq!(policy.subsets[1].labels["version"], "v2");
-        let split: Vec<(&str, u32)> = policy
-            .split
-            .iter()
-            .map(|d| (d.subset.as_str(), d.weight))
-            .collect();
-        assert_eq!(split, [("v1", 80), ("v2", 20)]);
+        let rule = policy.destination_rule.unwrap();
+        assert_eq!(rule.subsets.len(), 2);
+        // The exact host's two routes, then the wildcard's one.
+        assert_eq!(policy.http_routes.len(), 3);
+        assert_eq!(policy.http_routes[1].route[1].weight, 20);
+        assert!(policy.meta_routes.is_empty());
         assert_eq!(rules.for_host("other.host"), HostPolicy::default());
     }
 }

@@ -1,40 +1,41 @@
-//! Model (plus traffic rules) → Envoy resources, DESIGN.md §5.
+//! Model (plus traffic rules) → Envoy resources, DESIGN.md §5. This module walks the services
+//! and decides which resources each port gets; one submodule per resource family builds them:
 //!
-//! - CDS: one EDS cluster per (host, port, subset), named Istio-style `outbound|<port>|<subset>|<host>`
-//!   (empty subset for all endpoints).
-//! - EDS: a `ClusterLoadAssignment` per cluster; every endpoint sits in a `LocalityLbEndpoints`
-//!   with a locality (gRPC clients drop endpoints without one) and a weight, and priorities are
-//!   computed for the requesting node: its own zone first, then its region, then the rest,
-//!   numbered without gaps as gRPC requires.
-//! - LDS/RDS: for gRPC and HTTP ports, an `ApiListener` listener named `<host>:<port>` (what a
-//!   proxyless gRPC client asks for with `xds:///<host>:<port>`) whose HTTP connection manager
-//!   points at the route configuration of the same name.
+//! - [`cluster`]: CDS, one EDS cluster per (host, port, subset) named Istio-style
+//!   `outbound|<port>|<subset>|<host>` (empty subset for all endpoints), with the
+//!   DestinationRule's load balancing, circuit breakers and outlier detection;
+//! - [`endpoints`]: EDS, localities on every endpoint and failover priorities for the
+//!   requesting node's locality;
+//! - [`http_routes`]: LDS `ApiListener`s and RDS for HTTP, gRPC and Triple ports
+//!   (VirtualService);
+//! - [`meta_routes`]: Dubbo and Thrift route discovery (MetaRouter);
+//! - [`matchers`]: rule values in Envoy's vocabulary.
+//!
+//! Translation reads the rules only through [`Policies`], so it is a pure function of the
+//! snapshot, the rules and the node's locality: equal inputs give byte-identical resources.
 
-use std::collections::BTreeMap;
+mod cluster;
+mod endpoints;
+mod http_routes;
+mod matchers;
+mod meta_routes;
 
-use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
+use causeway_protocols::rules::common::{Destination, RouteDestination};
+use causeway_protocols::rules::destination_rule::{DestinationRuleSpec, HashKey};
+use causeway_protocols::rules::meta_router::MetaRoute;
+use causeway_protocols::rules::virtual_service::HttpRoute;
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, AggregatedConfigSource, ApiVersion, ConfigSource, HealthStatus, Locality,
-    SocketAddress, address, config_source, socket_address,
+    AggregatedConfigSource, ApiVersion, ConfigSource, config_source,
 };
-use envoy_types::pb::envoy::config::endpoint::v3::{
-    ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
-};
-use envoy_types::pb::envoy::config::listener::v3::{ApiListener, Listener};
-use envoy_types::pb::envoy::config::route::v3::{
-    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, route,
-    route_action, route_match, weighted_cluster,
-};
-use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
-};
-use envoy_types::pb::google::protobuf::{Duration as PbDuration, UInt32Value};
+use envoy_types::pb::envoy::config::route::v3::{WeightedCluster, weighted_cluster};
+use envoy_types::pb::google::protobuf::UInt32Value;
 use envoy_types::util::pack_any;
 
 use crate::model::provider::Protocol;
 use crate::model::snapshot::{Endpoint, Service, ServicePort, Snapshot};
-use crate::xds::resources::{CLUSTER, ENDPOINT, LISTENER, ROUTE, ResourceSet, XdsResource};
+use crate::xds::resources::{
+    CLUSTER, DUBBO_ROUTE, ENDPOINT, LISTENER, ROUTE, ResourceSet, THRIFT_ROUTE, XdsResource,
+};
 
 /// A requesting node's locality, from its xDS `Node`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,31 +46,35 @@ pub struct NodeLocality {
     pub zone: String,
 }
 
-/// A subset of a service's endpoints, selected by labels, with its share of traffic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subset {
-    /// Subset name (cluster name part).
-    pub name: String,
-    /// Labels an endpoint must carry.
-    pub labels: BTreeMap<String, String>,
-}
-
-/// One weighted destination of a route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WeightedDestination {
-    /// Subset name; empty for every endpoint.
-    pub subset: String,
-    /// Weight (relative).
-    pub weight: u32,
-}
-
 /// What the traffic rules say about one host, in the shape translation needs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostPolicy {
-    /// Subsets (DestinationRule).
-    pub subsets: Vec<Subset>,
-    /// The default route's weighted destinations (VirtualService); empty: all endpoints.
-    pub split: Vec<WeightedDestination>,
+    /// The host's DestinationRule: subsets and traffic policies.
+    pub destination_rule: Option<DestinationRuleSpec>,
+    /// HTTP/gRPC routes of the VirtualServices for the host, in evaluation order.
+    pub http_routes: Vec<HttpRoute>,
+    /// Dubbo/Thrift routes of the MetaRouters for the host, in evaluation order.
+    pub meta_routes: Vec<MetaRoute>,
+}
+
+impl HostPolicy {
+    /// The consistent-hash key for a route on `host`: that of the first destination on this host
+    /// whose subset's effective policy hashes (the whole host's policy for a catch-all route,
+    /// `route` empty). Destinations on other hosts are not consulted: their DestinationRules are
+    /// not part of this host's policy.
+    pub fn hash_key(&self, host: &str, route: &[RouteDestination]) -> Option<HashKey> {
+        let rule = self.destination_rule.as_ref();
+        if route.is_empty() {
+            return cluster::hash_key(&cluster::effective_policy(rule, ""));
+        }
+        route
+            .iter()
+            .filter(|d| d.destination.host == host)
+            .find_map(|d| {
+                let subset = d.destination.subset.as_deref().unwrap_or("");
+                cluster::hash_key(&cluster::effective_policy(rule, subset))
+            })
+    }
 }
 
 /// Source of per-host policies (the traffic rules); translation only reads through this.
@@ -103,6 +108,91 @@ fn ads() -> ConfigSource {
     }
 }
 
+/// Resolves rule destinations of routes served on one port of one host to cluster names.
+pub struct Destinations<'a> {
+    snapshot: &'a Snapshot,
+    host: &'a str,
+    port: u16,
+}
+
+impl Destinations<'_> {
+    /// The port a destination means: its own selector, else this port for this host, else the
+    /// other host's port with the same number, else its first port, else this port number.
+    fn port_of(&self, destination: &Destination) -> u16 {
+        if let Some(number) = destination
+            .port
+            .and_then(|selector| u16::try_from(selector.number).ok())
+        {
+            return number;
+        }
+        if destination.host == self.host {
+            return self.port;
+        }
+        let Some(other) = self.snapshot.services.get(destination.host.as_str()) else {
+            return self.port;
+        };
+        other
+            .ports
+            .iter()
+            .find(|p| p.number == self.port)
+            .or_else(|| other.ports.first())
+            .map_or(self.port, |p| p.number)
+    }
+
+    /// The cluster of one destination.
+    pub fn cluster(&self, destination: &Destination) -> String {
+        cluster_name(
+            self.port_of(destination),
+            destination.subset.as_deref().unwrap_or(""),
+            &destination.host,
+        )
+    }
+
+    /// The host the routes belong to.
+    pub fn host(&self) -> &str {
+        self.host
+    }
+
+    /// The cluster of every endpoint of this host's port.
+    pub fn whole_host(&self) -> String {
+        cluster_name(self.port, "", self.host)
+    }
+
+    /// A route's destinations as (cluster, weight), without zero weights. A lone destination
+    /// takes all traffic whatever its weight says (Istio); a route left with nothing (rules
+    /// validation prevents it) goes to the whole host rather than nowhere.
+    pub fn weighted(&self, route: &[RouteDestination]) -> Vec<(String, u32)> {
+        let single = route.len() == 1;
+        let weighted: Vec<(String, u32)> = route
+            .iter()
+            .map(|d| {
+                let weight = if single { 100 } else { d.weight };
+                (self.cluster(&d.destination), weight)
+            })
+            .filter(|(_, weight)| *weight > 0)
+            .collect();
+        if weighted.is_empty() {
+            return vec![(self.whole_host(), 100)];
+        }
+        weighted
+    }
+}
+
+/// Weighted clusters in the shape HTTP and Dubbo routes share.
+fn weighted_clusters(weighted: Vec<(String, u32)>) -> WeightedCluster {
+    WeightedCluster {
+        clusters: weighted
+            .into_iter()
+            .map(|(name, weight)| weighted_cluster::ClusterWeight {
+                name,
+                weight: Some(UInt32Value { value: weight }),
+                ..weighted_cluster::ClusterWeight::default()
+            })
+            .collect(),
+        ..WeightedCluster::default()
+    }
+}
+
 /// Builds every resource for a node in `locality`.
 pub fn translate(
     snapshot: &Snapshot,
@@ -113,228 +203,95 @@ pub fn translate(
     for service in snapshot.services.values() {
         let policy = policies.for_host(&service.host);
         for port in &service.ports {
-            let endpoints: Vec<&Endpoint> = service
-                .endpoints
-                .iter()
-                .filter(|e| e.port_name == port.name)
-                .collect();
-            let mut subsets: Vec<(&str, Vec<&Endpoint>)> = vec![("", endpoints.clone())];
-            for subset in &policy.subsets {
-                let selected = endpoints
-                    .iter()
-                    .copied()
-                    .filter(|e| {
-                        subset
-                            .labels
-                            .iter()
-                            .all(|(k, v)| e.labels.get(k) == Some(v))
-                    })
-                    .collect();
-                subsets.push((subset.name.as_str(), selected));
-            }
-            for (subset, members) in &subsets {
-                let name = cluster_name(port.number, subset, &service.host);
-                set.insert(
-                    CLUSTER,
-                    XdsResource::new(&name, pack_any(eds_cluster(&name))),
-                );
-                set.insert(
-                    ENDPOINT,
-                    XdsResource::new(&name, pack_any(load_assignment(&name, members, locality))),
-                );
-            }
-            if matches!(
-                port.protocol,
-                Protocol::Grpc | Protocol::Triple | Protocol::Http
-            ) {
-                let listener_name = format!("{}:{}", service.host, port.number);
-                set.insert(
-                    LISTENER,
-                    XdsResource::new(&listener_name, pack_any(api_listener(&listener_name))),
-                );
-                set.insert(
-                    ROUTE,
-                    XdsResource::new(
-                        &listener_name,
-                        pack_any(route_configuration(&listener_name, service, port, &policy)),
-                    ),
-                );
-            }
+            add_clusters(&mut set, service, port, &policy, locality);
+            add_routes(&mut set, snapshot, service, port, &policy);
         }
     }
     set
 }
 
-fn eds_cluster(name: &str) -> Cluster {
-    Cluster {
-        name: name.to_owned(),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
-            cluster::DiscoveryType::Eds as i32,
-        )),
-        eds_cluster_config: Some(cluster::EdsClusterConfig {
-            eds_config: Some(ads()),
-            service_name: String::new(),
-        }),
-        connect_timeout: Some(PbDuration {
-            seconds: 1,
-            nanos: 0,
-        }),
-        lb_policy: cluster::LbPolicy::RoundRobin as i32,
-        ..Cluster::default()
-    }
-}
-
-/// Priority of an endpoint locality for a node: 0 same zone, 1 same region, 2 elsewhere.
-fn raw_priority(endpoint: Option<&str>, node: &NodeLocality) -> u32 {
-    if node.region.is_empty() {
-        return 0;
-    }
-    let mut parts = endpoint.unwrap_or("").split('/');
-    let (region, zone) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    match (region == node.region, zone == node.zone && !zone.is_empty()) {
-        (true, true) => 0,
-        (true, false) => 1,
-        _ => 2,
-    }
-}
-
-fn load_assignment(
-    name: &str,
-    members: &[&Endpoint],
-    node: &NodeLocality,
-) -> ClusterLoadAssignment {
-    let mut by_locality: BTreeMap<Option<&str>, Vec<&Endpoint>> = BTreeMap::new();
-    for endpoint in members {
-        by_locality
-            .entry(endpoint.locality.as_deref())
-            .or_default()
-            .push(endpoint);
-    }
-    // Priorities must be contiguous from 0: renumber the ones present.
-    let mut present: Vec<u32> = by_locality.keys().map(|l| raw_priority(*l, node)).collect();
-    present.sort_unstable();
-    present.dedup();
-    let endpoints = by_locality
-        .into_iter()
-        .map(|(locality, endpoints)| {
-            let mut parts = locality.unwrap_or("").split('/');
-            let locality_message = Locality {
-                region: parts.next().unwrap_or("").to_owned(),
-                zone: parts.next().unwrap_or("").to_owned(),
-                sub_zone: parts.next().unwrap_or("").to_owned(),
-            };
-            let weight: u32 = endpoints.iter().map(|e| e.weight).sum::<u32>().max(1);
-            let raw = raw_priority(locality, node);
-            let priority = present.iter().position(|p| *p == raw).unwrap_or(0) as u32;
-            LocalityLbEndpoints {
-                locality: Some(locality_message),
-                lb_endpoints: endpoints.iter().map(|e| lb_endpoint(e)).collect(),
-                load_balancing_weight: Some(UInt32Value { value: weight }),
-                priority,
-                ..LocalityLbEndpoints::default()
-            }
-        })
-        .collect();
-    ClusterLoadAssignment {
-        cluster_name: name.to_owned(),
-        endpoints,
-        ..ClusterLoadAssignment::default()
-    }
-}
-
-fn lb_endpoint(endpoint: &Endpoint) -> LbEndpoint {
-    LbEndpoint {
-        host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(EnvoyEndpoint {
-            address: Some(Address {
-                address: Some(address::Address::SocketAddress(SocketAddress {
-                    address: endpoint.address.clone(),
-                    port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(
-                        endpoint.port,
-                    ))),
-                    ..SocketAddress::default()
-                })),
-            }),
-            ..EnvoyEndpoint::default()
-        })),
-        health_status: if endpoint.healthy {
-            HealthStatus::Healthy as i32
-        } else {
-            HealthStatus::Unhealthy as i32
-        },
-        load_balancing_weight: Some(UInt32Value {
-            value: endpoint.weight.max(1),
-        }),
-        ..LbEndpoint::default()
-    }
-}
-
-fn api_listener(name: &str) -> Listener {
-    let manager = HttpConnectionManager {
-        stat_prefix: name.to_owned(),
-        route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
-            config_source: Some(ads()),
-            route_config_name: name.to_owned(),
-        })),
-        http_filters: vec![HttpFilter {
-            name: "envoy.filters.http.router".to_owned(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
-                Router::default(),
-            ))),
-            ..HttpFilter::default()
-        }],
-        ..HttpConnectionManager::default()
-    };
-    Listener {
-        name: name.to_owned(),
-        api_listener: Some(ApiListener {
-            api_listener: Some(pack_any(manager)),
-        }),
-        ..Listener::default()
-    }
-}
-
-fn route_configuration(
-    name: &str,
+/// CDS and EDS: the whole host plus one cluster per DestinationRule subset.
+fn add_clusters(
+    set: &mut ResourceSet,
     service: &Service,
     port: &ServicePort,
     policy: &HostPolicy,
-) -> RouteConfiguration {
-    let action = if policy.split.is_empty() {
-        route_action::ClusterSpecifier::Cluster(cluster_name(port.number, "", &service.host))
-    } else {
-        route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
-            clusters: policy
-                .split
-                .iter()
-                .filter(|d| d.weight > 0)
-                .map(|d| weighted_cluster::ClusterWeight {
-                    name: cluster_name(port.number, &d.subset, &service.host),
-                    weight: Some(UInt32Value { value: d.weight }),
-                    ..weighted_cluster::ClusterWeight::default()
-                })
-                .collect(),
-            ..WeightedCluster::default()
-        })
+    locality: &NodeLocality,
+) {
+    let endpoints: Vec<&Endpoint> = service
+        .endpoints
+        .iter()
+        .filter(|e| e.port_name == port.name)
+        .collect();
+    let rule = policy.destination_rule.as_ref();
+    let mut subsets: Vec<(&str, Vec<&Endpoint>)> = vec![("", endpoints.clone())];
+    for subset in rule.iter().flat_map(|r| r.subsets.iter()) {
+        let selected = endpoints
+            .iter()
+            .copied()
+            .filter(|e| subset.selects(&e.labels))
+            .collect();
+        subsets.push((subset.name.as_str(), selected));
+    }
+    for (subset, members) in &subsets {
+        let name = cluster_name(port.number, subset, &service.host);
+        let traffic = cluster::effective_policy(rule, subset);
+        let setting = traffic
+            .load_balancer
+            .as_ref()
+            .and_then(|lb| lb.locality_lb_setting.as_ref());
+        set.insert(
+            CLUSTER,
+            XdsResource::new(&name, pack_any(cluster::eds_cluster(&name, &traffic))),
+        );
+        set.insert(
+            ENDPOINT,
+            XdsResource::new(
+                &name,
+                pack_any(endpoints::load_assignment(
+                    &name, members, locality, setting,
+                )),
+            ),
+        );
+    }
+}
+
+/// Routes by protocol: LDS + RDS for HTTP-family ports, Dubbo and Thrift route discovery.
+fn add_routes(
+    set: &mut ResourceSet,
+    snapshot: &Snapshot,
+    service: &Service,
+    port: &ServicePort,
+    policy: &HostPolicy,
+) {
+    let name = format!("{}:{}", service.host, port.number);
+    let destinations = Destinations {
+        snapshot,
+        host: &service.host,
+        port: port.number,
     };
-    RouteConfiguration {
-        name: name.to_owned(),
-        virtual_hosts: vec![VirtualHost {
-            name: name.to_owned(),
-            domains: vec![service.host.clone(), name.to_owned()],
-            routes: vec![Route {
-                r#match: Some(RouteMatch {
-                    path_specifier: Some(route_match::PathSpecifier::Prefix("/".to_owned())),
-                    ..RouteMatch::default()
-                }),
-                action: Some(route::Action::Route(RouteAction {
-                    cluster_specifier: Some(action),
-                    ..RouteAction::default()
-                })),
-                ..Route::default()
-            }],
-            ..VirtualHost::default()
-        }],
-        ..RouteConfiguration::default()
+    match port.protocol {
+        Protocol::Grpc | Protocol::Triple | Protocol::Http => {
+            set.insert(
+                LISTENER,
+                XdsResource::new(&name, pack_any(http_routes::api_listener(&name))),
+            );
+            let routes =
+                http_routes::route_configuration(&name, &service.host, policy, &destinations);
+            set.insert(ROUTE, XdsResource::new(&name, pack_any(routes)));
+        }
+        Protocol::Dubbo => {
+            if let Some(identity) = &service.dubbo {
+                let routes =
+                    meta_routes::dubbo_route_configuration(&name, identity, policy, &destinations);
+                set.insert(DUBBO_ROUTE, XdsResource::new(&name, pack_any(routes)));
+            }
+        }
+        Protocol::Thrift => {
+            let routes = meta_routes::thrift_route_configuration(&name, policy, &destinations);
+            set.insert(THRIFT_ROUTE, XdsResource::new(&name, pack_any(routes)));
+        }
+        Protocol::Tcp => {}
     }
 }
 

@@ -57,12 +57,10 @@ fn provider_path(ip: &str, port: u16, version: &str, zone: &str) -> String {
 
 async fn register(client: &zk::Client, path: &str) {
     let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    for dir in [
-        "/dubbo".to_owned(),
-        format!("/dubbo/{IFACE}"),
-        format!("/dubbo/{IFACE}/providers"),
-    ] {
-        match client.create(&dir, b"", &persistent).await {
+    // Every ancestor of the provider node, outermost first.
+    let parents = path.match_indices('/').skip(1).map(|(at, _)| &path[..at]);
+    for dir in parents {
+        match client.create(dir, b"", &persistent).await {
             Ok(_) | Err(zk::Error::NodeExists) => {}
             Err(error) => panic!("{dir}: {error}"),
         }
@@ -252,10 +250,9 @@ async fn every_resource_type_decodes_with_xds_protos() {
     let python = PythonEnv::shared().unwrap();
     let zk = ZooKeeperServer::start().await.unwrap();
     let client = zk::Client::connect(&zk.connect_string()).await.unwrap();
-    register(&client, &provider_path("10.0.0.1", 50051, "v1", "z1")).await;
-    register(&client, &provider_path("10.0.0.2", 50051, "v2", "z2")).await;
-    let bridge = start_bridge(&zk, None).await;
-    assert_eventually!(bridge.snapshots.borrow().services.contains_key(HOST));
+    let rules = mixed_estate(&client).await;
+    let bridge = start_bridge(&zk, Some(rules.path())).await;
+    assert_eventually!(bridge.snapshots.borrow().services.len() == 3);
     let cluster = format!("outbound|50051||{HOST}");
     let listener = format!("{HOST}:50051");
     let output = python
@@ -270,6 +267,8 @@ async fn every_resource_type_decodes_with_xds_protos() {
         .arg(format!(
             "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment={cluster}"
         ))
+        .arg(format!("{DUBBO_ROUTE}=demo.orders:20880"))
+        .arg(format!("{THRIFT_ROUTE}=calculator:9090"))
         .output()
         .unwrap();
     assert!(
@@ -286,9 +285,22 @@ async fn every_resource_type_decodes_with_xds_protos() {
         decoded["type.googleapis.com/envoy.config.route.v3.RouteConfiguration"]["names"][0],
         listener
     );
+    // The whole host and two subsets for each of the three services.
     assert_eq!(
         decoded["type.googleapis.com/envoy.config.cluster.v3.Cluster"]["count"],
-        1
+        9
+    );
+    let dubbo = decoded[DUBBO_ROUTE]["messages"][0].as_str().unwrap();
+    assert!(
+        dubbo.contains("interface: \"demo.Orders\"")
+            && dubbo.contains("exact: \"place\"")
+            && dubbo.contains("causeway.io/meta_route"),
+        "{dubbo}"
+    );
+    let thrift = decoded[THRIFT_ROUTE]["messages"][0].as_str().unwrap();
+    assert!(
+        thrift.contains("method_name: \"add\"") && thrift.contains("request_mirror_policies"),
+        "{thrift}"
     );
     let cla = &decoded["type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"];
     assert_eq!(cla["names"][0], cluster);
@@ -298,6 +310,115 @@ async fn every_resource_type_decodes_with_xds_protos() {
         "{text}"
     );
 }
+
+/// gRPC, Dubbo and Thrift providers in ZooKeeper, and the rules file for them.
+async fn mixed_estate(client: &zk::Client) -> tempfile::NamedTempFile {
+    register(client, &provider_path("10.0.0.1", 50051, "v1", "z1")).await;
+    register(client, &provider_path("10.0.0.2", 50051, "v2", "z2")).await;
+    for (interface, url) in [
+        (
+            "demo.Orders",
+            "dubbo://10.0.0.3:20880/demo.Orders?interface=demo.Orders&methods=place&aeraki_meta_app_version=v1",
+        ),
+        (
+            "Calculator",
+            "thrift://10.0.0.4:9090/Calculator?interface=Calculator&aeraki_meta_app_version=v1",
+        ),
+    ] {
+        register(
+            client,
+            &format!("/dubbo/{interface}/providers/{}", url_encode(url)),
+        )
+        .await;
+    }
+    let rules = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(rules.path(), META_RULES).unwrap();
+    rules
+}
+
+/// Resource names and versions per type, as `/debug/config_dump` shows them.
+async fn served_versions(bridge: &RunningBridge) -> serde_json::Value {
+    let url = format!("http://{}/debug/config_dump", bridge.admin_addr);
+    let dump: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    dump["resources"].clone()
+}
+
+/// Replicas are stateless: two bridges fed the same registry and rules serve byte-identical
+/// resources (equal content hashes) of every type, so proxies can fail over between them.
+#[tokio::test]
+async fn two_bridges_with_the_same_inputs_serve_identical_resources() {
+    logs::init();
+    let zk = ZooKeeperServer::start().await.unwrap();
+    let client = zk::Client::connect(&zk.connect_string()).await.unwrap();
+    let rules = mixed_estate(&client).await;
+    let first = start_bridge(&zk, Some(rules.path())).await;
+    let second = start_bridge(&zk, Some(rules.path())).await;
+    // Both must have the estate and the rules (the rules watcher runs on its own schedule).
+    assert_eventually!(
+        served_versions(&first).await[DUBBO_ROUTE]
+            .as_object()
+            .is_some_and(|routes| !routes.is_empty())
+            && served_versions(&first).await == served_versions(&second).await
+    );
+    let served = served_versions(&first).await;
+    for type_url in [
+        "type.googleapis.com/envoy.config.listener.v3.Listener",
+        "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+        "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+        "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+        DUBBO_ROUTE,
+        THRIFT_ROUTE,
+    ] {
+        let resources = served[type_url].as_object().unwrap();
+        assert!(!resources.is_empty(), "{type_url} served");
+    }
+    assert_eq!(first.snapshots.borrow().services.len(), 3);
+    assert_eq!(
+        first.snapshots.borrow().version,
+        second.snapshots.borrow().version
+    );
+}
+
+const DUBBO_ROUTE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.RouteConfiguration";
+const THRIFT_ROUTE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.RouteConfiguration";
+
+/// Subsets for every service and MetaRouters for the Dubbo and Thrift ones, so each served type
+/// carries its rule-derived fields (subset policies, method matches, extras, mirrors).
+const META_RULES: &str = "\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: all}
+spec:
+  host: '*'
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 10}}
+    outlierDetection: {consecutiveGatewayErrors: 2, interval: 1s}
+  subsets:
+    - {name: v1, labels: {version: v1}}
+    - {name: v2, labels: {version: v2}}
+---
+apiVersion: metaprotocol.aeraki.io/v1alpha1
+kind: MetaRouter
+metadata: {name: orders}
+spec:
+  hosts: [demo.orders]
+  routes:
+    - match: {attributes: {method: {exact: place}}}
+      route: [{destination: {host: demo.orders, subset: v1}}]
+      requestMutation: [{key: env, value: test}]
+---
+apiVersion: metaprotocol.aeraki.io/v1alpha1
+kind: MetaRouter
+metadata: {name: calculator}
+spec:
+  hosts: [calculator]
+  routes:
+    - match: {attributes: {method: {exact: add}}}
+      route: [{destination: {host: calculator, subset: v1}}]
+      mirror: {host: calculator, subset: v2}
+";
 
 fn canary_rules(v1: u32, v2: u32) -> String {
     format!(

@@ -1,7 +1,11 @@
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, route, route_action};
 
 use super::*;
 use crate::model::derive::DeriveConfig;
@@ -10,6 +14,7 @@ use crate::model::provider::RegistryScope;
 use crate::model::store::ModelStore;
 use crate::registry::dubbo_url::DubboUrl;
 use crate::registry::{RegistryEvent, RegistryMessage};
+use crate::rules::RuleSet;
 
 fn snapshot() -> Snapshot {
     let mut store = ModelStore::new(
@@ -45,31 +50,29 @@ fn snapshot() -> Snapshot {
     store.build(Instant::now()).0
 }
 
-struct Canary;
+const CANARY: &str = "\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: greeter}
+spec:
+  host: demo.greeter
+  subsets:
+    - {name: v1, labels: {version: v1}}
+    - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: greeter}
+spec:
+  hosts: [demo.greeter]
+  http:
+    - route:
+        - {destination: {host: demo.greeter, subset: v1}, weight: 80}
+        - {destination: {host: demo.greeter, subset: v2}, weight: 20}
+";
 
-impl Policies for Canary {
-    fn for_host(&self, host: &str) -> HostPolicy {
-        if host != "demo.greeter" {
-            return HostPolicy::default();
-        }
-        let subset = |name: &str| Subset {
-            name: name.into(),
-            labels: [("version".to_owned(), name.to_owned())].into(),
-        };
-        HostPolicy {
-            subsets: vec![subset("v1"), subset("v2")],
-            split: vec![
-                WeightedDestination {
-                    subset: "v1".into(),
-                    weight: 80,
-                },
-                WeightedDestination {
-                    subset: "v2".into(),
-                    weight: 20,
-                },
-            ],
-        }
-    }
+fn rules(text: &str) -> RuleSet {
+    RuleSet::parse("rules.yaml", text).unwrap()
 }
 
 fn decode<M: prost::Message + Default>(set: &ResourceSet, type_url: &str, name: &str) -> M {
@@ -138,7 +141,7 @@ fn priorities_follow_the_node_locality_without_gaps() {
 
 #[test]
 fn subsets_and_weighted_routes() {
-    let set = translate(&snapshot(), &Canary, &NodeLocality::default());
+    let set = translate(&snapshot(), &rules(CANARY), &NodeLocality::default());
     let v2: ClusterLoadAssignment = decode(&set, ENDPOINT, "outbound|50051|v2|demo.greeter");
     let total: usize = v2.endpoints.iter().map(|l| l.lb_endpoints.len()).sum();
     assert_eq!(total, 2);
@@ -167,8 +170,8 @@ fn subsets_and_weighted_routes() {
 
 #[test]
 fn identical_inputs_give_identical_versions() {
-    let a = translate(&snapshot(), &Canary, &NodeLocality::default());
-    let b = translate(&snapshot(), &Canary, &NodeLocality::default());
+    let a = translate(&snapshot(), &rules(CANARY), &NodeLocality::default());
+    let b = translate(&snapshot(), &rules(CANARY), &NodeLocality::default());
     assert_eq!(a, b);
     assert_eq!(a.of_type(CLUSTER).version(), b.of_type(CLUSTER).version());
 }
