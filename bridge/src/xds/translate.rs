@@ -162,6 +162,7 @@ pub fn translate(
             }
         }
     }
+    crate::xds::mcp::add_service_entries(snapshot, &mut set);
     set
 }
 
