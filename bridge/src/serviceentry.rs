@@ -18,48 +18,93 @@ pub const NAME_PREFIX: &str = "causeway-";
 /// The value of `app.kubernetes.io/managed-by` on generated resources.
 pub const MANAGED_BY: &str = "causeway-bridge";
 
-#[derive(Serialize)]
+/// One ServiceEntry as Causeway publishes it, whatever the encoding: the YAML writer serialises
+/// it as is and the MCP server ([`crate::xds::mcp`]) maps it field by field onto Istio's protobuf
+/// types, so every content decision (names, labels, annotations, which endpoints) is made once, in
+/// [`service_entry`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ServiceEntry<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    metadata: Metadata,
-    spec: Spec<'a>,
+pub struct ServiceEntry<'a> {
+    /// `networking.istio.io/v1` (YAML only: MCP names the type in its type URL).
+    pub api_version: &'static str,
+    /// `ServiceEntry` (YAML only).
+    pub kind: &'static str,
+    /// Name, namespace, labels and annotations.
+    pub metadata: Metadata,
+    /// The Istio `ServiceEntry` spec.
+    pub spec: Spec<'a>,
 }
 
-#[derive(Serialize)]
-struct Metadata {
-    name: String,
-    namespace: String,
-    labels: BTreeMap<&'static str, String>,
-    annotations: BTreeMap<&'static str, String>,
+/// Kubernetes-style object metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Metadata {
+    /// Resource name ([`resource_name`]).
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Labels.
+    pub labels: BTreeMap<&'static str, String>,
+    /// `causeway.io/*` annotations.
+    pub annotations: BTreeMap<&'static str, String>,
 }
 
-#[derive(Serialize)]
-struct Spec<'a> {
-    hosts: Vec<&'a str>,
-    location: &'static str,
-    resolution: &'static str,
-    ports: Vec<Port<'a>>,
-    endpoints: Vec<WorkloadEntry<'a>>,
+/// Istio `ServiceEntry.Location`: only what Causeway emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Location {
+    /// Registry services are part of the mesh (mTLS, policy apply).
+    MeshInternal,
 }
 
-#[derive(Serialize)]
-struct Port<'a> {
-    number: u16,
-    name: &'a str,
-    protocol: &'static str,
+/// Istio `ServiceEntry.Resolution`: only what Causeway emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Resolution {
+    /// Endpoints are the registry's addresses, listed inline.
+    Static,
 }
 
-#[derive(Serialize)]
-struct WorkloadEntry<'a> {
-    address: &'a str,
-    ports: BTreeMap<&'a str, u16>,
+/// The `ServiceEntry` spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Spec<'a> {
+    /// The service's host.
+    pub hosts: Vec<&'a str>,
+    /// Always inside the mesh.
+    pub location: Location,
+    /// Always static endpoints.
+    pub resolution: Resolution,
+    /// One port per protocol.
+    pub ports: Vec<Port<'a>>,
+    /// Healthy endpoints.
+    pub endpoints: Vec<WorkloadEntry<'a>>,
+}
+
+/// A service port (Istio `ServicePort`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Port<'a> {
+    /// Port number.
+    pub number: u16,
+    /// Port name (Aeraki's MetaProtocol reads the protocol from it).
+    pub name: &'a str,
+    /// Istio protocol name.
+    pub protocol: &'static str,
+}
+
+/// An inline endpoint (Istio `WorkloadEntry`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkloadEntry<'a> {
+    /// IP address.
+    pub address: &'a str,
+    /// Service port name → this endpoint's port.
+    pub ports: BTreeMap<&'a str, u16>,
+    /// The endpoint's labels.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    labels: &'a BTreeMap<String, String>,
+    pub labels: &'a BTreeMap<String, String>,
+    /// `region/zone[/subzone]`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    locality: Option<&'a str>,
-    weight: u32,
+    pub locality: Option<&'a str>,
+    /// Load-balancing weight.
+    pub weight: u32,
 }
 
 fn istio_protocol(protocol: Protocol) -> &'static str {
@@ -83,8 +128,7 @@ fn join(set: &BTreeSet<String>) -> String {
     set.iter().map(String::as_str).collect::<Vec<_>>().join(",")
 }
 
-/// Renders one service as a ServiceEntry YAML document.
-pub fn render(service: &Service) -> String {
+fn annotations(service: &Service) -> BTreeMap<&'static str, String> {
     let mut annotations = BTreeMap::new();
     if let Some(dubbo) = &service.dubbo {
         annotations.insert("causeway.io/interface", dubbo.interface.clone());
@@ -111,21 +155,24 @@ pub fn render(service: &Service) -> String {
     if service.draining {
         annotations.insert("causeway.io/draining", "true".to_owned());
     }
-    let mut labels = BTreeMap::new();
-    labels.insert("app.kubernetes.io/managed-by", MANAGED_BY.to_owned());
-    let entry = ServiceEntry {
+    annotations
+}
+
+/// The ServiceEntry of one service: every content decision of both outputs.
+pub fn service_entry(service: &Service) -> ServiceEntry<'_> {
+    ServiceEntry {
         api_version: "networking.istio.io/v1",
         kind: "ServiceEntry",
         metadata: Metadata {
             name: resource_name(service),
             namespace: service.namespace.clone(),
-            labels,
-            annotations,
+            labels: BTreeMap::from([("app.kubernetes.io/managed-by", MANAGED_BY.to_owned())]),
+            annotations: annotations(service),
         },
         spec: Spec {
             hosts: vec![service.host.as_str()],
-            location: "MESH_INTERNAL",
-            resolution: "STATIC",
+            location: Location::MeshInternal,
+            resolution: Resolution::Static,
             ports: service
                 .ports
                 .iter()
@@ -148,9 +195,13 @@ pub fn render(service: &Service) -> String {
                 })
                 .collect(),
         },
-    };
+    }
+}
+
+/// Renders one service as a ServiceEntry YAML document.
+pub fn render(service: &Service) -> String {
     // Plain structs of strings and maps always serialise; the fallback keeps this panic-free.
-    serde_saphyr::to_string(&entry).unwrap_or_default()
+    serde_saphyr::to_string(&service_entry(service)).unwrap_or_default()
 }
 
 /// Renders every service as one multi-document YAML stream, in host order.
@@ -208,5 +259,6 @@ pub fn write_dir(dir: &Path, snapshot: &Snapshot) -> Result<(usize, usize), Writ
     Ok((written, removed))
 }
 
+// Shared with the MCP tests, which check the same snapshots in their protobuf form.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,12 +2,14 @@
 //!
 //! Every peer (ZooKeeper, etcd, Nacos, Prometheus) runs as a child process on free loopback ports
 //! with its own temporary directory, wrapped in a guard that kills the process and removes the
-//! directory when dropped, so tests run in parallel without clashing. Java (Maven) and Python (pip)
-//! programs written by others run through [`java`] and [`python`] as real clients and servers.
+//! directory when dropped, so tests run in parallel without clashing. Java (Maven), Python (pip)
+//! and Go programs written against others' libraries run through [`java`], [`python`] and [`go`]
+//! as real clients and servers.
 //! Tests wait with [`assert_eventually!`], never with sleeps.
 
 pub mod etcd;
 pub mod eventually;
+pub mod go;
 pub mod java;
 pub mod logs;
 pub mod nacos;

@@ -12,7 +12,8 @@ use crate::model::store::ModelStore;
 use crate::registry::dubbo_url::DubboUrl;
 use crate::registry::{RegistryEvent, RegistryMessage};
 
-fn snapshot(urls: &[&str]) -> Snapshot {
+/// A snapshot of the Dubbo providers at `urls`, all from registry `zk-prod`.
+pub(crate) fn snapshot(urls: &[&str]) -> Snapshot {
     let mut store = ModelStore::new(
         DeriveConfig::default(),
         Filter::default(),
@@ -40,8 +41,8 @@ fn snapshot(urls: &[&str]) -> Snapshot {
     store.build(Instant::now()).0
 }
 
-const ORDER_V1: &str = "dubbo://10.244.1.17:20880/com.acme.order.OrderService?interface=com.acme.order.OrderService&methods=create,cancel&version=1.2.0&aeraki_meta_app_namespace=demo&aeraki_meta_app_version=v1&aeraki_meta_locality=cn-north%2Fzone-b&timestamp=1";
-const ORDER_V2: &str = "dubbo://10.244.1.18:20880/com.acme.order.OrderService?interface=com.acme.order.OrderService&methods=create,cancel&version=1.2.0&aeraki_meta_app_namespace=demo&aeraki_meta_app_version=v2&zone=zone-a&region=cn-north&timestamp=2";
+pub(crate) const ORDER_V1: &str = "dubbo://10.244.1.17:20880/com.acme.order.OrderService?interface=com.acme.order.OrderService&methods=create,cancel&version=1.2.0&aeraki_meta_app_namespace=demo&aeraki_meta_app_version=v1&aeraki_meta_locality=cn-north%2Fzone-b&timestamp=1";
+pub(crate) const ORDER_V2: &str = "dubbo://10.244.1.18:20880/com.acme.order.OrderService?interface=com.acme.order.OrderService&methods=create,cancel&version=1.2.0&aeraki_meta_app_namespace=demo&aeraki_meta_app_version=v2&zone=zone-a&region=cn-north&timestamp=2";
 
 #[test]
 fn renders_a_dubbo_service_as_a_service_entry() {

@@ -56,7 +56,8 @@ impl XdsResource {
     }
 }
 
-fn hex16(bytes: &[u8]) -> String {
+/// The first 8 bytes of a digest as 16 hex digits: the form of every version the bridge publishes.
+pub(crate) fn hex16(bytes: &[u8]) -> String {
     bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 

@@ -207,6 +207,7 @@ pub fn translate(
             add_routes(&mut set, snapshot, service, port, &policy);
         }
     }
+    crate::xds::mcp::add_service_entries(snapshot, &mut set);
     set
 }
 

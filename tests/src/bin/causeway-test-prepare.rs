@@ -1,11 +1,14 @@
 //! Prepares everything the end-to-end tests download or build, so the test run itself needs no
 //! network: every Maven project under `tests/java`, `tests/peers` and `demo/java` is built (its
-//! dependencies land in `~/.m2`) and the harness's Python venv is created. It uses the harness's
-//! own code paths, so the caches it fills are exactly the ones the tests look up. Idempotent.
+//! dependencies land in `~/.m2`), every Go module under `tests/go` is built (its dependencies land
+//! in the Go module cache, the binary in the harness cache) and the harness's Python venv is
+//! created. It uses the harness's own code paths, so the caches it fills are exactly the ones the
+//! tests look up. Idempotent.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use causeway_tests::go::GoProgram;
 use causeway_tests::java::JavaProgram;
 use causeway_tests::paths::workspace_root;
 use causeway_tests::python::PythonEnv;
@@ -26,6 +29,19 @@ fn maven_projects(root: &Path) -> Vec<PathBuf> {
     projects
 }
 
+fn go_modules(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root.join("tests/go")) else {
+        return Vec::new();
+    };
+    let mut modules: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("go.mod").is_file())
+        .collect();
+    modules.sort();
+    modules
+}
+
 fn main() -> ExitCode {
     causeway_tests::logs::init();
     let root = workspace_root();
@@ -40,6 +56,20 @@ fn main() -> ExitCode {
             ),
             Err(error) => {
                 eprintln!("cannot prepare {}: {error:#}", project.display());
+                failed = true;
+            }
+        }
+    }
+    for module in go_modules(&root) {
+        let started = std::time::Instant::now();
+        match GoProgram::build(&module) {
+            Ok(program) => println!(
+                "prepared Go program {} in {:.1}s",
+                program.binary().display(),
+                started.elapsed().as_secs_f64()
+            ),
+            Err(error) => {
+                eprintln!("cannot prepare {}: {error:#}", module.display());
                 failed = true;
             }
         }

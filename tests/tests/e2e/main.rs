@@ -5,6 +5,7 @@
 
 mod bridge_dubbo_java;
 mod bridge_etcd;
+mod bridge_mcp;
 mod bridge_nacos;
 mod bridge_zookeeper;
 mod hessian_crosscheck;

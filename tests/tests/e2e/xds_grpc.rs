@@ -368,6 +368,7 @@ async fn two_bridges_with_the_same_inputs_serve_identical_resources() {
         "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
         DUBBO_ROUTE,
         THRIFT_ROUTE,
+        "networking.istio.io/v1alpha3/ServiceEntry",
     ] {
         let resources = served[type_url].as_object().unwrap();
         assert!(!resources.is_empty(), "{type_url} served");
