@@ -6,4 +6,6 @@
 pub mod cli;
 pub mod config;
 pub mod inspect;
+pub mod lb;
 pub mod logging;
+pub mod routing;
