@@ -49,6 +49,9 @@ fn address_hash(address: &SocketAddr) -> u64 {
     hash_key(&address.to_string())
 }
 
+/// Looks up a request attachment's value by key.
+pub type AttachmentLookup<'a> = dyn Fn(&str) -> Option<String> + Sync + 'a;
+
 /// What a request offers the balancer besides the cluster.
 #[derive(Clone, Copy, Default)]
 pub struct RequestKey<'a> {
@@ -57,7 +60,7 @@ pub struct RequestKey<'a> {
     /// The interface name.
     pub interface: &'a str,
     /// Looks up an attachment (for `HashOn::Attachment`).
-    pub attachment: Option<&'a dyn Fn(&str) -> Option<String>>,
+    pub attachment: Option<&'a AttachmentLookup<'a>>,
 }
 
 impl RequestKey<'_> {

@@ -52,7 +52,7 @@ impl Snapshot {
         clusters: impl IntoIterator<Item = Cluster>,
         tables: impl IntoIterator<Item = DubboRouteTable>,
     ) -> Self {
-        let clusters = clusters
+        let clusters: BTreeMap<Arc<str>, Arc<Cluster>> = clusters
             .into_iter()
             .map(|c| (c.name.clone(), Arc::new(c)))
             .collect();
@@ -74,9 +74,19 @@ impl Snapshot {
         let index = dubbo
             .iter()
             .map(|(interface, tables)| {
-                let needs = tables
-                    .iter()
-                    .any(|t| t.service.group.is_some() || t.needs_attachments());
+                // Group-specific tables read the `group` attachment; attachment matches and
+                // clusters hashing on an attachment read theirs.
+                let needs = tables.iter().any(|t| {
+                    t.service.group.is_some()
+                        || t.needs_attachments()
+                        || t.routes.iter().any(|r| {
+                            r.destinations.entries().iter().any(|(name, _)| {
+                                clusters.get(name).is_some_and(|c: &Arc<Cluster>| {
+                                    matches!(c.lb, LbPolicy::ConsistentHash(HashOn::Attachment(_)))
+                                })
+                            })
+                        })
+                });
                 (interface.clone(), needs)
             })
             .collect();
