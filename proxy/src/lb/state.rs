@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 /// Latency assumed before the first response, in microseconds: low enough that a new endpoint is
 /// tried soon, high enough that it does not attract everything.
 const INITIAL_EWMA_MICROS: f64 = 1_000.0;
+/// Latencies below this count as equal: on loopback or in one rack the differences are noise, and
+/// chasing them would send a lightly loaded cluster's every request to one endpoint. Below it,
+/// P2C decides on in-flight requests and weights alone.
+const LATENCY_FLOOR_MICROS: f64 = 1_000.0;
 /// Weight of a new sample that is below the average (peaks are taken at once).
 const EWMA_ALPHA: f64 = 0.2;
 /// First ejection after a connect failure; doubles per consecutive failure.
@@ -53,10 +57,11 @@ impl EndpointState {
                 .is_none_or(|until| now >= until)
     }
 
-    /// P2C's cost: (in flight + 1) × latency EWMA.
+    /// P2C's cost: (in flight + 1) × latency EWMA (at least the latency floor).
     pub fn load_score(&self) -> f64 {
         let in_flight = f64::from(self.in_flight.load(Ordering::Relaxed));
-        (in_flight + 1.0) * f64::from_bits(self.ewma_micros.load(Ordering::Relaxed))
+        let latency = f64::from_bits(self.ewma_micros.load(Ordering::Relaxed));
+        (in_flight + 1.0) * latency.max(LATENCY_FLOOR_MICROS)
     }
 
     /// Requests currently in flight.
