@@ -8,6 +8,7 @@ mod bridge_etcd;
 mod bridge_nacos;
 mod bridge_zookeeper;
 mod hessian_crosscheck;
+mod proxy_dubbo_java;
 mod smoke;
 mod smoke_nacos;
 mod thrift_crosscheck;
