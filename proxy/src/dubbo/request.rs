@@ -47,6 +47,9 @@ pub struct InFlight {
     endpoint: Arc<EndpointState>,
     cluster: Arc<AtomicU32>,
     gauge: Gauge,
+    /// When the request was handed to the provider connection: latency samples leave out
+    /// routing and connecting, which say nothing about the provider's speed.
+    sent: Instant,
     done: bool,
 }
 
@@ -62,6 +65,7 @@ impl InFlight {
             endpoint,
             cluster,
             gauge,
+            sent: Instant::now(),
             done: false,
         }
     }
@@ -143,7 +147,8 @@ impl Pending {
                 frame.set_request_id(self.request.request_id);
                 let status = frame.header().status;
                 if let Some(in_flight) = self.in_flight.as_mut() {
-                    in_flight.finish(Some(elapsed));
+                    let latency = in_flight.sent.elapsed();
+                    in_flight.finish(Some(latency));
                 }
                 (Some(frame.into_bytes()), status, ResponseFlags::None)
             }

@@ -176,7 +176,7 @@ fn choose(
             let score = |i: usize| {
                 states
                     .get(i)
-                    .map_or(f64::MAX, |s| s.load_score() / f64::from(weight(i)))
+                    .map_or(f64::MAX, |s| s.load_score(now) / f64::from(weight(i)))
             };
             Some(if score(second) < score(first) {
                 second

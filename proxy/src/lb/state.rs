@@ -14,6 +14,9 @@ const INITIAL_EWMA_MICROS: f64 = 1_000.0;
 /// chasing them would send a lightly loaded cluster's every request to one endpoint. Below it,
 /// P2C decides on in-flight requests and weights alone.
 const LATENCY_FLOOR_MICROS: f64 = 1_000.0;
+/// How fast an EWMA nobody refreshes relaxes toward the floor: an endpoint that once answered
+/// slowly is not avoided for ever just because it is never chosen again to prove otherwise.
+const DECAY: Duration = Duration::from_secs(1);
 /// Weight of a new sample that is below the average (peaks are taken at once).
 const EWMA_ALPHA: f64 = 0.2;
 /// First ejection after a connect failure; doubles per consecutive failure.
@@ -27,6 +30,8 @@ pub struct EndpointState {
     in_flight: AtomicU32,
     /// `f64` bits of the latency EWMA in microseconds.
     ewma_micros: AtomicU64,
+    /// When the EWMA last took a sample (for the decay).
+    sampled_at: Mutex<Option<Instant>>,
     draining: AtomicBool,
     consecutive_failures: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
@@ -37,6 +42,7 @@ impl Default for EndpointState {
         Self {
             in_flight: AtomicU32::new(0),
             ewma_micros: AtomicU64::new(INITIAL_EWMA_MICROS.to_bits()),
+            sampled_at: Mutex::new(None),
             draining: AtomicBool::new(false),
             consecutive_failures: AtomicU32::new(0),
             ejected_until: Mutex::new(None),
@@ -57,11 +63,19 @@ impl EndpointState {
                 .is_none_or(|until| now >= until)
     }
 
-    /// P2C's cost: (in flight + 1) × latency EWMA (at least the latency floor).
-    pub fn load_score(&self) -> f64 {
+    /// P2C's cost at `now`: (in flight + 1) × latency EWMA, the EWMA at least the latency floor
+    /// and decaying toward it while no sample refreshes it.
+    pub fn load_score(&self, now: Instant) -> f64 {
         let in_flight = f64::from(self.in_flight.load(Ordering::Relaxed));
         let latency = f64::from_bits(self.ewma_micros.load(Ordering::Relaxed));
-        (in_flight + 1.0) * latency.max(LATENCY_FLOOR_MICROS)
+        let idle = self
+            .sampled_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        let excess = (latency - LATENCY_FLOOR_MICROS).max(0.0);
+        let decayed = excess * (-idle.as_secs_f64() / DECAY.as_secs_f64()).exp();
+        (in_flight + 1.0) * (LATENCY_FLOOR_MICROS + decayed)
     }
 
     /// Requests currently in flight.
@@ -82,6 +96,10 @@ impl EndpointState {
             .in_flight
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         if let Some(latency) = latency {
+            *self
+                .sampled_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
             let sample = latency.as_secs_f64() * 1e6;
             let _ = self
                 .ewma_micros

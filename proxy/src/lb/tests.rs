@@ -204,3 +204,23 @@ fn ejection_backs_off() {
     s.finish(None);
     assert_eq!(s.in_flight(), 0, "finish without start saturates");
 }
+
+#[test]
+fn a_stale_slow_sample_decays() {
+    let s = EndpointState::default();
+    let idle = EndpointState::default();
+    s.start();
+    s.finish(Some(Duration::from_millis(50)));
+    let now = Instant::now();
+    assert!(s.load_score(now) > 10.0 * idle.load_score(now));
+    let later = now + Duration::from_secs(10);
+    assert!(
+        s.load_score(later) < 1.01 * idle.load_score(later),
+        "decayed to the floor"
+    );
+    // Sub-millisecond differences are ties.
+    let fast = EndpointState::default();
+    fast.start();
+    fast.finish(Some(Duration::from_micros(100)));
+    assert_eq!(fast.load_score(now), idle.load_score(now));
+}
