@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{ConfigError, ProxyConfig};
+use crate::config::{ConfigError, Listen, ProxyConfig};
 use crate::inspect::{self, InspectArgs};
 use crate::logging::{self, LogFormat};
+use crate::{app, local};
 
 /// Multi-protocol service-mesh proxy for Dubbo, Thrift, gRPC and HTTP.
 ///
@@ -29,6 +30,10 @@ pub struct Cli {
     /// Check the configuration, print the result and exit (0 valid, 2 invalid).
     #[arg(long)]
     pub validate: bool,
+    /// A protocol listener, `PROTO=ADDR` (e.g. `dubbo=127.0.0.1:20880`); repeatable. Replaces
+    /// the config file's `listen` entries.
+    #[arg(long, value_name = "PROTO=ADDR")]
+    pub listen: Vec<Listen>,
     /// Address of the admin HTTP server [default: 127.0.0.1:15000].
     #[arg(long, value_name = "ADDR", env = "CAUSEWAY_PROXY_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
@@ -58,6 +63,9 @@ impl Cli {
         if let Some(addr) = self.admin_listen {
             config.admin_listen = addr;
         }
+        if !self.listen.is_empty() {
+            config.listen.clone_from(&self.listen);
+        }
         Ok(config)
     }
 }
@@ -74,14 +82,23 @@ pub fn main() -> ExitCode {
         Ok(config) => config,
         Err(error) => {
             tracing::error!(%error, "configuration rejected");
+            eprintln!("error: {error}");
             return ExitCode::from(2);
         }
     };
+    // Build the routes once now, so `--validate` checks services and rules too.
+    let checked = local::load_rules(&config, cli.config.as_deref())
+        .and_then(|rules| local::build_snapshot(&config, &rules));
+    if let Err(error) = checked {
+        tracing::error!(%error, "configuration rejected");
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
     if cli.validate {
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }
-    match run(config) {
+    match run(config, cli.config.clone()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "proxy stopped");
@@ -90,18 +107,22 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(config: ProxyConfig) -> anyhow::Result<()> {
+fn run(config: ProxyConfig, path: Option<PathBuf>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("causeway-proxy")
         .build()?;
     runtime.block_on(async move {
-        tracing::info!(
-            admin_listen = %config.admin_listen,
-            "causeway-proxy started; no listeners are configured in this build"
-        );
+        if config.listen.is_empty() {
+            tracing::warn!(
+                "no listeners configured; give --listen dubbo=ADDR or `listen:` in the config"
+            );
+        }
+        let proxy = app::start(config, path).await?;
+        tracing::info!(admin = %proxy.admin, "causeway-proxy started");
         tokio::signal::ctrl_c().await?;
         tracing::info!("shutting down");
+        drop(proxy);
         Ok(())
     })
 }

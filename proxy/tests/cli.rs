@@ -42,3 +42,67 @@ fn validate_accepts_a_good_file_and_rejects_a_bad_one() {
         "error names the field: {stderr}"
     );
 }
+
+#[test]
+fn validate_checks_services_and_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.yaml");
+    std::fs::write(
+        &path,
+        "services:\n- host: demo.greeter\n  port: 20880\n  dubbo: {interface: demo.Greeter}\n  endpoints: [{address: 127.0.0.1, weight: 0}]\n",
+    )
+    .unwrap();
+    let output = proxy()
+        .args(["--validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("services[0].endpoints[0].weight"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        &path,
+        "listen: [{protocol: dubbo, address: 127.0.0.1:20880}]\nservices:\n- host: demo.greeter\n  port: 20880\n  dubbo: {interface: demo.Greeter}\n  endpoints: [{address: 127.0.0.1}]\nrules: rules.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), "apiVersion: metaprotocol.aeraki.io/v1alpha1\nkind: MetaRouter\nmetadata: {name: r}\nspec:\n  hosts: [demo.greeter]\n  routes: [{route: [{destination: {host: demo.greeter, subset: v9}}]}]\n").unwrap();
+    let output = proxy()
+        .args(["--validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("v9"),
+        "the rules file is checked too: {stderr}"
+    );
+
+    std::fs::write(dir.path().join("rules.yaml"), "").unwrap();
+    let output = proxy()
+        .args(["--validate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[test]
+fn listen_flags_name_the_protocols_built() {
+    let output = proxy()
+        .args(["--validate", "--listen", "thrift=127.0.0.1:9090"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not built yet"), "{stderr}");
+    let output = proxy()
+        .args(["--validate", "--listen", "dubbo=127.0.0.1:20880"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+}

@@ -44,12 +44,12 @@ const REGION: &str = "eu-central-1";
 const ZONE: &str = "eu-central-1a";
 /// A Dubbo JVM takes 4–6 s alone on this 2-core machine and far longer next to compilers and
 /// other tests' JVMs.
-const JAVA_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const JAVA_TIMEOUT: Duration = Duration::from_secs(120);
 /// Dubbo's `methods` parameter for the interface.
 const METHODS: [&str; 3] = ["greet", "place", "slow"];
 
 /// Builds the sample (once per test process) off the async workers: Maven blocks for seconds.
-async fn sample() -> anyhow::Result<JavaProgram> {
+pub(crate) async fn sample() -> anyhow::Result<JavaProgram> {
     let project = workspace_root().join("demo/java/dubbo-sample");
     tokio::task::spawn_blocking(move || JavaProgram::build(&project))
         .await
@@ -107,7 +107,7 @@ impl JavaProvider {
 }
 
 /// Succeeds once the provider's log holds `READY <port>`.
-async fn ready_line(log: PathBuf, port: u16) -> anyhow::Result<()> {
+pub(crate) async fn ready_line(log: PathBuf, port: u16) -> anyhow::Result<()> {
     let text = tokio::fs::read_to_string(&log)
         .await
         .with_context(|| format!("read {}", log.display()))?;
@@ -340,15 +340,18 @@ async fn java_provider_registers_in_nacos_under_dubbos_service_name() {
 }
 
 /// What a consumer run printed and how it ended.
-struct ConsumerRun {
-    success: bool,
-    lines: Vec<Value>,
-    stderr: String,
+pub(crate) struct ConsumerRun {
+    pub(crate) success: bool,
+    pub(crate) lines: Vec<Value>,
+    pub(crate) stderr: String,
 }
 
 /// Runs `io.causeway.demo.Consumer` with `args` to completion (killed if it outlives the
 /// timeout) and parses its JSON lines.
-async fn run_consumer(program: &JavaProgram, args: &[&str]) -> anyhow::Result<ConsumerRun> {
+pub(crate) async fn run_consumer(
+    program: &JavaProgram,
+    args: &[&str],
+) -> anyhow::Result<ConsumerRun> {
     let home = PeerProcess::temp_dir("dubbo-consumer")?;
     let mut command: Command = program.command("io.causeway.demo.Consumer");
     command.args(args).arg("--home").arg(home.path());

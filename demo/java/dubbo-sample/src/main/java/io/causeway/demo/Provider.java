@@ -17,7 +17,7 @@ import org.apache.dubbo.config.bootstrap.DubboBootstrap;
  *
  * <p>Settings (see {@link Options} for how they are looked up):
  * <pre>
- *   --registry       zookeeper://127.0.0.1:2181 | nacos://127.0.0.1:8848   (required)
+ *   --registry       zookeeper://127.0.0.1:2181 | nacos://127.0.0.1:8848 (default: none, not registered)
  *   --port           dubbo protocol port (default 20880)
  *   --version        service version (default 1.0.0); --group service group (default none)
  *   --app-name       Dubbo application name (default causeway-demo-provider)
@@ -49,7 +49,9 @@ public final class Provider {
     }
 
     private static void start(Options options) {
-        String registryAddress = options.require("registry");
+        // Without a registry (a proxy or a consumer is given the address directly) Dubbo's own
+        // "N/A" address turns registration off.
+        String registryAddress = options.get("registry", RegistryConfig.NO_AVAILABLE);
         int port = options.getInt("port", 20880);
         String appVersion = options.get("app-version", null);
 

@@ -1,0 +1,142 @@
+//! Wiring: builds the first routing snapshot, binds the admin server and the protocol listeners,
+//! and starts the config watcher, all on the caller's tokio runtime. Tests start the whole proxy
+//! in-process with [`start`] on port 0 and read the bound addresses from [`RunningProxy`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::admin::{self, AdminState};
+use crate::config::{ConfigError, ListenProtocol, ProxyConfig};
+use crate::dubbo::{self, DubboContext};
+use crate::lb::Balancer;
+use crate::local;
+use crate::metrics::Metrics;
+use crate::state::SnapshotStore;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener address is taken or not local.
+    #[error("cannot listen on {address} ({what}): {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Which listener.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A started proxy; dropping it stops the listeners, the admin server and the watcher
+/// (connections already accepted finish on their own).
+#[derive(Debug)]
+pub struct RunningProxy {
+    /// Bound protocol listeners, in configuration order.
+    pub listeners: Vec<(ListenProtocol, SocketAddr)>,
+    /// The bound admin address.
+    pub admin: SocketAddr,
+    /// The routing snapshot in force.
+    pub store: Arc<SnapshotStore>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningProxy {
+    /// The first Dubbo listener's address.
+    pub fn dubbo_addr(&self) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(p, _)| *p == ListenProtocol::Dubbo)
+            .map(|(_, a)| *a)
+    }
+}
+
+impl Drop for RunningProxy {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn bind(address: SocketAddr, what: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Bind {
+            address,
+            what: what.to_owned(),
+            source,
+        })
+}
+
+/// Starts the proxy for `config`, read from `config_path` when given (then the file, and a rules
+/// file it names, are watched for changes).
+pub async fn start(
+    config: ProxyConfig,
+    config_path: Option<PathBuf>,
+) -> Result<RunningProxy, StartError> {
+    let rules = local::load_rules(&config, config_path.as_deref())?;
+    let snapshot = local::build_snapshot(&config, &rules)?;
+    let metrics = Arc::new(Metrics::new());
+    let store = Arc::new(SnapshotStore::new());
+    tracing::info!(version = %snapshot.version, clusters = snapshot.clusters.len(), "routes loaded");
+    store.store(snapshot);
+    let admin_state = Arc::new(AdminState {
+        metrics: metrics.clone(),
+        store: store.clone(),
+        listening: AtomicBool::new(false),
+    });
+    let admin_listener = bind(config.admin_listen, "admin").await?;
+    let admin = admin_listener.local_addr().unwrap_or(config.admin_listen);
+    let mut tasks = vec![tokio::spawn(admin::serve(
+        admin_listener,
+        admin_state.clone(),
+    ))];
+    let balancer = Arc::new(Balancer::new());
+    let context = Arc::new(DubboContext::new(
+        store.clone(),
+        balancer,
+        metrics.clone(),
+        config.dubbo,
+        &config.workload,
+    ));
+    let mut listeners = Vec::new();
+    for listen in &config.listen {
+        let listener = bind(listen.address, &listen.protocol.to_string()).await?;
+        let address = listener.local_addr().unwrap_or(listen.address);
+        tracing::info!(protocol = %listen.protocol, %address, "listening");
+        match listen.protocol {
+            ListenProtocol::Dubbo => {
+                tasks.push(tokio::spawn(dubbo::serve(listener, context.clone())));
+            }
+        }
+        listeners.push((listen.protocol, address));
+    }
+    admin_state.listening.store(true, Ordering::Release);
+    if let Some(path) = config_path {
+        tasks.push(tokio::spawn(local::watch(
+            path,
+            Duration::from_millis(config.reload_interval_ms.max(10)),
+            store.clone(),
+            metrics.clone(),
+        )));
+    }
+    Ok(RunningProxy {
+        listeners,
+        admin,
+        store,
+        metrics,
+        tasks,
+    })
+}

@@ -1,0 +1,447 @@
+//! One caller connection: frames in, answers out. Heartbeats are answered here; requests are
+//! routed on the snapshot in force when they arrive and forwarded; every failure becomes a Dubbo
+//! response with the caller's request id (PROTOCOLS.md §1.9):
+//!
+//! | failure | status | `response_flags` |
+//! |---|---|---|
+//! | no route table / route / cluster | 60 SERVICE_NOT_FOUND | `NR` |
+//! | no usable endpoint | 70 SERVICE_ERROR | `UH` |
+//! | provider connection cannot be opened (after trying others) | 70 SERVICE_ERROR | `UF` |
+//! | provider connection closed with the request in flight | 70 SERVICE_ERROR | `UC` |
+//! | no answer before the deadline | 31 SERVER_TIMEOUT | `UT` |
+//! | circuit breaker full | 100 SERVER_THREADPOOL_EXHAUSTED | `UO` |
+//! | undecodable request, unsupported serialization, oversized body | 40 BAD_REQUEST | `DPE` |
+//!
+//! Input that is not Dubbo at all (wrong magic, negative length) cannot be answered: only this
+//! connection is closed, and `causeway_proxy_protocol_errors_total` counts it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use causeway_protocols::dubbo::{
+    Attachments, DubboCodec, DubboError, Frame, FrameError, Header, RequestView, Status,
+    heartbeat_reply,
+};
+use futures::StreamExt as _;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+
+use super::request::{InFlight, Outcome, Pending};
+use super::upstream::SendError;
+use super::{DubboContext, write_loop};
+use crate::lb::RequestKey;
+use crate::metrics::{
+    Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags, status_label,
+};
+use crate::routing::{Cluster, DubboAttributes, HashOn, LbPolicy, normalize_version};
+
+/// Endpoints tried for one request when connections cannot be opened.
+const MAX_ATTEMPTS: usize = 3;
+
+/// Serves one caller until it disconnects or sends something that is not Dubbo.
+pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboContext>) {
+    let _active = context
+        .metrics
+        .connection(Protocol::Dubbo, Direction::Downstream);
+    let (read, write) = stream.into_split();
+    // Unbounded: every queued frame answers a request this connection sent, and requests in
+    // flight are bounded by the circuit breakers.
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = tokio::spawn(write_loop(write, rx));
+    let mut frames = FramedRead::new(
+        read,
+        DubboCodec::with_max_body_len(context.settings.max_body_len),
+    );
+    let mut rng = fastrand::Rng::new();
+    while let Some(next) = frames.next().await {
+        match next {
+            Ok(frame) => on_frame(frame, &tx, &context, &mut rng),
+            Err(FrameError::FrameTooLarge {
+                header,
+                body_len,
+                limit,
+            }) => {
+                context.metrics.protocol_error(
+                    Protocol::Dubbo,
+                    Direction::Downstream,
+                    ProtocolErrorKind::FrameTooLarge,
+                );
+                if header.is_two_way() && !header.is_event() {
+                    let message = format!(
+                        "causeway-proxy: request body of {body_len} bytes exceeds the {limit}-byte limit"
+                    );
+                    reply_locally(
+                        &context,
+                        &tx,
+                        header,
+                        Status::BAD_REQUEST,
+                        ResponseFlags::DownstreamProtocolError,
+                        message,
+                    );
+                }
+                // The body was not read, so the stream is out of sync: close.
+                break;
+            }
+            Err(FrameError::Io(_)) => break,
+            Err(error) => {
+                tracing::debug!(%peer, %error, "closing a caller connection that does not speak dubbo");
+                context.metrics.protocol_error(
+                    Protocol::Dubbo,
+                    Direction::Downstream,
+                    ProtocolErrorKind::BadFrame,
+                );
+                break;
+            }
+        }
+    }
+    drop(frames);
+    drop(tx);
+    // Answers still in flight keep the writer alive until they are written.
+    let _ = writer.await;
+}
+
+fn base_labels(context: &DubboContext) -> RequestLabels {
+    let unknown: Arc<str> = Arc::from("unknown");
+    RequestLabels {
+        reporter: Reporter::Source,
+        source_workload: context.workload.clone(),
+        destination_service: unknown.clone(),
+        destination_workload: unknown.clone(),
+        destination_version: unknown.clone(),
+        request_protocol: Protocol::Dubbo,
+        response_code: status_label(0),
+        grpc_response_status: Arc::from(""),
+        response_flags: ResponseFlags::None,
+        request_method: Arc::from("other"),
+        destination_interface: unknown,
+    }
+}
+
+fn reply_locally(
+    context: &DubboContext,
+    tx: &mpsc::UnboundedSender<Bytes>,
+    header: Header,
+    status: Status,
+    flags: ResponseFlags,
+    message: String,
+) {
+    let pending = Pending::new(
+        tx.clone(),
+        header,
+        Instant::now(),
+        Duration::ZERO,
+        base_labels(context),
+        context.metrics.clone(),
+    );
+    pending.complete(Outcome::Local {
+        status,
+        flags,
+        message,
+    });
+}
+
+fn on_frame(
+    frame: Frame,
+    tx: &mpsc::UnboundedSender<Bytes>,
+    context: &Arc<DubboContext>,
+    rng: &mut fastrand::Rng,
+) {
+    let header = *frame.header();
+    if header.is_response() {
+        // Callers only answer heartbeats, and the proxy sends none to them.
+        return;
+    }
+    if header.is_event() {
+        if header.is_two_way()
+            && frame.is_heartbeat()
+            && let Ok(reply) = heartbeat_reply(&header)
+        {
+            let _ = tx.send(reply.into_bytes());
+        }
+        return;
+    }
+    let started = Instant::now();
+    let mut labels = base_labels(context);
+    let routed = route(frame, context, rng, &mut labels);
+    let timeout = Duration::from_millis(context.settings.request_timeout_ms);
+    let pending = header.is_two_way().then(|| {
+        Pending::new(
+            tx.clone(),
+            header,
+            started,
+            timeout,
+            labels,
+            context.metrics.clone(),
+        )
+    });
+    match routed {
+        Ok(plan) => {
+            tokio::spawn(forward(plan, pending, context.clone()));
+        }
+        Err(rejection) => {
+            if let Some(kind) = rejection.protocol_error {
+                context
+                    .metrics
+                    .protocol_error(Protocol::Dubbo, Direction::Downstream, kind);
+            }
+            if let Some(pending) = pending {
+                pending.complete(Outcome::Local {
+                    status: rejection.status,
+                    flags: rejection.flags,
+                    message: rejection.message,
+                });
+            }
+        }
+    }
+}
+
+/// Why a request is answered without being forwarded.
+struct Rejection {
+    status: Status,
+    flags: ResponseFlags,
+    message: String,
+    protocol_error: Option<ProtocolErrorKind>,
+}
+
+impl Rejection {
+    fn no_route(message: String) -> Self {
+        Self {
+            status: Status::SERVICE_NOT_FOUND,
+            flags: ResponseFlags::NoRoute,
+            message,
+            protocol_error: None,
+        }
+    }
+
+    fn bad_request(error: &DubboError) -> Self {
+        let kind = match error {
+            DubboError::UnsupportedSerialization { .. } => {
+                ProtocolErrorKind::UnsupportedSerialization
+            }
+            _ => ProtocolErrorKind::BadRequest,
+        };
+        Self {
+            status: Status::BAD_REQUEST,
+            flags: ResponseFlags::DownstreamProtocolError,
+            message: format!("causeway-proxy: cannot route the request: {error}"),
+            protocol_error: Some(kind),
+        }
+    }
+}
+
+/// A routed request: where it goes and what the balancer may hash on.
+struct Plan {
+    frame: Frame,
+    cluster: Arc<Cluster>,
+    method: String,
+    interface: String,
+    hash_attachment: Option<(String, String)>,
+}
+
+struct Attributes<'a> {
+    method: &'a str,
+    attachments: Option<&'a Attachments<'a>>,
+}
+
+impl DubboAttributes for Attributes<'_> {
+    fn method(&self) -> &str {
+        self.method
+    }
+    fn attachment(&self, key: &str) -> Option<&str> {
+        self.attachments.and_then(|a| a.get_str(key))
+    }
+}
+
+/// Routes a request on the snapshot in force, filling in the labels as it learns the
+/// destination.
+fn route(
+    mut frame: Frame,
+    context: &DubboContext,
+    rng: &mut fastrand::Rng,
+    labels: &mut RequestLabels,
+) -> Result<Plan, Rejection> {
+    let snapshot = context.store.load();
+    let (cluster, mutation, method, interface, hash_attachment) = {
+        let view: RequestView<'_> = frame.request().map_err(|e| Rejection::bad_request(&e))?;
+        let interface = view.service();
+        let version = normalize_version(view.service_version());
+        let generic = view
+            .generic_method()
+            .map_err(|e| Rejection::bad_request(&e))?;
+        let method = generic.as_deref().unwrap_or(view.method());
+        let attachments = if snapshot.needs_attachments(interface) {
+            Some(view.attachments().map_err(|e| Rejection::bad_request(&e))?)
+        } else {
+            None
+        };
+        let group = attachments
+            .as_ref()
+            .and_then(|a| a.get_str("group"))
+            .unwrap_or("");
+        let Some(table) = snapshot.dubbo_table(interface, group, version) else {
+            return Err(Rejection::no_route(format!(
+                "causeway-proxy: no route for interface {interface} (group {group:?}, version {version:?})"
+            )));
+        };
+        labels.destination_service = Arc::from(table.host.as_str());
+        labels.destination_interface = Arc::from(table.service.interface.as_str());
+        labels.request_method = Arc::from(table.method_label(method));
+        let attributes = Attributes {
+            method,
+            attachments: attachments.as_ref(),
+        };
+        let Some(route) = table.route(&attributes) else {
+            return Err(Rejection::no_route(format!(
+                "causeway-proxy: no route matches method {method} of {interface}"
+            )));
+        };
+        let Some(cluster) = route
+            .destinations
+            .pick(rng.u64(..))
+            .and_then(|name| snapshot.cluster(name))
+        else {
+            return Err(Rejection::no_route(format!(
+                "causeway-proxy: route {} of {interface} has no cluster",
+                route.name
+            )));
+        };
+        let hash_attachment = match &cluster.lb {
+            LbPolicy::ConsistentHash(HashOn::Attachment(key)) => attributes
+                .attachment(key)
+                .map(|value| (key.clone(), value.to_owned())),
+            _ => None,
+        };
+        (
+            cluster.clone(),
+            route.request_mutation.clone(),
+            method.to_owned(),
+            interface.to_owned(),
+            hash_attachment,
+        )
+    };
+    if !mutation.is_empty() {
+        let pairs: Vec<(&str, &str)> = mutation
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        frame
+            .add_attachments(&pairs)
+            .map_err(|e| Rejection::bad_request(&e))?;
+    }
+    Ok(Plan {
+        frame,
+        cluster,
+        method,
+        interface,
+        hash_attachment,
+    })
+}
+
+/// Picks an endpoint, opens or reuses its connection and sends; on a connect failure another
+/// endpoint is tried (the request was never sent, so this is always safe).
+async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboContext>) {
+    let Plan {
+        mut frame,
+        cluster,
+        method,
+        interface,
+        hash_attachment,
+    } = plan;
+    let load = context.cluster_load(&cluster.name);
+    if load.load(std::sync::atomic::Ordering::Relaxed) >= cluster.breaker.max_requests {
+        context.metrics.overflow(&cluster.name);
+        if let Some(pending) = pending {
+            pending.complete(Outcome::Local {
+                status: Status::SERVER_THREADPOOL_EXHAUSTED,
+                flags: ResponseFlags::UpstreamOverflow,
+                message: format!("causeway-proxy: {} is at its request limit", cluster.name),
+            });
+        }
+        return;
+    }
+    let lookup = |key: &str| {
+        hash_attachment
+            .as_ref()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let key = RequestKey {
+        method: &method,
+        interface: &interface,
+        attachment: Some(&lookup),
+    };
+    let connect_timeout = Duration::from_millis(cluster.breaker.connect_timeout_ms);
+    let mut rng = fastrand::Rng::new();
+    let mut exclude = Vec::new();
+    let mut flags = ResponseFlags::NoHealthyUpstream;
+    for _ in 0..MAX_ATTEMPTS {
+        let Some((index, state)) =
+            context
+                .balancer
+                .choose(&cluster, &key, &exclude, &mut rng, Instant::now())
+        else {
+            break;
+        };
+        let Some(endpoint) = cluster.endpoints.get(index) else {
+            break;
+        };
+        let conn = match context
+            .upstreams
+            .connection(endpoint.address, &state, connect_timeout)
+            .await
+        {
+            Ok(conn) => conn,
+            Err(error) => {
+                let ejected = state.connect_failed(Instant::now());
+                tracing::debug!(address = %endpoint.address, %error, ?ejected, "provider connect failed; endpoint ejected");
+                context.metrics.connect_failure(&cluster.name);
+                exclude.push(endpoint.address);
+                flags = ResponseFlags::UpstreamConnectFailure;
+                continue;
+            }
+        };
+        if let Some(pending) = pending.as_mut() {
+            let labels = pending.labels_mut();
+            labels.destination_version = label_of(&endpoint.labels, "version");
+            labels.destination_workload = label_of(&endpoint.labels, "app");
+            load.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            pending.set_in_flight(Some(InFlight::new(
+                state.clone(),
+                load.clone(),
+                context.metrics.upstream_in_flight().clone(),
+            )));
+        }
+        match conn.send(frame, pending).await {
+            Ok(()) => return,
+            Err(SendError::Closed(unsent)) => {
+                (frame, pending) = *unsent;
+                exclude.push(endpoint.address);
+                flags = ResponseFlags::UpstreamConnectionTermination;
+            }
+        }
+    }
+    if let Some(pending) = pending {
+        let message = match flags {
+            ResponseFlags::NoHealthyUpstream if exclude.is_empty() => {
+                format!("causeway-proxy: no healthy provider in {}", cluster.name)
+            }
+            _ => format!(
+                "causeway-proxy: no provider of {} could be reached ({} tried)",
+                cluster.name,
+                exclude.len()
+            ),
+        };
+        pending.complete(Outcome::Local {
+            status: Status::SERVICE_ERROR,
+            flags,
+            message,
+        });
+    }
+}
+
+fn label_of(labels: &std::collections::BTreeMap<String, String>, key: &str) -> Arc<str> {
+    Arc::from(labels.get(key).map_or("unknown", String::as_str))
+}

@@ -1,0 +1,176 @@
+//! One request between the moment it is routed and the moment its caller has an answer: where the
+//! answer goes, the caller's request id, the metric labels, and the load it puts on an endpoint
+//! and a cluster. Completing it (with the provider's response or a local error) writes the answer,
+//! records the request metrics and releases the load, exactly once.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use causeway_protocols::dubbo::{Frame, Header, Serialization, Status, error_response};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::mpsc;
+
+use crate::lb::EndpointState;
+use crate::metrics::{Metrics, RequestLabels, ResponseFlags, status_label};
+
+/// How a request ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The provider answered (its frame, with the upstream id still in it).
+    Response(Frame),
+    /// The proxy answers itself.
+    Local {
+        /// The Dubbo status.
+        status: Status,
+        /// Why, for `response_flags`.
+        flags: ResponseFlags,
+        /// The message the caller sees.
+        message: String,
+    },
+}
+
+/// The error frame for a request: the caller's id, a non-OK status and a Hessian string message,
+/// which every Java consumer decodes (PROTOCOLS.md §1.3, §1.9). Always Hessian 2: the Java
+/// consumer decodes a response by the serialization id in the response's own header.
+pub fn error_frame(request: &Header, status: Status, message: &str) -> Option<Bytes> {
+    let header = Header::request(request.request_id, Serialization::HESSIAN2, true);
+    error_response(&header, status, message)
+        .ok()
+        .map(Frame::into_bytes)
+}
+
+/// Load a forwarded request puts on its endpoint and cluster, released once.
+#[derive(Debug)]
+pub struct InFlight {
+    endpoint: Arc<EndpointState>,
+    cluster: Arc<AtomicU32>,
+    gauge: Gauge,
+    /// When the request was handed to the provider connection: latency samples leave out
+    /// routing and connecting, which say nothing about the provider's speed.
+    sent: Instant,
+    done: bool,
+}
+
+// === impl InFlight ===
+
+impl InFlight {
+    /// Counts a request against `endpoint` and `cluster` (already incremented by the caller's
+    /// circuit-breaker check).
+    pub fn new(endpoint: Arc<EndpointState>, cluster: Arc<AtomicU32>, gauge: Gauge) -> Self {
+        endpoint.start();
+        gauge.inc();
+        Self {
+            endpoint,
+            cluster,
+            gauge,
+            sent: Instant::now(),
+            done: false,
+        }
+    }
+
+    fn finish(&mut self, latency: Option<Duration>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.endpoint.finish(latency);
+        self.cluster.fetch_sub(1, Ordering::Relaxed);
+        self.gauge.dec();
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.finish(None);
+    }
+}
+
+/// A two-way request waiting for its answer.
+#[derive(Debug)]
+pub struct Pending {
+    downstream: mpsc::UnboundedSender<Bytes>,
+    request: Header,
+    started: Instant,
+    deadline: Instant,
+    request_bytes: u64,
+    labels: RequestLabels,
+    in_flight: Option<InFlight>,
+    metrics: Arc<Metrics>,
+}
+
+// === impl Pending ===
+
+impl Pending {
+    /// A request from the caller behind `downstream`, with its original header.
+    pub fn new(
+        downstream: mpsc::UnboundedSender<Bytes>,
+        request: Header,
+        started: Instant,
+        timeout: Duration,
+        labels: RequestLabels,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            downstream,
+            request,
+            started,
+            deadline: started + timeout,
+            request_bytes: request.frame_len() as u64,
+            labels,
+            in_flight: None,
+            metrics,
+        }
+    }
+
+    /// When the proxy stops waiting for the provider.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The labels (the router fills in the destination once it is known).
+    pub fn labels_mut(&mut self) -> &mut RequestLabels {
+        &mut self.labels
+    }
+
+    /// Attaches the endpoint and cluster load (replacing that of an earlier attempt).
+    pub fn set_in_flight(&mut self, in_flight: Option<InFlight>) {
+        self.in_flight = in_flight;
+    }
+
+    /// Answers the caller, records the metrics and releases the load.
+    pub fn complete(mut self, outcome: Outcome) {
+        let elapsed = self.started.elapsed();
+        let (bytes, status, flags) = match outcome {
+            Outcome::Response(mut frame) => {
+                frame.set_request_id(self.request.request_id);
+                let status = frame.header().status;
+                if let Some(in_flight) = self.in_flight.as_mut() {
+                    let latency = in_flight.sent.elapsed();
+                    in_flight.finish(Some(latency));
+                }
+                (Some(frame.into_bytes()), status, ResponseFlags::None)
+            }
+            Outcome::Local {
+                status,
+                flags,
+                message,
+            } => (error_frame(&self.request, status, &message), status, flags),
+        };
+        self.in_flight = None;
+        self.labels.response_code = status_label(status.0);
+        self.labels.response_flags = flags;
+        let response_bytes = bytes.as_ref().map_or(0, |b| b.len() as u64);
+        self.metrics.request(
+            &self.labels,
+            elapsed.as_secs_f64() * 1000.0,
+            self.request_bytes,
+            response_bytes,
+        );
+        if let Some(bytes) = bytes {
+            // The caller may be gone; its answer then has nowhere to go.
+            let _ = self.downstream.send(bytes);
+        }
+    }
+}

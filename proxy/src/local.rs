@@ -1,0 +1,409 @@
+//! Local mode: turns the config file's static `services` and traffic `rules` into a routing
+//! [`Snapshot`], and watches the files so a changed route or endpoint set is swapped in without
+//! touching connections or requests in flight.
+//!
+//! Translation follows what the bridge publishes over xDS, so both modes route alike:
+//! - per service port one cluster `outbound|<port>||<host>` with every endpoint, plus one
+//!   `outbound|<port>|<subset>|<host>` per DestinationRule subset (endpoints whose labels match);
+//!   load balancing, circuit breakers and locality settings from the subset's effective policy;
+//! - per Dubbo service one route table: the MetaRouter routes of the host in order (attribute
+//!   `interface` checked against the service, `method` on the method, every other attribute an
+//!   attachment), or, when the host has no MetaRouter, one route to all endpoints. A host with
+//!   MetaRouters but no matching route answers "no route", as Envoy and Aeraki do.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use causeway_protocols::rules::RuleSet;
+use causeway_protocols::rules::common::StringMatch;
+use causeway_protocols::rules::destination_rule::{HashKey, LbPolicy as RuleLb, SimpleLb};
+
+use crate::config::{ConfigError, ProxyConfig, RulesSource, ServiceConfig};
+use crate::metrics::Metrics;
+use crate::routing::{
+    CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, HashOn, LbPolicy, Locality,
+    ServiceMatch, Snapshot, WeightedClusters, cluster_name, normalize_version,
+};
+use crate::state::SnapshotStore;
+
+/// Loads the rules a config names (none, inline or a file).
+pub fn load_rules(
+    config: &ProxyConfig,
+    config_path: Option<&Path>,
+) -> Result<RuleSet, ConfigError> {
+    let base = config_path.and_then(Path::parent);
+    match config.rules_source(base) {
+        RulesSource::None => Ok(RuleSet::default()),
+        RulesSource::Inline(text) => {
+            let file = config_path.map_or_else(|| "config".to_owned(), |p| p.display().to_string());
+            Ok(RuleSet::parse(&format!("{file} (rules)"), &text)?)
+        }
+        RulesSource::File(path) => Ok(RuleSet::load(&path)?),
+    }
+}
+
+/// Reads the config file and its rules and builds the snapshot: what `--validate` checks.
+pub fn load(path: &Path) -> Result<(ProxyConfig, Snapshot), ConfigError> {
+    let config = ProxyConfig::load(path)?;
+    let rules = load_rules(&config, Some(path))?;
+    let snapshot = build_snapshot(&config, &rules)?;
+    Ok((config, snapshot))
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Checks what the schema cannot: unique services, Dubbo identities, endpoint weights.
+pub fn validate(config: &ProxyConfig) -> Result<(), ConfigError> {
+    let mut seen = BTreeSet::new();
+    let mut identities = BTreeSet::new();
+    for (i, service) in config.services.iter().enumerate() {
+        let at = format!("services[{i}]");
+        if service.host.is_empty() {
+            return Err(invalid(format!("{at}.host"), "must not be empty"));
+        }
+        if service.port == 0 {
+            return Err(invalid(format!("{at}.port"), "must be 1..=65535"));
+        }
+        if !seen.insert((service.host.as_str(), service.port)) {
+            return Err(invalid(
+                at,
+                format!("{}:{} is configured twice", service.host, service.port),
+            ));
+        }
+        let Some(dubbo) = &service.dubbo else {
+            return Err(invalid(
+                format!("{at}.dubbo"),
+                "a dubbo service needs `dubbo: {interface: ...}`",
+            ));
+        };
+        if dubbo.interface.is_empty() {
+            return Err(invalid(
+                format!("{at}.dubbo.interface"),
+                "must not be empty",
+            ));
+        }
+        let identity = (
+            dubbo.interface.clone(),
+            dubbo.group.clone(),
+            dubbo
+                .version
+                .as_deref()
+                .map(|v| normalize_version(Some(v)).to_owned()),
+        );
+        if !identities.insert(identity) {
+            return Err(invalid(
+                format!("{at}.dubbo"),
+                format!(
+                    "interface {} with this group and version is already served by another service",
+                    dubbo.interface
+                ),
+            ));
+        }
+        for (j, endpoint) in service.endpoints.iter().enumerate() {
+            if endpoint.weight == 0 {
+                return Err(invalid(
+                    format!("{at}.endpoints[{j}].weight"),
+                    "must be positive (remove the endpoint, or set healthy: false)",
+                ));
+            }
+            if endpoint.port == Some(0) {
+                return Err(invalid(
+                    format!("{at}.endpoints[{j}].port"),
+                    "must be 1..=65535",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Builds the routing snapshot for a config and its rules.
+pub fn build_snapshot(config: &ProxyConfig, rules: &RuleSet) -> Result<Snapshot, ConfigError> {
+    validate(config)?;
+    let me = Locality::parse(&config.locality);
+    let mut clusters = Vec::new();
+    let mut tables = Vec::new();
+    for service in &config.services {
+        clusters.extend(service_clusters(service, rules, &me));
+        tables.push(route_table(service, config, rules)?);
+    }
+    let mut snapshot = Snapshot::new(String::new(), clusters, tables);
+    // Content hash, like the bridge's versions: equal input, equal version.
+    let json = serde_json::to_string(&snapshot).unwrap_or_default();
+    snapshot.version = format!("{:016x}", crate::lb::hash_key(&json));
+    Ok(snapshot)
+}
+
+fn service_clusters(service: &ServiceConfig, rules: &RuleSet, me: &Locality) -> Vec<Cluster> {
+    let rule = rules.destination_rule(&service.host);
+    let mut subsets: Vec<(String, Option<&BTreeMap<String, String>>)> = vec![(String::new(), None)];
+    if let Some(rule) = rule {
+        subsets.extend(
+            rule.spec
+                .subsets
+                .iter()
+                .map(|s| (s.name.clone(), Some(&s.labels))),
+        );
+    }
+    subsets
+        .into_iter()
+        .map(|(subset, selector)| {
+            let policy = rule
+                .map(|r| {
+                    r.spec
+                        .effective_policy((!subset.is_empty()).then_some(subset.as_str()))
+                })
+                .unwrap_or_default();
+            let balancer = policy.load_balancer.as_ref();
+            let locality_aware = balancer
+                .and_then(|lb| lb.locality_lb_setting.as_ref())
+                .and_then(|l| l.enabled)
+                .unwrap_or(true);
+            let lb = match balancer.and_then(|lb| lb.policy.as_ref()) {
+                Some(RuleLb::Simple(SimpleLb::RoundRobin)) => LbPolicy::RoundRobin,
+                Some(RuleLb::Simple(SimpleLb::Random)) => LbPolicy::Random,
+                Some(RuleLb::ConsistentHash(hash)) => match &hash.key {
+                    // Aeraki's convention: for meta protocols the "header" is a request attribute.
+                    HashKey::HttpHeaderName(name) => {
+                        LbPolicy::ConsistentHash(match name.as_str() {
+                            "method" => HashOn::Method,
+                            "interface" => HashOn::Interface,
+                            other => HashOn::Attachment(other.to_owned()),
+                        })
+                    }
+                    // Cookies, query parameters and source IPs mean nothing to a Dubbo call here.
+                    _ => LbPolicy::LeastRequest,
+                },
+                _ => LbPolicy::LeastRequest,
+            };
+            let mut breaker = CircuitBreaker::default();
+            if let Some(pool) = &policy.connection_pool {
+                if let Some(n) = pool.http.as_ref().and_then(|h| h.http2_max_requests) {
+                    breaker.max_requests = n;
+                }
+                if let Some(tcp) = &pool.tcp {
+                    if let Some(n) = tcp.max_connections {
+                        breaker.max_connections = n;
+                    }
+                    if let Some(t) = tcp.connect_timeout {
+                        breaker.connect_timeout_ms =
+                            u64::try_from(t.get().as_millis()).unwrap_or(u64::MAX);
+                    }
+                }
+            }
+            let endpoints = service
+                .endpoints
+                .iter()
+                .filter(|e| {
+                    selector
+                        .is_none_or(|labels| labels.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
+                })
+                .map(|e| {
+                    let locality = Locality::parse(&e.locality);
+                    Endpoint {
+                        address: std::net::SocketAddr::new(
+                            e.address,
+                            e.port.unwrap_or(service.port),
+                        ),
+                        weight: e.weight,
+                        healthy: e.healthy,
+                        priority: if locality_aware {
+                            locality.priority_from(me)
+                        } else {
+                            0
+                        },
+                        locality,
+                        labels: e.labels.clone(),
+                    }
+                })
+                .collect();
+            Cluster {
+                name: Arc::from(cluster_name(service.port, &subset, &service.host)),
+                host: service.host.clone(),
+                port: service.port,
+                subset,
+                endpoints,
+                lb,
+                breaker,
+            }
+        })
+        .collect()
+}
+
+fn route_table(
+    service: &ServiceConfig,
+    config: &ProxyConfig,
+    rules: &RuleSet,
+) -> Result<DubboRouteTable, ConfigError> {
+    let Some(dubbo) = &service.dubbo else {
+        return Err(invalid(&service.host, "not a dubbo service"));
+    };
+    let mut methods: BTreeSet<String> = dubbo.methods.iter().cloned().collect();
+    let mut routes = Vec::new();
+    let routers = rules.meta_routers_for(&service.host);
+    for router in &routers {
+        for (i, route) in router.spec.routes.iter().enumerate() {
+            let name = route.name.clone().unwrap_or_else(|| {
+                format!("{}/{}#{i}", router.metadata.namespace, router.metadata.name)
+            });
+            let mut method = None;
+            let mut attachments = Vec::new();
+            let mut applies = true;
+            if let Some(matches) = &route.matches {
+                for (key, condition) in &matches.attributes {
+                    match key.as_str() {
+                        "interface" => applies &= condition.matches(&dubbo.interface),
+                        "method" => {
+                            if let StringMatch::Exact(m) = condition {
+                                methods.insert(m.clone());
+                            }
+                            method = Some(condition.clone());
+                        }
+                        _ => attachments.push((key.clone(), condition.clone())),
+                    }
+                }
+            }
+            if !applies {
+                continue;
+            }
+            let single = route.route.len() == 1;
+            let mut destinations = Vec::new();
+            for destination in &route.route {
+                let target = &destination.destination;
+                let port = match &target.port {
+                    Some(p) => u16::try_from(p.number).unwrap_or(0),
+                    None => config
+                        .services
+                        .iter()
+                        .find(|s| s.host == target.host)
+                        .map_or(0, |s| s.port),
+                };
+                if !config
+                    .services
+                    .iter()
+                    .any(|s| s.host == target.host && s.port == port)
+                {
+                    return Err(invalid(
+                        format!(
+                            "rules: MetaRouter {}/{} route {name}",
+                            router.metadata.namespace, router.metadata.name
+                        ),
+                        format!(
+                            "destination host {} (port {port}) is not a configured service",
+                            target.host
+                        ),
+                    ));
+                }
+                let subset = target.subset.clone().unwrap_or_default();
+                // Istio: a lone destination takes all traffic whatever its weight says.
+                let weight = if single { 1 } else { destination.weight };
+                destinations.push((Arc::from(cluster_name(port, &subset, &target.host)), weight));
+            }
+            routes.push(DubboRoute {
+                name,
+                method,
+                attachments,
+                destinations: WeightedClusters::new(destinations),
+                request_mutation: route
+                    .request_mutation
+                    .iter()
+                    .map(|kv| (kv.key.clone(), kv.value.clone()))
+                    .collect(),
+            });
+        }
+    }
+    if routers.is_empty() {
+        routes.push(DubboRoute {
+            name: "default".to_owned(),
+            method: None,
+            attachments: Vec::new(),
+            destinations: WeightedClusters::single(Arc::from(cluster_name(
+                service.port,
+                "",
+                &service.host,
+            ))),
+            request_mutation: Vec::new(),
+        });
+    }
+    Ok(DubboRouteTable {
+        name: format!("{}:{}", service.host, service.port),
+        host: service.host.clone(),
+        service: ServiceMatch {
+            interface: dubbo.interface.clone(),
+            group: dubbo.group.clone().filter(|g| !g.is_empty()),
+            version: dubbo
+                .version
+                .as_deref()
+                .map(|v| normalize_version(Some(v)).to_owned())
+                .filter(|v| !v.is_empty()),
+        },
+        routes,
+        methods: methods.into_iter().collect(),
+    })
+}
+
+/// The (modification time, length) of a file, to notice edits by polling.
+fn stamp(path: &Path) -> Option<(Option<SystemTime>, u64)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.modified().ok(), m.len()))
+}
+
+/// Watches the config file (and a separate rules file) until the task is dropped, swapping in a
+/// new snapshot whenever they change and are valid. An invalid edit is logged and counted; the
+/// snapshot in force stays.
+pub async fn watch(
+    path: PathBuf,
+    interval: Duration,
+    store: Arc<SnapshotStore>,
+    metrics: Arc<Metrics>,
+) {
+    let rules_path = |config: &ProxyConfig| match config.rules_source(path.parent()) {
+        RulesSource::File(p) => Some(p),
+        _ => None,
+    };
+    let mut rules_file = ProxyConfig::load(&path).ok().and_then(|c| rules_path(&c));
+    let mut last = (stamp(&path), rules_file.as_deref().and_then(stamp));
+    loop {
+        tokio::time::sleep(interval).await;
+        let now = (stamp(&path), rules_file.as_deref().and_then(stamp));
+        if now == last {
+            continue;
+        }
+        last = now;
+        let loaded = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || load(&path)
+        })
+        .await;
+        match loaded {
+            Ok(Ok((config, snapshot))) => {
+                rules_file = rules_path(&config);
+                last.1 = rules_file.as_deref().and_then(stamp);
+                if snapshot.version != store.load().version {
+                    tracing::info!(version = %snapshot.version, clusters = snapshot.clusters.len(), "configuration reloaded");
+                    store.store(snapshot);
+                }
+                metrics.config_reload(true);
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "configuration change rejected; the routes in force stay");
+                metrics.config_reload(false);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "configuration reload task failed");
+                metrics.config_reload(false);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! Clusters: a named set of endpoints (address, weight, health, locality, priority, labels) with
+//! the load-balancing policy and circuit-breaker thresholds that apply to them.
+//!
+//! Names follow Istio: `outbound|<port>|<subset>|<host>`, an empty subset meaning every endpoint
+//! of the host. That is also what the bridge's CDS serves, so xDS clusters map one to one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// The Istio-style cluster name for a host's port and subset (empty subset = all endpoints).
+pub fn cluster_name(port: u16, subset: &str, host: &str) -> String {
+    format!("outbound|{port}|{subset}|{host}")
+}
+
+/// A `region/zone/subzone` locality; missing parts are empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Locality {
+    /// Region, e.g. `eu-central-1`.
+    pub region: String,
+    /// Zone, e.g. `eu-central-1a`.
+    pub zone: String,
+    /// Sub-zone (rack, cell).
+    pub subzone: String,
+}
+
+// === impl Locality ===
+
+impl Locality {
+    /// Parses `region[/zone[/subzone]]`; the empty string is the unknown locality.
+    pub fn parse(text: &str) -> Self {
+        let mut parts = text.splitn(3, '/').map(str::to_owned);
+        Self {
+            region: parts.next().unwrap_or_default(),
+            zone: parts.next().unwrap_or_default(),
+            subzone: parts.next().unwrap_or_default(),
+        }
+    }
+
+    /// `true` when nothing is known.
+    pub fn is_empty(&self) -> bool {
+        self.region.is_empty() && self.zone.is_empty() && self.subzone.is_empty()
+    }
+
+    /// Failover priority of an endpoint in `self` as seen from a proxy in `from`: 0 same
+    /// subzone, 1 same zone, 2 same region, 3 elsewhere (Istio's default tiers). An unknown
+    /// locality on either side gives 0: without locality information every endpoint is local.
+    pub fn priority_from(&self, from: &Locality) -> u32 {
+        if from.is_empty() || self.is_empty() {
+            return 0;
+        }
+        if self.region != from.region {
+            3
+        } else if self.zone != from.zone {
+            2
+        } else if self.subzone != from.subzone {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+impl fmt::Display for Locality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.region, self.zone, self.subzone)
+    }
+}
+
+/// One endpoint of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// Where to connect.
+    pub address: SocketAddr,
+    /// Load-balancing weight (at least 1).
+    pub weight: u32,
+    /// `false` when the control plane (or the config) marks it unhealthy.
+    pub healthy: bool,
+    /// Where it runs.
+    pub locality: Locality,
+    /// Failover tier: lower is preferred; higher tiers take traffic only when every lower tier
+    /// has no usable endpoint.
+    pub priority: u32,
+    /// Labels (`version`, `app`, ...), used for subsets and metric labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What a consistent hash is computed from, for Dubbo requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashOn {
+    /// The method name.
+    Method,
+    /// The interface name.
+    Interface,
+    /// An attachment's value (requests without it hash on nothing, i.e. spread randomly).
+    Attachment(String),
+}
+
+/// How an endpoint is chosen within the preferred priority tier.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbPolicy {
+    /// Weighted power of two choices on in-flight requests × latency EWMA (the default).
+    #[default]
+    LeastRequest,
+    /// Weighted round robin.
+    RoundRobin,
+    /// Weighted random.
+    Random,
+    /// Consistent (rendezvous) hash of a request property.
+    ConsistentHash(HashOn),
+}
+
+/// Circuit-breaker thresholds of a cluster (Istio `connectionPool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CircuitBreaker {
+    /// Concurrent requests to the whole cluster before new ones are refused.
+    pub max_requests: u32,
+    /// Upstream connections per endpoint (Dubbo multiplexes, so one is the norm).
+    pub max_connections: u32,
+    /// Time allowed to open an upstream connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        // Envoy's default thresholds; a connect timeout short enough for failover to be quick.
+        Self {
+            max_requests: 1024,
+            max_connections: 1024,
+            connect_timeout_ms: 1000,
+        }
+    }
+}
+
+/// A named set of endpoints and how traffic is spread over them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cluster {
+    /// `outbound|<port>|<subset>|<host>`.
+    pub name: Arc<str>,
+    /// The service host.
+    pub host: String,
+    /// The service port.
+    pub port: u16,
+    /// The subset (empty for all endpoints).
+    pub subset: String,
+    /// Endpoints, in a stable order.
+    pub endpoints: Vec<Endpoint>,
+    /// Endpoint choice.
+    pub lb: LbPolicy,
+    /// Thresholds.
+    pub breaker: CircuitBreaker,
+}

@@ -1,0 +1,130 @@
+//! The routing snapshot: an immutable, versioned value holding every cluster and every Dubbo route
+//! table. A pure library: no I/O, no clocks, no shared state.
+//!
+//! Whoever builds snapshots (the local config today, the xDS client next) publishes a whole new
+//! one; requests read the snapshot that was current when they arrived and finish on it, so a
+//! route or endpoint change never disturbs a request in flight.
+
+pub mod cluster;
+pub mod dubbo;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use cluster::{CircuitBreaker, Cluster, Endpoint, HashOn, LbPolicy, Locality, cluster_name};
+pub use dubbo::{DubboAttributes, DubboRoute, DubboRouteTable, ServiceMatch, WeightedClusters};
+
+/// Java writes `0.0.0` when a reference has no version and `null` is possible from other
+/// clients: all mean "no version".
+pub fn normalize_version(version: Option<&str>) -> &str {
+    match version {
+        None | Some("0.0.0") => "",
+        Some(v) => v,
+    }
+}
+
+/// Everything a request needs to be routed, at one version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// Identifies the snapshot (content hash or xDS version); shown on `/config_dump`.
+    pub version: String,
+    /// Clusters by name.
+    pub clusters: BTreeMap<Arc<str>, Arc<Cluster>>,
+    /// Dubbo route tables by interface, most specific (group and version set) first.
+    pub dubbo: BTreeMap<String, Vec<Arc<DubboRouteTable>>>,
+    /// Per interface: whether routing needs the attachments (derived, so not dumped).
+    #[serde(skip)]
+    index: HashMap<String, bool>,
+}
+
+// === impl Snapshot ===
+
+impl Snapshot {
+    /// Builds a snapshot from clusters and route tables. Tables are ordered by specificity, then
+    /// by name, so the same input always gives the same snapshot.
+    pub fn new(
+        version: String,
+        clusters: impl IntoIterator<Item = Cluster>,
+        tables: impl IntoIterator<Item = DubboRouteTable>,
+    ) -> Self {
+        let clusters: BTreeMap<Arc<str>, Arc<Cluster>> = clusters
+            .into_iter()
+            .map(|c| (c.name.clone(), Arc::new(c)))
+            .collect();
+        let mut dubbo: BTreeMap<String, Vec<Arc<DubboRouteTable>>> = BTreeMap::new();
+        for table in tables {
+            dubbo
+                .entry(table.service.interface.clone())
+                .or_default()
+                .push(Arc::new(table));
+        }
+        for tables in dubbo.values_mut() {
+            tables.sort_by(|a, b| {
+                b.service
+                    .specificity()
+                    .cmp(&a.service.specificity())
+                    .then_with(|| a.name.cmp(&b.name))
+            });
+        }
+        let index = dubbo
+            .iter()
+            .map(|(interface, tables)| {
+                // Group-specific tables read the `group` attachment; attachment matches and
+                // clusters hashing on an attachment read theirs.
+                let needs = tables.iter().any(|t| {
+                    t.service.group.is_some()
+                        || t.needs_attachments()
+                        || t.routes.iter().any(|r| {
+                            r.destinations.entries().iter().any(|(name, _)| {
+                                clusters.get(name).is_some_and(|c: &Arc<Cluster>| {
+                                    matches!(c.lb, LbPolicy::ConsistentHash(HashOn::Attachment(_)))
+                                })
+                            })
+                        })
+                });
+                (interface.clone(), needs)
+            })
+            .collect();
+        Self {
+            version,
+            clusters,
+            dubbo,
+            index,
+        }
+    }
+
+    /// A cluster by name.
+    pub fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
+        self.clusters.get(name)
+    }
+
+    /// Whether routing a request for `interface` needs its attachments (a group-specific table
+    /// or an attachment match). When `false` the caller can skip parsing past the arguments.
+    pub fn needs_attachments(&self, interface: &str) -> bool {
+        self.index.get(interface).copied().unwrap_or(false)
+    }
+
+    /// `true` when some table serves `interface`, whatever its group and version.
+    pub fn knows_interface(&self, interface: &str) -> bool {
+        self.dubbo.contains_key(interface)
+    }
+
+    /// The route table for a request: the most specific table of the interface whose group and
+    /// version accept the request's (empty = none; see [`normalize_version`]).
+    pub fn dubbo_table(
+        &self,
+        interface: &str,
+        group: &str,
+        version: &str,
+    ) -> Option<&Arc<DubboRouteTable>> {
+        self.dubbo
+            .get(interface)?
+            .iter()
+            .find(|t| t.service.matches(group, version))
+    }
+}
