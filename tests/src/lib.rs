@@ -6,6 +6,7 @@
 //! programs written by others run through [`java`] and [`python`] as real clients and servers.
 //! Tests wait with [`assert_eventually!`], never with sleeps.
 
+pub mod bench;
 pub mod etcd;
 pub mod eventually;
 pub mod java;
