@@ -149,7 +149,9 @@ async fn publish_xds_state(
         }
         let snapshot = snapshots.borrow_and_update().clone();
         let policies: Arc<RuleSet> = rules.borrow_and_update().clone();
-        xds.send_replace(Arc::new(XdsState::new(snapshot, policies)));
+        // Built from the state it replaces, so only changed services are translated again.
+        let next = XdsState::following(&xds.borrow(), snapshot, policies);
+        xds.send_replace(Arc::new(next));
     }
 }
 

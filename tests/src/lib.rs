@@ -7,6 +7,7 @@
 //! as real clients and servers.
 //! Tests wait with [`assert_eventually!`], never with sleeps.
 
+pub mod bench;
 pub mod etcd;
 pub mod eventually;
 pub mod go;

@@ -14,7 +14,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
 
-use crate::xds::resources::{ResourceSet, is_wildcard_type};
+use crate::xds::resources::{ResourceSet, XdsResource, is_wildcard_type};
 use crate::xds::sotw::{RequestKind, TypeStatus};
 
 #[derive(Debug, Default)]
@@ -27,7 +27,13 @@ struct TypeState {
     last_sent_nonce: Option<String>,
     last_nack: Option<String>,
     acked_nonce: Option<String>,
+    /// Generation of the resource set this type was last diffed against: against a set built
+    /// from that one, only the names it lists as changed need a look.
+    synced: Option<u64>,
 }
+
+/// No names (what changed between a set and itself).
+static NO_NAMES: BTreeSet<String> = BTreeSet::new();
 
 impl TypeState {
     fn wants(&self, name: &str) -> bool {
@@ -99,7 +105,12 @@ impl DeltaConnection {
             .filter(|n| !resources.of_type(&type_url).resources.contains_key(n))
             .filter(|n| !state.client_has.contains_key(n))
             .collect();
-        let response = self.diff(&type_url, resources, missing, first);
+        // A subscription change can bring in names that did not change in the resources, so it
+        // needs a full look; a plain ACK or NACK against the set last diffed needs none.
+        let subscription_changed = first
+            || !request.resource_names_subscribe.is_empty()
+            || !request.resource_names_unsubscribe.is_empty();
+        let response = self.diff(&type_url, resources, missing, first, subscription_changed);
         (kind, response)
     }
 
@@ -108,7 +119,7 @@ impl DeltaConnection {
         let type_urls: Vec<String> = self.types.keys().cloned().collect();
         type_urls
             .iter()
-            .filter_map(|t| self.diff(t, resources, Vec::new(), false))
+            .filter_map(|t| self.diff(t, resources, Vec::new(), false, false))
             .collect()
     }
 
@@ -118,12 +129,44 @@ impl DeltaConnection {
         resources: &ResourceSet,
         mut removed: Vec<String>,
         always: bool,
+        full: bool,
     ) -> Option<DeltaDiscoveryResponse> {
         let current = resources.of_type(type_url);
         let state = self.types.get_mut(type_url)?;
+        // With thousands of clients on thousands of resources, walking the whole type for every
+        // client on every change made one change cost O(clients × resources) (seconds of CPU at
+        // 1,000 clients × 10,000 clusters). So: when this type is in sync with the set the new
+        // one was built from, look only at the names that changed; else a named subscription
+        // looks up just its names, and only a wildcard walks every resource.
+        let changed: Option<&BTreeSet<String>> = match state.synced {
+            _ if full => None,
+            Some(generation) if generation == resources.generation() => Some(&NO_NAMES),
+            Some(generation) => resources
+                .changed_since(generation)
+                .map(|names| names.get(type_url).unwrap_or(&NO_NAMES)),
+            None => None,
+        };
+        state.synced = Some(resources.generation());
+        let candidates: Vec<(&String, &XdsResource)> = match changed {
+            Some(names) => names
+                .iter()
+                .filter(|name| state.wants(name))
+                .filter_map(|name| Some((name, current.resources.get(name)?.as_ref())))
+                .collect(),
+            None if state.wildcard => current
+                .resources
+                .iter()
+                .map(|(name, resource)| (name, resource.as_ref()))
+                .collect(),
+            None => state
+                .names
+                .iter()
+                .filter_map(|name| Some((name, current.resources.get(name)?.as_ref())))
+                .collect(),
+        };
         let mut updated = Vec::new();
-        for (name, resource) in &current.resources {
-            if state.wants(name) && state.client_has.get(name) != Some(&resource.version) {
+        for (name, resource) in candidates {
+            if state.client_has.get(name) != Some(&resource.version) {
                 updated.push(Resource {
                     name: name.clone(),
                     version: resource.version.clone(),
@@ -135,12 +178,22 @@ impl DeltaConnection {
                     .insert(name.clone(), resource.version.clone());
             }
         }
-        let gone: Vec<String> = state
-            .client_has
-            .keys()
-            .filter(|name| !current.resources.contains_key(*name))
-            .cloned()
-            .collect();
+        // What the client holds is at most what it subscribed to, so a full look is
+        // O(subscription).
+        let gone: Vec<String> = match changed {
+            Some(names) => names
+                .iter()
+                .filter(|name| state.client_has.contains_key(*name))
+                .filter(|name| !current.resources.contains_key(*name))
+                .cloned()
+                .collect(),
+            None => state
+                .client_has
+                .keys()
+                .filter(|name| !current.resources.contains_key(*name))
+                .cloned()
+                .collect(),
+        };
         for name in gone {
             state.client_has.remove(&name);
             removed.push(name);

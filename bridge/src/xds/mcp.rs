@@ -24,7 +24,7 @@ use envoy_types::util::pack_any;
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 
-use crate::model::snapshot::Snapshot;
+use crate::model::snapshot::Service;
 use crate::serviceentry::{self, service_entry};
 use crate::xds::resources::{ResourceSet, SERVICE_ENTRY, XdsResource, hex16};
 
@@ -251,12 +251,10 @@ pub fn to_resource(entry: &serviceentry::ServiceEntry<'_>) -> (String, Resource)
     )
 }
 
-/// Adds one [`SERVICE_ENTRY`] resource per service of the snapshot to `set`.
-pub fn add_service_entries(snapshot: &Snapshot, set: &mut ResourceSet) {
-    for service in snapshot.services.values() {
-        let (name, resource) = to_resource(&service_entry(service));
-        set.insert(SERVICE_ENTRY, XdsResource::new(name, pack_any(resource)));
-    }
+/// Adds the [`SERVICE_ENTRY`] resource of one service to `set`.
+pub fn add_service_entry(service: &Service, set: &mut ResourceSet) {
+    let (name, resource) = to_resource(&service_entry(service));
+    set.insert(SERVICE_ENTRY, XdsResource::new(name, pack_any(resource)));
 }
 
 #[cfg(test)]

@@ -3,7 +3,13 @@
 //! of connected clients (node, type subscriptions, last ACK/NACK) for the admin page.
 //!
 //! Resources depend on the requesting node's locality (EDS priorities), so the published
-//! [`XdsState`] builds one resource set per locality on demand and memoises it.
+//! [`XdsState`] builds one resource set per locality on demand and memoises it. A state that
+//! follows another one with the same policies builds each locality's set from the previous
+//! state's set by re-translating only the services whose `Arc` changed (the model shares
+//! unchanged services across snapshots), so one endpoint change costs O(changed services), not a
+//! translation of the whole estate per locality. This relies on translation being per service:
+//! a service's resources depend only on that service, the policies and the node's locality
+//! (`incremental_equals_full` below checks it on the test estate).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +25,12 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::model::snapshot::Snapshot;
+use crate::model::snapshot::{Service, Snapshot};
 use crate::xds::delta::DeltaConnection;
 use crate::xds::metrics::XdsMetrics;
 use crate::xds::resources::ResourceSet;
 use crate::xds::sotw::{RequestKind, SotwConnection, TypeStatus};
-use crate::xds::translate::{NodeLocality, Policies, translate};
+use crate::xds::translate::{NodeLocality, Policies, translate, translate_services};
 
 /// How many responses may queue for one slow client before its task waits.
 const RESPONSE_QUEUE: usize = 16;
@@ -34,6 +40,15 @@ pub struct XdsState {
     snapshot: Arc<Snapshot>,
     policies: Arc<dyn Policies + Send + Sync>,
     per_locality: Mutex<HashMap<NodeLocality, Arc<ResourceSet>>>,
+    /// What the previous state had built, to build from incrementally; each locality's entry is
+    /// taken when this state builds it, and the rest goes with this state.
+    base: Mutex<Option<Base>>,
+}
+
+/// The previous state's snapshot and the resource sets it had built, by locality.
+struct Base {
+    snapshot: Arc<Snapshot>,
+    sets: HashMap<NodeLocality, Arc<ResourceSet>>,
 }
 
 impl std::fmt::Debug for XdsState {
@@ -54,6 +69,34 @@ impl XdsState {
             snapshot,
             policies,
             per_locality: Mutex::new(HashMap::new()),
+            base: Mutex::new(None),
+        }
+    }
+
+    /// State for a new snapshot that replaces `previous`: with the same policies (the same
+    /// `Arc`), its resource sets are built from `previous`'s by re-translating only the services
+    /// that changed.
+    pub fn following(
+        previous: &XdsState,
+        snapshot: Arc<Snapshot>,
+        policies: Arc<impl Policies + Send + Sync + 'static>,
+    ) -> Self {
+        let policies: Arc<dyn Policies + Send + Sync> = policies;
+        let same_policies =
+            std::ptr::addr_eq(Arc::as_ptr(&policies), Arc::as_ptr(&previous.policies));
+        let sets = match previous.per_locality.lock() {
+            Ok(memo) if same_policies => memo.clone(),
+            _ => HashMap::new(),
+        };
+        let base = (!sets.is_empty()).then(|| Base {
+            snapshot: previous.snapshot.clone(),
+            sets,
+        });
+        Self {
+            snapshot,
+            policies,
+            per_locality: Mutex::new(HashMap::new()),
+            base: Mutex::new(base),
         }
     }
 
@@ -64,7 +107,7 @@ impl XdsState {
 
     /// The resources a node in `locality` gets.
     pub fn resources_for(&self, locality: &NodeLocality) -> Arc<ResourceSet> {
-        let build = || Arc::new(translate(&self.snapshot, self.policies.as_ref(), locality));
+        let build = || Arc::new(self.build(locality));
         match self.per_locality.lock() {
             Ok(mut memo) => memo.entry(locality.clone()).or_insert_with(build).clone(),
             // A panic elsewhere poisoned the memo: still serve, just without memoising.
@@ -72,6 +115,47 @@ impl XdsState {
         }
     }
 }
+
+impl XdsState {
+    /// Builds the set for `locality`: from the previous state's set when there is one, else by
+    /// translating every service.
+    fn build(&self, locality: &NodeLocality) -> ResourceSet {
+        let base = self.base.lock().ok().and_then(|mut base| {
+            let base = base.as_mut()?;
+            Some((base.snapshot.clone(), base.sets.remove(locality)?))
+        });
+        let Some((before, set)) = base else {
+            return translate(&self.snapshot, self.policies.as_ref(), locality);
+        };
+        let (removed, added) = changed_services(&before, &self.snapshot);
+        let removed = translate_services(removed.values(), self.policies.as_ref(), locality);
+        let added = translate_services(added.values(), self.policies.as_ref(), locality);
+        set.updated(&removed, &added)
+    }
+}
+
+/// Services of `before` that are gone or changed in `after`, and services of `after` that are
+/// new or changed. Unchanged services are the same `Arc` in both (the model store shares them),
+/// so this is a pointer comparison per service.
+fn changed_services(before: &Snapshot, after: &Snapshot) -> (ServiceMap, ServiceMap) {
+    let differs =
+        |a: &Arc<Service>, b: Option<&Arc<Service>>| b.is_none_or(|b| !Arc::ptr_eq(a, b) && a != b);
+    let removed = before
+        .services
+        .iter()
+        .filter(|(host, service)| differs(service, after.services.get(*host)))
+        .map(|(host, service)| (host.clone(), service.clone()))
+        .collect();
+    let added = after
+        .services
+        .iter()
+        .filter(|(host, service)| differs(service, before.services.get(*host)))
+        .map(|(host, service)| (host.clone(), service.clone()))
+        .collect();
+    (removed, added)
+}
+
+type ServiceMap = BTreeMap<Arc<str>, Arc<Service>>;
 
 /// A connected client, for `/debug/xds`.
 #[derive(Debug, Clone, Serialize)]
@@ -336,3 +420,6 @@ impl AggregatedDiscoveryService for AdsServer {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests;

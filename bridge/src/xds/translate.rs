@@ -20,6 +20,8 @@ mod http_routes;
 mod matchers;
 mod meta_routes;
 
+use std::sync::Arc;
+
 use causeway_protocols::rules::common::{Destination, RouteDestination};
 use causeway_protocols::rules::destination_rule::{DestinationRuleSpec, HashKey};
 use causeway_protocols::rules::meta_router::MetaRoute;
@@ -110,33 +112,19 @@ fn ads() -> ConfigSource {
 
 /// Resolves rule destinations of routes served on one port of one host to cluster names.
 pub struct Destinations<'a> {
-    snapshot: &'a Snapshot,
     host: &'a str,
     port: u16,
 }
 
 impl Destinations<'_> {
-    /// The port a destination means: its own selector, else this port for this host, else the
-    /// other host's port with the same number, else its first port, else this port number.
+    /// The port a destination means: its own selector, else this route's port. Deliberately not
+    /// another host's port list: translation stays per service (a change to one host never
+    /// changes another host's resources), and Dubbo and Thrift estates serve one port number.
     fn port_of(&self, destination: &Destination) -> u16 {
-        if let Some(number) = destination
+        destination
             .port
             .and_then(|selector| u16::try_from(selector.number).ok())
-        {
-            return number;
-        }
-        if destination.host == self.host {
-            return self.port;
-        }
-        let Some(other) = self.snapshot.services.get(destination.host.as_str()) else {
-            return self.port;
-        };
-        other
-            .ports
-            .iter()
-            .find(|p| p.number == self.port)
-            .or_else(|| other.ports.first())
-            .map_or(self.port, |p| p.number)
+            .unwrap_or(self.port)
     }
 
     /// The cluster of one destination.
@@ -199,15 +187,26 @@ pub fn translate(
     policies: &dyn Policies,
     locality: &NodeLocality,
 ) -> ResourceSet {
+    translate_services(snapshot.services.values(), policies, locality)
+}
+
+/// Builds the resources of `services` only, for a node in `locality`. A service's resources
+/// depend only on that service, the policies and the locality — never on other services — so a
+/// caller may re-translate just the services that changed.
+pub fn translate_services<'a>(
+    services: impl IntoIterator<Item = &'a Arc<Service>>,
+    policies: &dyn Policies,
+    locality: &NodeLocality,
+) -> ResourceSet {
     let mut set = ResourceSet::default();
-    for service in snapshot.services.values() {
+    for service in services {
         let policy = policies.for_host(&service.host);
         for port in &service.ports {
             add_clusters(&mut set, service, port, &policy, locality);
-            add_routes(&mut set, snapshot, service, port, &policy);
+            add_routes(&mut set, service, port, &policy);
         }
+        crate::xds::mcp::add_service_entry(service, &mut set);
     }
-    crate::xds::mcp::add_service_entries(snapshot, &mut set);
     set
 }
 
@@ -258,16 +257,9 @@ fn add_clusters(
 }
 
 /// Routes by protocol: LDS + RDS for HTTP-family ports, Dubbo and Thrift route discovery.
-fn add_routes(
-    set: &mut ResourceSet,
-    snapshot: &Snapshot,
-    service: &Service,
-    port: &ServicePort,
-    policy: &HostPolicy,
-) {
+fn add_routes(set: &mut ResourceSet, service: &Service, port: &ServicePort, policy: &HostPolicy) {
     let name = format!("{}:{}", service.host, port.number);
     let destinations = Destinations {
-        snapshot,
         host: &service.host,
         port: port.number,
     };

@@ -1,13 +1,16 @@
 use prost::Message as _;
 
 use super::*;
+use crate::model::snapshot::Snapshot;
 use crate::serviceentry::tests::{ORDER_V1, ORDER_V2, snapshot};
 
 const NAME: &str = "demo/causeway-com-acme-order-orderservice-1-2-0";
 
 fn served(snapshot: &Snapshot) -> ResourceSet {
     let mut set = ResourceSet::default();
-    add_service_entries(snapshot, &mut set);
+    for service in snapshot.services.values() {
+        add_service_entry(service, &mut set);
+    }
     set
 }
 
