@@ -1,12 +1,15 @@
 //! Causeway's own xDS extension messages: what a Dubbo or Thrift route needs beyond Envoy's
 //! `dubbo_proxy`/`thrift_proxy` route protos (mirrors for Dubbo, request mutation, the consistent
-//! hash attribute). The bridge packs one into a route action's
+//! hash attribute), and what a cluster's service advertises ([`ServiceExtras`]). The bridge packs one into a route action's
 //! `metadata_match.typed_filter_metadata` under [`META_ROUTE_EXTRAS_KEY`]; Envoy ignores keys it
 //! does not know, causeway-proxy reads it. Field numbers are part of the xDS contract: never reuse
 //! one.
 
 /// The `typed_filter_metadata` key of [`MetaRouteExtras`].
 pub const META_ROUTE_EXTRAS_KEY: &str = "causeway.io/meta_route";
+
+/// The `typed_filter_metadata` key of [`ServiceExtras`] on a cluster.
+pub const SERVICE_EXTRAS_KEY: &str = "causeway.io/service";
 
 /// The prefix of every `Any` type URL, as Envoy and gRPC expect it (prost leaves it empty).
 const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
@@ -29,6 +32,25 @@ pub struct MetaRouteExtras {
 
 impl prost::Name for MetaRouteExtras {
     const NAME: &'static str = "MetaRouteExtras";
+    const PACKAGE: &'static str = "causeway.xds.v1";
+
+    fn type_url() -> String {
+        format!("{TYPE_URL_PREFIX}{}", Self::full_name())
+    }
+}
+
+/// What a proxy needs to know about the service behind a cluster that no Envoy cluster field
+/// carries; on every cluster of the service.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ServiceExtras {
+    /// The methods the providers advertise, sorted: the only values the `request_method` metric
+    /// label may take (others are counted as `other`).
+    #[prost(string, repeated, tag = "1")]
+    pub methods: Vec<String>,
+}
+
+impl prost::Name for ServiceExtras {
+    const NAME: &'static str = "ServiceExtras";
     const PACKAGE: &'static str = "causeway.xds.v1";
 
     fn type_url() -> String {

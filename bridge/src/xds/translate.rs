@@ -233,6 +233,7 @@ fn add_clusters(
             .collect();
         subsets.push((subset.name.as_str(), selected));
     }
+    let methods: Vec<String> = service.methods.iter().cloned().collect();
     for (subset, members) in &subsets {
         let name = cluster_name(port.number, subset, &service.host);
         let traffic = cluster::effective_policy(rule, subset);
@@ -242,7 +243,10 @@ fn add_clusters(
             .and_then(|lb| lb.locality_lb_setting.as_ref());
         set.insert(
             CLUSTER,
-            XdsResource::new(&name, pack_any(cluster::eds_cluster(&name, &traffic))),
+            XdsResource::new(
+                &name,
+                pack_any(cluster::eds_cluster(&name, &traffic, &methods)),
+            ),
         );
         set.insert(
             ENDPOINT,

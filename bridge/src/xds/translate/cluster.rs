@@ -11,11 +11,12 @@ use causeway_protocols::rules::destination_rule::{
     ConnectionPoolSettings, DestinationRuleSpec, HashKey, LbPolicy,
     OutlierDetection as RuleOutlier, SimpleLb, TrafficPolicy,
 };
+use causeway_protocols::xds_ext::{SERVICE_EXTRAS_KEY, ServiceExtras};
 use envoy_types::pb::envoy::config::cluster::v3::{
     CircuitBreakers, Cluster, LoadBalancingPolicy, OutlierDetection, circuit_breakers, cluster,
     load_balancing_policy,
 };
-use envoy_types::pb::envoy::config::core::v3::{RoutingPriority, TypedExtensionConfig};
+use envoy_types::pb::envoy::config::core::v3::{Metadata, RoutingPriority, TypedExtensionConfig};
 use envoy_types::pb::envoy::extensions::load_balancing_policies::least_request::v3::LeastRequest;
 use envoy_types::pb::envoy::extensions::load_balancing_policies::random::v3::Random;
 use envoy_types::pb::envoy::extensions::load_balancing_policies::ring_hash::v3::RingHash;
@@ -65,8 +66,9 @@ pub fn hash_key(policy: &TrafficPolicy) -> Option<HashKey> {
     }
 }
 
-/// The cluster `name` with `policy` applied.
-pub fn eds_cluster(name: &str, policy: &TrafficPolicy) -> Cluster {
+/// The cluster `name` with `policy` applied; `methods` (the service's advertised methods) ride in
+/// its metadata as [`ServiceExtras`].
+pub fn eds_cluster(name: &str, policy: &TrafficPolicy, methods: &[String]) -> Cluster {
     let connect_timeout = policy
         .connection_pool
         .as_ref()
@@ -101,6 +103,16 @@ pub fn eds_cluster(name: &str, policy: &TrafficPolicy) -> Cluster {
                 value: f64::from(percent),
             }),
             ..cluster::CommonLbConfig::default()
+        }),
+        metadata: (!methods.is_empty()).then(|| Metadata {
+            // One key only: a map with more would encode in a random order.
+            typed_filter_metadata: std::collections::HashMap::from([(
+                SERVICE_EXTRAS_KEY.to_owned(),
+                pack_any(ServiceExtras {
+                    methods: methods.to_vec(),
+                }),
+            )]),
+            ..Metadata::default()
         }),
         ..Cluster::default()
     }
