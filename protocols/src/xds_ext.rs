@@ -1,6 +1,7 @@
 //! Causeway's own xDS extension messages: what a Dubbo or Thrift route needs beyond Envoy's
 //! `dubbo_proxy`/`thrift_proxy` route protos (mirrors for Dubbo, request mutation, the consistent
-//! hash attribute), and what a cluster's service advertises ([`ServiceExtras`]). The bridge packs one into a route action's
+//! hash attribute), what a cluster's service advertises ([`ServiceExtras`]) and an endpoint's
+//! labels ([`EndpointExtras`]). The bridge packs one into a route action's
 //! `metadata_match.typed_filter_metadata` under [`META_ROUTE_EXTRAS_KEY`]; Envoy ignores keys it
 //! does not know, causeway-proxy reads it. Field numbers are part of the xDS contract: never reuse
 //! one.
@@ -10,6 +11,9 @@ pub const META_ROUTE_EXTRAS_KEY: &str = "causeway.io/meta_route";
 
 /// The `typed_filter_metadata` key of [`ServiceExtras`] on a cluster.
 pub const SERVICE_EXTRAS_KEY: &str = "causeway.io/service";
+
+/// The `typed_filter_metadata` key of [`EndpointExtras`] on an endpoint.
+pub const ENDPOINT_EXTRAS_KEY: &str = "causeway.io/endpoint";
 
 /// The prefix of every `Any` type URL, as Envoy and gRPC expect it (prost leaves it empty).
 const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
@@ -51,6 +55,24 @@ pub struct ServiceExtras {
 
 impl prost::Name for ServiceExtras {
     const NAME: &'static str = "ServiceExtras";
+    const PACKAGE: &'static str = "causeway.xds.v1";
+
+    fn type_url() -> String {
+        format!("{TYPE_URL_PREFIX}{}", Self::full_name())
+    }
+}
+
+/// An endpoint's workload labels (`version`, `app`, …), which request metrics report
+/// (`destination_version`, `destination_workload`); EDS has no field for them.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EndpointExtras {
+    /// Labels, sorted by key.
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Attribute>,
+}
+
+impl prost::Name for EndpointExtras {
+    const NAME: &'static str = "EndpointExtras";
     const PACKAGE: &'static str = "causeway.xds.v1";
 
     fn type_url() -> String {

@@ -17,7 +17,9 @@ use crate::dubbo::{self, DubboContext};
 use crate::lb::Balancer;
 use crate::local;
 use crate::metrics::Metrics;
+use crate::routing::Locality;
 use crate::state::SnapshotStore;
+use crate::xds::{self, XdsSettings};
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -80,18 +82,51 @@ async fn bind(address: SocketAddr, what: &str) -> Result<TcpListener, StartError
         })
 }
 
+/// xDS mode settings, or `None` for local mode. The two modes do not mix: static services or
+/// rules next to a bridge address are a configuration error, not a silent preference.
+fn xds_settings(config: &ProxyConfig) -> Result<Option<XdsSettings>, ConfigError> {
+    let Some(xds) = &config.xds else {
+        return Ok(None);
+    };
+    if !config.services.is_empty() || config.rules.is_some() {
+        return Err(ConfigError::Invalid {
+            field: "xds".to_owned(),
+            message:
+                "`services` and `rules` are for local mode; with `xds` the bridge provides them"
+                    .to_owned(),
+        });
+    }
+    if xds.address.is_empty() {
+        return Err(ConfigError::Invalid {
+            field: "xds.address".to_owned(),
+            message: "must not be empty".to_owned(),
+        });
+    }
+    Ok(Some(XdsSettings {
+        address: xds.address.clone(),
+        node_id: xds
+            .node_id
+            .clone()
+            .unwrap_or_else(|| config.workload.clone()),
+        locality: Locality::parse(&config.locality),
+    }))
+}
+
 /// Starts the proxy for `config`, read from `config_path` when given (then the file, and a rules
 /// file it names, are watched for changes).
 pub async fn start(
     config: ProxyConfig,
     config_path: Option<PathBuf>,
 ) -> Result<RunningProxy, StartError> {
-    let rules = local::load_rules(&config, config_path.as_deref())?;
-    let snapshot = local::build_snapshot(&config, &rules)?;
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(SnapshotStore::new());
-    tracing::info!(version = %snapshot.version, clusters = snapshot.clusters.len(), "routes loaded");
-    store.store(snapshot);
+    let xds = xds_settings(&config)?;
+    if xds.is_none() {
+        let rules = local::load_rules(&config, config_path.as_deref())?;
+        let snapshot = local::build_snapshot(&config, &rules)?;
+        tracing::info!(version = %snapshot.version, clusters = snapshot.clusters.len(), "routes loaded");
+        store.store(snapshot);
+    }
     let admin_state = Arc::new(AdminState {
         metrics: metrics.clone(),
         store: store.clone(),
@@ -124,7 +159,15 @@ pub async fn start(
         listeners.push((listen.protocol, address));
     }
     admin_state.listening.store(true, Ordering::Release);
-    if let Some(path) = config_path {
+    if let Some(settings) = xds {
+        // Routes arrive from the bridge; until the first complete set, requests get "no route"
+        // and `/ready` says not ready.
+        tasks.push(tokio::spawn(xds::run(
+            settings,
+            store.clone(),
+            metrics.clone(),
+        )));
+    } else if let Some(path) = config_path {
         tasks.push(tokio::spawn(local::watch(
             path,
             Duration::from_millis(config.reload_interval_ms.max(10)),

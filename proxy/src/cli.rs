@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{ConfigError, Listen, ProxyConfig};
+use crate::config::{ConfigError, Listen, ProxyConfig, XdsConfig};
 use crate::inspect::{self, InspectArgs};
 use crate::logging::{self, LogFormat};
 use crate::{app, local};
@@ -37,6 +37,16 @@ pub struct Cli {
     /// Address of the admin HTTP server [default: 127.0.0.1:15000].
     #[arg(long, value_name = "ADDR", env = "CAUSEWAY_PROXY_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// The bridge's xDS address (`host:port`): take services, endpoints and routes from it
+    /// instead of the config file's `services` and `rules`.
+    #[arg(long, value_name = "ADDR", env = "CAUSEWAY_PROXY_XDS")]
+    pub xds: Option<String>,
+    /// This proxy's node id for the bridge [default: the workload name].
+    #[arg(long, value_name = "ID", env = "CAUSEWAY_PROXY_NODE_ID")]
+    pub node_id: Option<String>,
+    /// This proxy's locality, `region/zone[/subzone]`: providers nearby are preferred.
+    #[arg(long, value_name = "LOCALITY", env = "CAUSEWAY_PROXY_LOCALITY")]
+    pub locality: Option<String>,
     /// Log line format.
     #[arg(long, value_enum, default_value = "text", env = "CAUSEWAY_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -65,6 +75,19 @@ impl Cli {
         }
         if !self.listen.is_empty() {
             config.listen.clone_from(&self.listen);
+        }
+        if let Some(locality) = &self.locality {
+            config.locality.clone_from(locality);
+        }
+        if let Some(address) = &self.xds {
+            let node_id = config.xds.as_ref().and_then(|x| x.node_id.clone());
+            config.xds = Some(XdsConfig {
+                address: address.clone(),
+                node_id,
+            });
+        }
+        if let (Some(node_id), Some(xds)) = (&self.node_id, config.xds.as_mut()) {
+            xds.node_id = Some(node_id.clone());
         }
         Ok(config)
     }

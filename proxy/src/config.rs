@@ -53,6 +53,21 @@ pub struct ProxyConfig {
     /// Dubbo listener settings.
     #[serde(default)]
     pub dubbo: DubboSettings,
+    /// xDS mode: the bridge to take services, endpoints and routes from, instead of `services`
+    /// and `rules`.
+    #[serde(default)]
+    pub xds: Option<XdsConfig>,
+}
+
+/// Where the control plane is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdsConfig {
+    /// The bridge's ADS address, `host:port` (plain HTTP/2) or an `http://` URI.
+    pub address: String,
+    /// This proxy's node id on the bridge's debug pages; default: the workload name.
+    #[serde(default)]
+    pub node_id: Option<String>,
 }
 
 /// A protocol listener.
@@ -254,6 +269,7 @@ impl Default for ProxyConfig {
             rules: None,
             reload_interval_ms: DEFAULT_RELOAD_INTERVAL_MS,
             dubbo: DubboSettings::default(),
+            xds: None,
         }
     }
 }

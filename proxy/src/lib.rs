@@ -18,3 +18,4 @@ pub mod logging;
 pub mod metrics;
 pub mod routing;
 pub mod state;
+pub mod xds;

@@ -239,6 +239,7 @@ pub struct Metrics {
     readonly_events: Counter,
     upstream_in_flight: Gauge,
     reloads: Family<ReloadLabels, Counter>,
+    xds_connected: Gauge,
 }
 
 impl Default for Metrics {
@@ -321,6 +322,12 @@ impl Metrics {
             upstream_in_flight.clone(),
         );
         internal.register("config_reloads", "Configuration reloads", reloads.clone());
+        let xds_connected = Gauge::default();
+        internal.register(
+            "xds_connected",
+            "1 while the xDS stream to the bridge is open",
+            xds_connected.clone(),
+        );
         Self {
             registry,
             requests,
@@ -335,6 +342,7 @@ impl Metrics {
             readonly_events,
             upstream_in_flight,
             reloads,
+            xds_connected,
         }
     }
 
@@ -418,6 +426,11 @@ impl Metrics {
     /// The upstream in-flight gauge.
     pub fn upstream_in_flight(&self) -> &Gauge {
         &self.upstream_in_flight
+    }
+
+    /// Records whether the xDS stream is open.
+    pub fn xds_connected(&self, connected: bool) {
+        self.xds_connected.set(i64::from(connected));
     }
 
     /// A configuration reload finished.

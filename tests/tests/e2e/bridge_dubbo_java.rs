@@ -35,12 +35,12 @@ use tokio::net::{TcpListener, TcpStream};
 const INTERFACE: &str = "io.causeway.demo.api.GreetingService";
 const SERVICE_VERSION: &str = "1.0.0";
 /// dubbo2istio's host for the interface at that version.
-const HOST: &str = "io.causeway.demo.api.greetingservice-1-0-0";
+pub(crate) const HOST: &str = "io.causeway.demo.api.greetingservice-1-0-0";
 /// Dubbo's Nacos service name: `providers:{interface}:{version}:{group}`, empty group kept.
 const NACOS_SERVICE: &str = "providers:io.causeway.demo.api.GreetingService:1.0.0:";
 /// Registered as `aeraki_meta_app_version`, which becomes the endpoint's `version` label.
 const APP_VERSION: &str = "v1";
-const REGION: &str = "eu-central-1";
+pub(crate) const REGION: &str = "eu-central-1";
 const ZONE: &str = "eu-central-1a";
 /// A Dubbo JVM takes 4–6 s alone on this 2-core machine and far longer next to compilers and
 /// other tests' JVMs.
@@ -57,9 +57,9 @@ pub(crate) async fn sample() -> anyhow::Result<JavaProgram> {
 }
 
 /// A running `io.causeway.demo.Provider`, killed (SIGKILL, as a crash) when dropped.
-struct JavaProvider {
+pub(crate) struct JavaProvider {
     process: PeerProcess,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl JavaProvider {
@@ -75,6 +75,18 @@ impl JavaProvider {
         registry: &str,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::start_as(program, registry, APP_VERSION, ZONE, extra).await
+    }
+
+    /// A provider registering as `app_version` (the mesh's `version` label) in `zone` of
+    /// [`REGION`].
+    pub(crate) async fn start_as(
+        program: &JavaProgram,
+        registry: &str,
+        app_version: &str,
+        zone: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let dir = PeerProcess::temp_dir("dubbo-provider")?;
         let mut command = program.command("io.causeway.demo.Provider");
@@ -82,8 +94,8 @@ impl JavaProvider {
             .args(["--registry", registry])
             .args(["--port", &port.to_string()])
             .args(["--version", SERVICE_VERSION])
-            .args(["--app-version", APP_VERSION])
-            .args(["--region", REGION, "--zone", ZONE])
+            .args(["--app-version", app_version])
+            .args(["--region", REGION, "--zone", zone])
             // Dubbo's and Nacos' caches and logs go to the guard's directory, not a shared ~.
             .arg("--home")
             .arg(dir.path())

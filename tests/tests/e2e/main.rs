@@ -10,6 +10,7 @@ mod bridge_nacos;
 mod bridge_zookeeper;
 mod hessian_crosscheck;
 mod proxy_dubbo_java;
+mod proxy_xds_java;
 mod smoke;
 mod smoke_nacos;
 mod thrift_crosscheck;

@@ -14,7 +14,7 @@ use causeway_tests::logs;
 use causeway_tests::ports::free_port;
 use causeway_tests::process::PeerProcess;
 
-use crate::bridge_dubbo_java::{JAVA_TIMEOUT, ready_line, run_consumer, sample};
+use crate::bridge_dubbo_java::{ConsumerRun, JAVA_TIMEOUT, ready_line, run_consumer, sample};
 
 const INTERFACE: &str = "io.causeway.demo.api.GreetingService";
 const HOST: &str = "io.causeway.demo.api.greetingservice-1-0-0";
@@ -79,6 +79,25 @@ rules: |
     )
 }
 
+/// Per method, which provider version answered (`Hello, causeway (from v2 on port 1234)`); every
+/// call must have succeeded.
+pub(crate) fn answers_by_method_and_version(run: &ConsumerRun) -> HashMap<(String, String), usize> {
+    let mut counts: HashMap<(String, String), usize> = HashMap::new();
+    for line in &run.lines {
+        assert_eq!(line["ok"], true, "{line}");
+        let method = line["method"].as_str().unwrap().to_owned();
+        let result = line["result"].as_str().unwrap();
+        let version = result
+            .split("(from ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap()
+            .to_owned();
+        *counts.entry((method, version)).or_default() += 1;
+    }
+    counts
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn java_consumer_through_the_proxy_to_java_providers_v1_v2() {
     logs::init();
@@ -113,20 +132,7 @@ async fn java_consumer_through_the_proxy_to_java_providers_v1_v2() {
     .unwrap();
     assert!(run.success, "the consumer failed:\n{}", run.stderr);
 
-    // Per method, which provider version answered (`Hello, causeway (from v2 on port 1234)`).
-    let mut counts: HashMap<(String, String), usize> = HashMap::new();
-    for line in &run.lines {
-        assert_eq!(line["ok"], true, "{line}");
-        let method = line["method"].as_str().unwrap().to_owned();
-        let result = line["result"].as_str().unwrap();
-        let version = result
-            .split("(from ")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .unwrap()
-            .to_owned();
-        *counts.entry((method, version)).or_default() += 1;
-    }
+    let counts = answers_by_method_and_version(&run);
     let count = |m: &str, v: &str| {
         counts
             .get(&(m.to_owned(), v.to_owned()))

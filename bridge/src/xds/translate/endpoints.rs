@@ -8,13 +8,15 @@
 use std::collections::BTreeMap;
 
 use causeway_protocols::rules::destination_rule::LocalityLbSetting;
+use causeway_protocols::xds_ext::{Attribute, ENDPOINT_EXTRAS_KEY, EndpointExtras};
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, HealthStatus, Locality, SocketAddress, address, socket_address,
+    Address, HealthStatus, Locality, Metadata, SocketAddress, address, socket_address,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint as EnvoyEndpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
 use envoy_types::pb::google::protobuf::UInt32Value;
+use envoy_types::util::pack_any;
 
 use super::NodeLocality;
 use crate::model::snapshot::Endpoint;
@@ -117,8 +119,33 @@ fn lb_endpoint(endpoint: &Endpoint) -> LbEndpoint {
         load_balancing_weight: Some(UInt32Value {
             value: endpoint.weight.max(1),
         }),
-        ..LbEndpoint::default()
+        metadata: labels(endpoint),
     }
+}
+
+/// The endpoint's labels as [`EndpointExtras`] (sorted: the labels are a `BTreeMap`).
+fn labels(endpoint: &Endpoint) -> Option<Metadata> {
+    if endpoint.labels.is_empty() {
+        return None;
+    }
+    let extras = EndpointExtras {
+        labels: endpoint
+            .labels
+            .iter()
+            .map(|(key, value)| Attribute {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    };
+    Some(Metadata {
+        // One key only: a map with more would encode in a random order.
+        typed_filter_metadata: std::collections::HashMap::from([(
+            ENDPOINT_EXTRAS_KEY.to_owned(),
+            pack_any(extras),
+        )]),
+        ..Metadata::default()
+    })
 }
 
 #[cfg(test)]
