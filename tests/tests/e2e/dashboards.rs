@@ -764,3 +764,205 @@ fn provisioning_files_point_at_the_dashboards() {
     assert_eq!(provider["type"], "file");
     assert!(provider["options"]["path"].is_string());
 }
+
+// === the contract against a running bridge ===
+
+/// One metric family of an OpenMetrics exposition: its type and the label names of its series.
+#[derive(Debug, Default)]
+struct Family {
+    kind: String,
+    labels: BTreeSet<String>,
+}
+
+/// Families by the name Prometheus stores (counters with `_total`), from OpenMetrics text.
+fn exposition(text: &str) -> BTreeMap<String, Family> {
+    let mut families: BTreeMap<String, Family> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            let stored = if kind == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            };
+            families.entry(stored).or_default().kind = kind.to_owned();
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let name_end = line.find(['{', ' ']).unwrap();
+            let mut name = &line[..name_end];
+            for suffix in ["_bucket", "_sum", "_count", "_created"] {
+                if let Some(base) = name.strip_suffix(suffix)
+                    && families.get(base).is_some_and(|f| f.kind == "histogram")
+                {
+                    name = base;
+                }
+            }
+            let family = families.entry(name.to_owned()).or_default();
+            if let Some(labels) = line[name_end..]
+                .strip_prefix('{')
+                .and_then(|rest| rest.split_once('}'))
+                .map(|(labels, _)| labels)
+            {
+                for pair in labels.split(',').filter(|p| !p.is_empty()) {
+                    let label = pair.split_once('=').unwrap().0;
+                    if label != "le" {
+                        family.labels.insert(label.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    families
+}
+
+/// The bridge rows of the contract marked `exported` must be what a running bridge exports: the
+/// same names, types and labels, so the bridge dashboard and alerts query real series. The bridge
+/// gets a registry file, a rules file and an ADS client that NACKs, so every family has series.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bridge_exports_its_contract_metrics() {
+    use causeway_bridge::app;
+    use causeway_bridge::config::BridgeConfig;
+    use causeway_bridge::pipeline::Debounce;
+    use envoy_types::pb::envoy::config::core::v3::Node;
+    use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+    use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+    use envoy_types::pb::google::rpc::Status;
+
+    causeway_tests::logs::init();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("services.yaml");
+    std::fs::write(
+        &registry,
+        "services:
+  - interface: com.acme.Greeter
+    version: 1.0.0
+    methods: [greet]
+    endpoints:
+      - address: 10.0.0.1
+        port: 20880
+        labels: {version: v1}
+",
+    )
+    .unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: greeter
+  namespace: default
+spec:
+  host: com.acme.greeter-1-0-0
+  subsets:
+    - name: v1
+      labels: {version: v1}
+",
+    )
+    .unwrap();
+    let bridge = app::start(BridgeConfig {
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        xds_listen: "127.0.0.1:0".parse().unwrap(),
+        registries: vec![format!("file://{}?name=static", registry.display())],
+        rules: Some(rules),
+        debounce: Debounce {
+            quiet_ms: 20,
+            max_ms: 200,
+        },
+        ..BridgeConfig::default()
+    })
+    .await
+    .unwrap();
+
+    let url = format!("http://{}/metrics", bridge.admin_addr);
+    let http = reqwest::Client::new();
+    let metrics = || {
+        let request = http.get(&url).send();
+        async move { request.await.unwrap().text().await.unwrap() }
+    };
+    // Connect once the registry is in the snapshot, so the first push is not superseded.
+    causeway_tests::assert_eventually!(
+        metrics().await.contains("causeway_bridge_services 1"),
+        "the bridge's snapshot has the service"
+    );
+
+    // An xDS client that rejects every cluster response it is sent.
+    let mut client =
+        AggregatedDiscoveryServiceClient::connect(format!("http://{}", bridge.xds_addr))
+            .await
+            .unwrap();
+    let (requests, outgoing) = tokio::sync::mpsc::channel(4);
+    let cluster_type = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+    requests
+        .send(DiscoveryRequest {
+            node: Some(Node {
+                id: "dashboards-test".to_owned(),
+                ..Node::default()
+            }),
+            type_url: cluster_type.to_owned(),
+            ..DiscoveryRequest::default()
+        })
+        .await
+        .unwrap();
+    let mut responses = client
+        .stream_aggregated_resources(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+        .await
+        .unwrap()
+        .into_inner();
+    let nacker = tokio::spawn(async move {
+        while let Ok(Some(response)) = responses.message().await {
+            let nack = DiscoveryRequest {
+                type_url: response.type_url.clone(),
+                response_nonce: response.nonce.clone(),
+                error_detail: Some(Status {
+                    code: 3,
+                    message: "rejected by the dashboards test".to_owned(),
+                    ..Status::default()
+                }),
+                ..DiscoveryRequest::default()
+            };
+            if requests.send(nack).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    causeway_tests::assert_eventually!(
+        {
+            let text = metrics().await;
+            text.contains("causeway_bridge_registry_up{registry=\"static\"} 1")
+                && text.contains("causeway_bridge_xds_nacks_total{type=\"cds\"}")
+                && text.contains("causeway_bridge_xds_clients{")
+                && text.contains("causeway_bridge_rules_resources{")
+        },
+        "the bridge's metrics show the registry up, the NACK, the client and the rules"
+    );
+    let text = metrics().await;
+    let exported = exposition(&text);
+    let contract = Contract::load();
+    let doc = std::fs::read_to_string(workspace_root().join("docs/observability.md")).unwrap();
+    let mut checked = 0;
+    for (name, (kind, labels)) in &contract.metrics {
+        let row = doc
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{name}` |")))
+            .unwrap();
+        if !(row.contains("| bridge |") && row.contains("| exported |")) {
+            continue;
+        }
+        let family = exported
+            .get(name)
+            .unwrap_or_else(|| panic!("the bridge does not export {name}:\n{text}"));
+        assert_eq!(&family.kind, kind, "{name}: type");
+        assert_eq!(&family.labels, labels, "{name}: labels");
+        checked += 1;
+    }
+    assert_eq!(checked, 16, "bridge rows of the contract");
+    // Nothing the bridge exports is missing from the contract.
+    for name in exported.keys() {
+        assert!(
+            contract.metrics.contains_key(name),
+            "{name} is exported but not in docs/observability.md"
+        );
+    }
+    nacker.abort();
+}
