@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use causeway_tests::grafana::GrafanaSchema;
 use causeway_tests::paths::workspace_root;
+use causeway_tests::prometheus::PrometheusServer;
 use causeway_tests::promql::{self, Scan};
 use causeway_tests::promtool;
 use serde::Deserialize;
@@ -814,11 +815,16 @@ fn exposition(text: &str) -> BTreeMap<String, Family> {
     families
 }
 
-/// The bridge rows of the contract marked `exported` must be what a running bridge exports: the
-/// same names, types and labels, so the bridge dashboard and alerts query real series. The bridge
-/// gets a registry file, a rules file and an ADS client that NACKs, so every family has series.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_bridge_exports_its_contract_metrics() {
+/// A bridge with a registry file, a rules file and an ADS client that NACKs every cluster
+/// response, so every bridge metric family has series. Returns the bridge, its metrics text once
+/// all of that shows, and the client task.
+async fn busy_bridge(
+    dir: &Path,
+) -> (
+    causeway_bridge::app::RunningBridge,
+    String,
+    tokio::task::JoinHandle<()>,
+) {
     use causeway_bridge::app;
     use causeway_bridge::config::BridgeConfig;
     use causeway_bridge::pipeline::Debounce;
@@ -827,9 +833,7 @@ async fn the_bridge_exports_its_contract_metrics() {
     use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
     use envoy_types::pb::google::rpc::Status;
 
-    causeway_tests::logs::init();
-    let dir = tempfile::tempdir().unwrap();
-    let registry = dir.path().join("services.yaml");
+    let registry = dir.join("services.yaml");
     std::fs::write(
         &registry,
         "services:
@@ -843,7 +847,7 @@ async fn the_bridge_exports_its_contract_metrics() {
 ",
     )
     .unwrap();
-    let rules = dir.path().join("rules.yaml");
+    let rules = dir.join("rules.yaml");
     std::fs::write(
         &rules,
         "apiVersion: networking.istio.io/v1
@@ -872,7 +876,6 @@ spec:
     })
     .await
     .unwrap();
-
     let url = format!("http://{}/metrics", bridge.admin_addr);
     let http = reqwest::Client::new();
     let metrics = || {
@@ -937,6 +940,16 @@ spec:
         "the bridge's metrics show the registry up, the NACK, the client and the rules"
     );
     let text = metrics().await;
+    (bridge, text, nacker)
+}
+
+/// The bridge rows of the contract marked `exported` must be what a running bridge exports: the
+/// same names, types and labels, so the bridge dashboard and alerts query real series.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bridge_exports_its_contract_metrics() {
+    causeway_tests::logs::init();
+    let dir = tempfile::tempdir().unwrap();
+    let (_bridge, text, nacker) = busy_bridge(dir.path()).await;
     let exported = exposition(&text);
     let contract = Contract::load();
     let doc = std::fs::read_to_string(workspace_root().join("docs/observability.md")).unwrap();
@@ -962,6 +975,30 @@ spec:
         assert!(
             contract.metrics.contains_key(name),
             "{name} is exported but not in docs/observability.md"
+        );
+    }
+    nacker.abort();
+}
+
+/// Every query of the Bridge dashboard returns data from a real Prometheus scraping a running
+/// bridge (variables at All, as a first visit shows them).
+#[tokio::test(flavor = "multi_thread")]
+async fn bridge_dashboard_queries_return_data_from_prometheus() {
+    causeway_tests::logs::init();
+    let dir = tempfile::tempdir().unwrap();
+    let (bridge, _, nacker) = busy_bridge(dir.path()).await;
+    let prometheus = PrometheusServer::start(&[bridge.admin_addr], "/metrics")
+        .await
+        .unwrap();
+    let file = dashboards_dir().join("bridge.json");
+    let all = queries(&file, &load(&file));
+    assert!(all.len() > 20);
+    for query in &all {
+        let expr = promql::substitute_grafana_variables(&query.expr);
+        causeway_tests::assert_eventually!(
+            !prometheus.query(&expr).await.unwrap().is_empty(),
+            "{}: no data for {expr}",
+            query.place
         );
     }
     nacker.abort();
