@@ -24,13 +24,24 @@ else
   log "system packages present"
 fi
 
+# Node.js 18+ and npm for the Grafana dashboard schema check (tests/grafana/). The machine image
+# ships them (a NodeSource build with npm bundled, so no Debian `npm` package is installed);
+# install Debian's only where they are missing.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  log "installing nodejs and npm"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "preparing Maven and Python caches for the end-to-end tests"
+log "preparing Maven, Go, Python and npm caches for the end-to-end tests"
 cargo run --quiet --locked -p causeway-tests --bin causeway-test-prepare
 
 log "cargo test"

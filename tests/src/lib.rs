@@ -4,13 +4,15 @@
 //! with its own temporary directory, wrapped in a guard that kills the process and removes the
 //! directory when dropped, so tests run in parallel without clashing. Java (Maven), Python (pip)
 //! and Go programs written against others' libraries run through [`java`], [`python`] and [`go`]
-//! as real clients and servers.
+//! as real clients and servers. [`grafana`], [`promtool`] and [`promql`] check the dashboards
+//! and Prometheus rules in `dashboards/` against Grafana's published schema and promtool.
 //! Tests wait with [`assert_eventually!`], never with sleeps.
 
 pub mod bench;
 pub mod etcd;
 pub mod eventually;
 pub mod go;
+pub mod grafana;
 pub mod java;
 pub mod logs;
 pub mod nacos;
@@ -18,5 +20,7 @@ pub mod paths;
 pub mod ports;
 pub mod process;
 pub mod prometheus;
+pub mod promql;
+pub mod promtool;
 pub mod python;
 pub mod zookeeper;

@@ -1,14 +1,16 @@
 //! Prepares everything the end-to-end tests download or build, so the test run itself needs no
 //! network: every Maven project under `tests/java`, `tests/peers` and `demo/java` is built (its
 //! dependencies land in `~/.m2`), every Go module under `tests/go` is built (its dependencies land
-//! in the Go module cache, the binary in the harness cache) and the harness's Python venv is
-//! created. It uses the harness's own code paths, so the caches it fills are exactly the ones the
+//! in the Go module cache, the binary in the harness cache), the harness's Python venv is
+//! created, and the npm packages of the Grafana dashboard schema check are installed and its
+//! schemas generated. It uses the harness's own code paths, so the caches it fills are exactly the ones the
 //! tests look up. Idempotent.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use causeway_tests::go::GoProgram;
+use causeway_tests::grafana::GrafanaSchema;
 use causeway_tests::java::JavaProgram;
 use causeway_tests::paths::workspace_root;
 use causeway_tests::python::PythonEnv;
@@ -83,6 +85,19 @@ fn main() -> ExitCode {
         ),
         Err(error) => {
             eprintln!("cannot prepare the Python venv: {error:#}");
+            failed = true;
+        }
+    }
+    let started = std::time::Instant::now();
+    match GrafanaSchema::prepare() {
+        Ok(schema) => println!(
+            "prepared the Grafana dashboard schema (@grafana/schema {}, schemaVersion {}) in {:.1}s",
+            schema.info().package_version,
+            schema.info().schema_version,
+            started.elapsed().as_secs_f64()
+        ),
+        Err(error) => {
+            eprintln!("cannot prepare the Grafana dashboard schema: {error:#}");
             failed = true;
         }
     }

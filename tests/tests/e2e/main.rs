@@ -8,6 +8,7 @@ mod bridge_etcd;
 mod bridge_mcp;
 mod bridge_nacos;
 mod bridge_zookeeper;
+mod dashboards;
 mod hessian_crosscheck;
 mod proxy_dubbo_java;
 mod proxy_xds_java;
