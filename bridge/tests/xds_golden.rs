@@ -92,7 +92,7 @@ fn render(set: &ResourceSet) -> Value {
         };
         let descriptor = pool().get_message_by_name(message_name).unwrap();
         let mut resources = Map::new();
-        for (name, resource) in &set.of_type(type_url).resources {
+        for (name, resource) in set.of_type(type_url).resources.iter() {
             let message =
                 DynamicMessage::decode(descriptor.clone(), resource.body.value.as_slice()).unwrap();
             resources.insert(name.clone(), serde_json::to_value(&message).unwrap());

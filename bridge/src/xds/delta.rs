@@ -184,13 +184,13 @@ impl DeltaConnection {
             Some(names) => names
                 .iter()
                 .filter(|name| state.client_has.contains_key(*name))
-                .filter(|name| !current.resources.contains_key(*name))
+                .filter(|name| !current.resources.contains_key(name))
                 .cloned()
                 .collect(),
             None => state
                 .client_has
                 .keys()
-                .filter(|name| !current.resources.contains_key(*name))
+                .filter(|name| !current.resources.contains_key(name))
                 .cloned()
                 .collect(),
         };

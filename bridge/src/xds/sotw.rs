@@ -41,7 +41,7 @@ impl Subscription {
             Self::Wildcard => resources.resources.keys().collect(),
             Self::Names(names) => names
                 .iter()
-                .filter(|n| resources.resources.contains_key(*n))
+                .filter(|n| resources.resources.contains_key(n))
                 .collect(),
         }
     }
@@ -170,7 +170,7 @@ impl SotwConnection {
         let version = current.version_of(selected.iter().copied());
         let resources = selected
             .iter()
-            .filter_map(|name| current.resources.get(*name))
+            .filter_map(|name| current.resources.get(name))
             .map(|r| r.body.clone())
             .collect();
         state.last_sent_version = Some(version.clone());
