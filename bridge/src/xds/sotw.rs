@@ -35,10 +35,15 @@ impl Subscription {
         }
     }
 
-    /// The subscribed names present in `resources`, in order.
+    /// The subscribed names present in `resources`, in name order.
     pub fn select<'a>(&'a self, resources: &'a TypeResources) -> Vec<&'a String> {
         match self {
-            Self::Wildcard => resources.resources.keys().collect(),
+            Self::Wildcard => {
+                // The map iterates shard by shard; a state-of-the-world response lists by name.
+                let mut names: Vec<&String> = resources.resources.keys().collect();
+                names.sort_unstable();
+                names
+            }
             Self::Names(names) => names
                 .iter()
                 .filter(|n| resources.resources.contains_key(n))
