@@ -7,7 +7,7 @@
 //!   policy this proxy implements wins), circuit-breaker thresholds, connect timeout, and the
 //!   service's advertised methods from Causeway's `ServiceExtras` metadata;
 //! - EDS: endpoints with their locality, the priority the bridge computed for this node, weight,
-//!   health and labels (Causeway's `EndpointExtras`, for the metrics' version and workload);
+//!   health and the `app`/`version` labels (Causeway's `EndpointExtras`, for the metrics' workload and version);
 //! - Dubbo route configurations: interface, group, version and ordered routes (method matcher,
 //!   attachment matchers, weighted clusters), plus `MetaRouteExtras` (request mutation and the
 //!   consistent-hash attribute).

@@ -123,21 +123,26 @@ fn lb_endpoint(endpoint: &Endpoint) -> LbEndpoint {
     }
 }
 
-/// The endpoint's labels as [`EndpointExtras`] (sorted: the labels are a `BTreeMap`).
+/// The labels a proxy reports in request metrics (`destination_version`, `destination_workload`).
+/// Only these travel: EDS is the resource that changes most, and the model's other labels
+/// (registry, interface, methods, locality) would quadruple its size for nothing.
+const REPORTED_LABELS: [&str; 2] = ["app", "version"];
+
+/// The endpoint's reported labels as [`EndpointExtras`], sorted by key.
 fn labels(endpoint: &Endpoint) -> Option<Metadata> {
-    if endpoint.labels.is_empty() {
+    let labels: Vec<Attribute> = endpoint
+        .labels
+        .iter()
+        .filter(|(key, _)| REPORTED_LABELS.contains(&key.as_str()))
+        .map(|(key, value)| Attribute {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
+    if labels.is_empty() {
         return None;
     }
-    let extras = EndpointExtras {
-        labels: endpoint
-            .labels
-            .iter()
-            .map(|(key, value)| Attribute {
-                key: key.clone(),
-                value: value.clone(),
-            })
-            .collect(),
-    };
+    let extras = EndpointExtras { labels };
     Some(Metadata {
         // One key only: a map with more would encode in a random order.
         typed_filter_metadata: std::collections::HashMap::from([(
