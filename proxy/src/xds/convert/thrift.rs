@@ -142,3 +142,134 @@ pub fn tables(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::route::v3::{HeaderMatcher, header_matcher};
+    use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
+    use envoy_types::pb::google::protobuf::UInt32Value;
+
+    use super::*;
+
+    fn prefix(name: &str, value: &str) -> HeaderMatcher {
+        HeaderMatcher {
+            name: name.into(),
+            header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+                StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Prefix(value.into())),
+                    ..StringMatcher::default()
+                },
+            )),
+            ..HeaderMatcher::default()
+        }
+    }
+
+    fn route(
+        specifier: thrift::route_match::MatchSpecifier,
+        headers: Vec<HeaderMatcher>,
+        clusters: &[(&str, u32)],
+    ) -> thrift::Route {
+        thrift::Route {
+            r#match: Some(thrift::RouteMatch {
+                match_specifier: Some(specifier),
+                headers,
+                ..thrift::RouteMatch::default()
+            }),
+            route: Some(thrift::RouteAction {
+                cluster_specifier: Some(thrift::route_action::ClusterSpecifier::WeightedClusters(
+                    thrift::WeightedCluster {
+                        clusters: clusters
+                            .iter()
+                            .map(|(name, weight)| thrift::weighted_cluster::ClusterWeight {
+                                name: (*name).into(),
+                                weight: Some(UInt32Value { value: *weight }),
+                                ..thrift::weighted_cluster::ClusterWeight::default()
+                            })
+                            .collect(),
+                    },
+                )),
+                ..thrift::RouteAction::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn the_bridges_shapes_become_routes() {
+        use thrift::route_match::MatchSpecifier::{MethodName, ServiceName};
+        let config = thrift::RouteConfiguration {
+            name: "calculator:9090".into(),
+            routes: vec![
+                route(MethodName("multiply".into()), vec![], &[("v2", 1)]),
+                route(
+                    MethodName(String::new()),
+                    vec![
+                        prefix(":method", "ad"),
+                        prefix(":service", "Calc"),
+                        prefix("tenant", "a"),
+                    ],
+                    &[("v1", 80), ("v2", 20)],
+                ),
+                route(ServiceName("Calculator:".into()), vec![], &[("v1", 1)]),
+            ],
+            ..thrift::RouteConfiguration::default()
+        };
+        let spec = thrift_table(&config).unwrap();
+        let table = spec.table;
+        assert_eq!(table.host, "calculator");
+        assert_eq!(
+            table.routes[0].method,
+            Some(StringMatch::Exact("multiply".into()))
+        );
+        assert_eq!(
+            table.routes[1].method,
+            Some(StringMatch::Prefix("ad".into()))
+        );
+        assert_eq!(
+            table.routes[1].service,
+            Some(StringMatch::Prefix("Calc".into()))
+        );
+        assert_eq!(
+            table.routes[1].headers,
+            vec![("tenant".to_owned(), StringMatch::Prefix("a".into()))]
+        );
+        assert_eq!(table.routes[1].destinations.entries().len(), 2);
+        assert_eq!(
+            table.routes[2].service,
+            Some(StringMatch::Exact("Calculator".into()))
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_honoured_is_rejected_with_the_route_named() {
+        use thrift::route_match::MatchSpecifier::MethodName;
+        let mut inverted = route(MethodName("add".into()), vec![], &[("v1", 1)]);
+        if let Some(m) = inverted.r#match.as_mut() {
+            m.invert = true;
+        }
+        let mut stripped = route(MethodName("add".into()), vec![], &[("v1", 1)]);
+        if let Some(a) = stripped.route.as_mut() {
+            a.strip_service_name = true;
+        }
+        let twice = route(
+            MethodName("add".into()),
+            vec![prefix(":method", "a")],
+            &[("v1", 1)],
+        );
+        let zero = route(MethodName("add".into()), vec![], &[("v1", 0)]);
+        for (bad, reason) in [
+            (inverted, "inverted"),
+            (stripped, "strip_service_name"),
+            (twice, "matched twice"),
+            (zero, "positive weight"),
+        ] {
+            let config = thrift::RouteConfiguration {
+                name: "calculator:9090".into(),
+                routes: vec![bad],
+                ..thrift::RouteConfiguration::default()
+            };
+            let error = thrift_table(&config).unwrap_err();
+            assert_eq!(error.resource, "calculator:9090 routes[0]");
+            assert!(error.reason.contains(reason), "{error}");
+        }
+    }
+}
