@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
+use crate::auto;
 use crate::config::{ConfigError, ListenProtocol, ProxyConfig};
 use crate::dubbo::{self, DubboContext};
 use crate::lb::Balancer;
@@ -19,6 +20,7 @@ use crate::local;
 use crate::metrics::Metrics;
 use crate::routing::Locality;
 use crate::state::SnapshotStore;
+use crate::thrift::{self, ThriftContext};
 use crate::xds::{self, XdsSettings};
 
 /// Why the proxy could not start.
@@ -57,9 +59,14 @@ pub struct RunningProxy {
 impl RunningProxy {
     /// The first Dubbo listener's address.
     pub fn dubbo_addr(&self) -> Option<SocketAddr> {
+        self.addr(ListenProtocol::Dubbo)
+    }
+
+    /// The first listener's address for `protocol`.
+    pub fn addr(&self, protocol: ListenProtocol) -> Option<SocketAddr> {
         self.listeners
             .iter()
-            .find(|(p, _)| *p == ListenProtocol::Dubbo)
+            .find(|(p, _)| *p == protocol)
             .map(|(_, a)| *a)
     }
 }
@@ -141,9 +148,16 @@ pub async fn start(
     let balancer = Arc::new(Balancer::new());
     let context = Arc::new(DubboContext::new(
         store.clone(),
-        balancer,
+        balancer.clone(),
         metrics.clone(),
         config.dubbo,
+        &config.workload,
+    ));
+    let thrift_context = Arc::new(ThriftContext::new(
+        store.clone(),
+        balancer,
+        metrics.clone(),
+        config.thrift,
         &config.workload,
     ));
     let mut listeners = Vec::new();
@@ -154,6 +168,23 @@ pub async fn start(
         match listen.protocol {
             ListenProtocol::Dubbo => {
                 tasks.push(tokio::spawn(dubbo::serve(listener, context.clone())));
+            }
+            ListenProtocol::Thrift => {
+                let host = listen.host.as_deref().map(Arc::from);
+                tasks.push(tokio::spawn(thrift::serve(
+                    listener,
+                    thrift_context.clone(),
+                    host,
+                )));
+            }
+            ListenProtocol::Auto => {
+                let handlers = auto::Handlers {
+                    dubbo: context.clone(),
+                    thrift: thrift_context.clone(),
+                    thrift_host: listen.host.as_deref().map(Arc::from),
+                    metrics: metrics.clone(),
+                };
+                tasks.push(tokio::spawn(auto::serve(listener, handlers)));
             }
         }
         listeners.push((listen.protocol, address));

@@ -30,8 +30,9 @@ pub struct Cli {
     /// Check the configuration, print the result and exit (0 valid, 2 invalid).
     #[arg(long)]
     pub validate: bool,
-    /// A protocol listener, `PROTO=ADDR` (e.g. `dubbo=127.0.0.1:20880`); repeatable. Replaces
-    /// the config file's `listen` entries.
+    /// A protocol listener, `PROTO=ADDR[,host=HOST]` (`dubbo`, `thrift` or `auto`, e.g.
+    /// `thrift=127.0.0.1:9090,host=calculator`); repeatable. Replaces the config file's `listen`
+    /// entries.
     #[arg(long, value_name = "PROTO=ADDR")]
     pub listen: Vec<Listen>,
     /// Address of the admin HTTP server [default: 127.0.0.1:15000].

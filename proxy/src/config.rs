@@ -53,6 +53,9 @@ pub struct ProxyConfig {
     /// Dubbo listener settings.
     #[serde(default)]
     pub dubbo: DubboSettings,
+    /// Thrift listener settings.
+    #[serde(default)]
+    pub thrift: ThriftSettings,
     /// xDS mode: the bridge to take services, endpoints and routes from, instead of `services`
     /// and `rules`.
     #[serde(default)]
@@ -71,13 +74,31 @@ pub struct XdsConfig {
 }
 
 /// A protocol listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
     /// The protocol spoken there.
     pub protocol: ListenProtocol,
     /// The address to bind.
     pub address: SocketAddr,
+    /// Thrift and `auto` listeners: the mesh host every Thrift call on this listener is for
+    /// (its route table), so non-multiplexed calls can be routed. Without it a call must be
+    /// multiplexed (`Service:method`) and the service name picks the host.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+// === impl Listen ===
+
+impl Listen {
+    /// A listener not bound to a host.
+    pub fn new(protocol: ListenProtocol, address: SocketAddr) -> Self {
+        Self {
+            protocol,
+            address,
+            host: None,
+        }
+    }
 }
 
 /// Protocols a listener can speak.
@@ -86,12 +107,19 @@ pub struct Listen {
 pub enum ListenProtocol {
     /// Dubbo 2 (`dubbo://`) with Hessian 2.
     Dubbo,
+    /// Thrift: binary or compact over framed, unframed or THeader, detected per connection.
+    Thrift,
+    /// Detected per connection from the first bytes (Dubbo or Thrift today). Not a service
+    /// protocol.
+    Auto,
 }
 
 impl fmt::Display for ListenProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Dubbo => f.write_str("dubbo"),
+            Self::Thrift => f.write_str("thrift"),
+            Self::Auto => f.write_str("auto"),
         }
     }
 }
@@ -99,24 +127,45 @@ impl fmt::Display for ListenProtocol {
 impl FromStr for Listen {
     type Err = String;
 
-    /// `PROTO=ADDR`, as `--listen` takes it.
+    /// `PROTO=ADDR[,host=HOST]`, as `--listen` takes it.
     fn from_str(text: &str) -> Result<Self, String> {
-        let (protocol, address) = text.split_once('=').ok_or_else(|| {
+        let (protocol, rest) = text.split_once('=').ok_or_else(|| {
             format!("expected PROTO=ADDR, e.g. dubbo=127.0.0.1:20880, got `{text}`")
         })?;
         let protocol = match protocol {
             "dubbo" => ListenProtocol::Dubbo,
-            "thrift" | "grpc" | "http" | "auto" => {
+            "thrift" => ListenProtocol::Thrift,
+            "auto" => ListenProtocol::Auto,
+            "grpc" | "http" => {
                 return Err(format!(
-                    "the {protocol} listener is not built yet; only dubbo is"
+                    "the {protocol} listener is not built yet; dubbo, thrift and auto are"
                 ));
             }
-            other => return Err(format!("unknown protocol `{other}`; expected dubbo")),
+            other => {
+                return Err(format!(
+                    "unknown protocol `{other}`; expected dubbo, thrift or auto"
+                ));
+            }
         };
+        let mut parts = rest.split(',');
+        let address = parts.next().unwrap_or_default();
         let address = address
             .parse()
             .map_err(|e| format!("invalid address `{address}`: {e}"))?;
-        Ok(Self { protocol, address })
+        let mut listen = Self::new(protocol, address);
+        for option in parts {
+            match option.split_once('=') {
+                Some(("host", host)) if !host.is_empty() && protocol != ListenProtocol::Dubbo => {
+                    listen.host = Some(host.to_owned());
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown listener option `{option}`; thrift and auto listeners take `host=HOST`"
+                    ));
+                }
+            }
+        }
+        Ok(listen)
     }
 }
 
@@ -140,6 +189,26 @@ impl Default for DubboSettings {
     }
 }
 
+/// Thrift listener settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThriftSettings {
+    /// Largest accepted frame (or unframed message), in bytes; larger input closes the
+    /// connection (a frame cannot be answered before it is read).
+    pub max_frame_size: usize,
+    /// Upstream timeout per call, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ThriftSettings {
+    fn default() -> Self {
+        Self {
+            max_frame_size: causeway_protocols::thrift::DEFAULT_MAX_FRAME_SIZE,
+            request_timeout_ms: DEFAULT_REQUEST_TIMEOUT_MS,
+        }
+    }
+}
+
 /// A service of the mesh, with static endpoints (local mode).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -148,11 +217,14 @@ pub struct ServiceConfig {
     pub host: String,
     /// The service port (in cluster names; also the default endpoint port).
     pub port: u16,
-    /// The protocol (only `dubbo` today).
+    /// The protocol: `dubbo` (default) or `thrift`.
     #[serde(default = "default_service_protocol")]
     pub protocol: ListenProtocol,
     /// What the Dubbo requests for this service name.
     pub dubbo: Option<DubboService>,
+    /// The Thrift identity of a `thrift` service.
+    #[serde(default)]
+    pub thrift: Option<ThriftService>,
     /// The providers.
     #[serde(default)]
     pub endpoints: Vec<EndpointConfig>,
@@ -172,6 +244,20 @@ pub struct DubboService {
     pub version: Option<String>,
     /// Methods the provider offers: the values `request_method` may take in metrics (others
     /// are counted as `other`). Methods named exactly by routes are added.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+/// The Thrift identity of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThriftService {
+    /// The multiplexed service name (`Calculator` in `Calculator:add`) that resolves to this
+    /// host; absent: only listeners bound to the host (`host=`) reach it.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Methods the service offers: the only values `request_method` may take (others are
+    /// counted as `other`). Methods named exactly by routes are added.
     #[serde(default)]
     pub methods: Vec<String>,
 }
@@ -269,6 +355,7 @@ impl Default for ProxyConfig {
             rules: None,
             reload_interval_ms: DEFAULT_RELOAD_INTERVAL_MS,
             dubbo: DubboSettings::default(),
+            thrift: ThriftSettings::default(),
             xds: None,
         }
     }
@@ -349,10 +436,23 @@ mod tests {
         assert_eq!(l.protocol, ListenProtocol::Dubbo);
         assert_eq!(l.address.port(), 20880);
         assert!(
-            "thrift=127.0.0.1:1"
+            "grpc=127.0.0.1:1"
                 .parse::<Listen>()
                 .unwrap_err()
                 .contains("not built yet")
+        );
+        let t: Listen = "thrift=127.0.0.1:9090,host=calc.mesh".parse().unwrap();
+        assert_eq!(t.protocol, ListenProtocol::Thrift);
+        assert_eq!(t.host.as_deref(), Some("calc.mesh"));
+        assert_eq!(
+            "auto=127.0.0.1:1".parse::<Listen>().unwrap().protocol,
+            ListenProtocol::Auto
+        );
+        assert!(
+            "dubbo=127.0.0.1:1,host=x"
+                .parse::<Listen>()
+                .unwrap_err()
+                .contains("listener option")
         );
         assert!(
             "dubbo"

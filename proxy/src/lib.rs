@@ -1,13 +1,16 @@
-//! causeway-proxy: the data plane. It accepts Dubbo calls (Thrift, gRPC and HTTP later), routes
-//! each request by interface and method, balances over localities and exports request metrics.
+//! causeway-proxy: the data plane. It accepts Dubbo and Thrift calls (gRPC and HTTP later), on
+//! their own listeners or one `auto` listener that detects the protocol, routes each request by
+//! service and method, balances over localities and exports request metrics.
 //!
 //! The binary is a thin wrapper over [`cli::main`]; the modules below own one job each:
 //! [`config`] (the file), [`local`] (config → routing snapshot, file watching), [`routing`] (the
-//! pure snapshot), [`state`] (the snapshot in force), [`lb`] (endpoint choice), [`dubbo`] (the
-//! Dubbo data plane), [`metrics`] and [`admin`], and [`app`] wiring them together.
+//! pure snapshot), [`state`] (the snapshot in force), [`lb`] (endpoint choice), [`dubbo`] and
+//! [`thrift`] (the data planes), [`auto`] (protocol detection), [`metrics`] and [`admin`], and
+//! [`app`] wiring them together.
 
 pub mod admin;
 pub mod app;
+pub mod auto;
 pub mod cli;
 pub mod config;
 pub mod dubbo;
@@ -18,4 +21,5 @@ pub mod logging;
 pub mod metrics;
 pub mod routing;
 pub mod state;
+pub mod thrift;
 pub mod xds;

@@ -9,7 +9,10 @@
 //! - per Dubbo service one route table: the MetaRouter routes of the host in order (attribute
 //!   `interface` checked against the service, `method` on the method, every other attribute an
 //!   attachment), or, when the host has no MetaRouter, one route to all endpoints. A host with
-//!   MetaRouters but no matching route answers "no route", as Envoy and Aeraki do.
+//!   MetaRouters but no matching route answers "no route", as Envoy and Aeraki do;
+//! - per Thrift service one route table by host ([`thrift`](self) submodule): `method` on the
+//!   bare method, `service`/`interface` on the multiplexed service name, every other attribute a
+//!   THeader header.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -20,7 +23,7 @@ use causeway_protocols::rules::RuleSet;
 use causeway_protocols::rules::common::StringMatch;
 use causeway_protocols::rules::destination_rule::{HashKey, LbPolicy as RuleLb, SimpleLb};
 
-use crate::config::{ConfigError, ProxyConfig, RulesSource, ServiceConfig};
+use crate::config::{ConfigError, ListenProtocol, ProxyConfig, RulesSource, ServiceConfig};
 use crate::metrics::Metrics;
 use crate::routing::{
     CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, HashOn, LbPolicy, Locality,
@@ -52,7 +55,7 @@ pub fn load(path: &Path) -> Result<(ProxyConfig, Snapshot), ConfigError> {
     Ok((config, snapshot))
 }
 
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field: field.into(),
         message: message.into(),
@@ -63,6 +66,7 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError 
 pub fn validate(config: &ProxyConfig) -> Result<(), ConfigError> {
     let mut seen = BTreeSet::new();
     let mut identities = BTreeSet::new();
+    let mut thrift_services = BTreeSet::new();
     for (i, service) in config.services.iter().enumerate() {
         let at = format!("services[{i}]");
         if service.host.is_empty() {
@@ -76,6 +80,20 @@ pub fn validate(config: &ProxyConfig) -> Result<(), ConfigError> {
                 at,
                 format!("{}:{} is configured twice", service.host, service.port),
             ));
+        }
+        match service.protocol {
+            ListenProtocol::Dubbo => {}
+            ListenProtocol::Thrift => {
+                thrift::validate(service, &at, &mut thrift_services)?;
+                validate_endpoints(service, &at)?;
+                continue;
+            }
+            ListenProtocol::Auto => {
+                return Err(invalid(
+                    format!("{at}.protocol"),
+                    "a service speaks dubbo or thrift (auto is for listeners)",
+                ));
+            }
         }
         let Some(dubbo) = &service.dubbo else {
             return Err(invalid(
@@ -106,19 +124,24 @@ pub fn validate(config: &ProxyConfig) -> Result<(), ConfigError> {
                 ),
             ));
         }
-        for (j, endpoint) in service.endpoints.iter().enumerate() {
-            if endpoint.weight == 0 {
-                return Err(invalid(
-                    format!("{at}.endpoints[{j}].weight"),
-                    "must be positive (remove the endpoint, or set healthy: false)",
-                ));
-            }
-            if endpoint.port == Some(0) {
-                return Err(invalid(
-                    format!("{at}.endpoints[{j}].port"),
-                    "must be 1..=65535",
-                ));
-            }
+        validate_endpoints(service, &at)?;
+    }
+    Ok(())
+}
+
+fn validate_endpoints(service: &ServiceConfig, at: &str) -> Result<(), ConfigError> {
+    for (j, endpoint) in service.endpoints.iter().enumerate() {
+        if endpoint.weight == 0 {
+            return Err(invalid(
+                format!("{at}.endpoints[{j}].weight"),
+                "must be positive (remove the endpoint, or set healthy: false)",
+            ));
+        }
+        if endpoint.port == Some(0) {
+            return Err(invalid(
+                format!("{at}.endpoints[{j}].port"),
+                "must be 1..=65535",
+            ));
         }
     }
     Ok(())
@@ -130,11 +153,16 @@ pub fn build_snapshot(config: &ProxyConfig, rules: &RuleSet) -> Result<Snapshot,
     let me = Locality::parse(&config.locality);
     let mut clusters = Vec::new();
     let mut tables = Vec::new();
+    let mut thrift_tables = Vec::new();
     for service in &config.services {
         clusters.extend(service_clusters(service, rules, &me));
-        tables.push(route_table(service, config, rules)?);
+        if service.protocol == ListenProtocol::Thrift {
+            thrift_tables.push(thrift::route_table(service, config, rules)?);
+        } else {
+            tables.push(route_table(service, config, rules)?);
+        }
     }
-    let mut snapshot = Snapshot::new(String::new(), clusters, tables);
+    let mut snapshot = Snapshot::new(String::new(), clusters, tables).with_thrift(thrift_tables);
     // Content hash, like the bridge's versions: equal input, equal version.
     let json = serde_json::to_string(&snapshot).unwrap_or_default();
     snapshot.version = format!("{:016x}", crate::lb::hash_key(&json));
@@ -404,6 +432,8 @@ pub async fn watch(
         }
     }
 }
+
+mod thrift;
 
 #[cfg(test)]
 mod tests;

@@ -44,12 +44,18 @@ impl EncodeLabelValue for Reporter {
 pub enum Protocol {
     /// Dubbo 2.
     Dubbo,
+    /// Thrift (any transport and protocol).
+    Thrift,
+    /// Not detected (`auto` listener connections no protocol matched; never a request label).
+    Unknown,
 }
 
 impl EncodeLabelValue for Protocol {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
         encoder.write_str(match self {
             Self::Dubbo => "dubbo",
+            Self::Thrift => "thrift",
+            Self::Unknown => "unknown",
         })
     }
 }
@@ -164,6 +170,8 @@ pub enum ProtocolErrorKind {
     UnsupportedSerialization,
     /// A provider response for an unknown request id: dropped.
     UnknownResponse,
+    /// A connection whose first bytes match no protocol the listener speaks: closed.
+    UnknownProtocol,
 }
 
 impl EncodeLabelValue for ProtocolErrorKind {
@@ -174,6 +182,7 @@ impl EncodeLabelValue for ProtocolErrorKind {
             Self::BadRequest => "bad_request",
             Self::UnsupportedSerialization => "unsupported_serialization",
             Self::UnknownResponse => "unknown_response",
+            Self::UnknownProtocol => "unknown_protocol",
         })
     }
 }

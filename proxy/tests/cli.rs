@@ -94,15 +94,21 @@ fn validate_checks_services_and_rules() {
 #[test]
 fn listen_flags_name_the_protocols_built() {
     let output = proxy()
-        .args(["--validate", "--listen", "thrift=127.0.0.1:9090"])
+        .args(["--validate", "--listen", "grpc=127.0.0.1:9090"])
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not built yet"), "{stderr}");
-    let output = proxy()
-        .args(["--validate", "--listen", "dubbo=127.0.0.1:20880"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    for listen in [
+        "dubbo=127.0.0.1:20880",
+        "thrift=127.0.0.1:9090,host=calc.mesh",
+        "auto=127.0.0.1:9091",
+    ] {
+        let output = proxy()
+            .args(["--validate", "--listen", listen])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{listen}: {output:?}");
+    }
 }

@@ -1,5 +1,5 @@
-//! The routing snapshot: an immutable, versioned value holding every cluster and every Dubbo route
-//! table. A pure library: no I/O, no clocks, no shared state.
+//! The routing snapshot: an immutable, versioned value holding every cluster and every Dubbo and
+//! Thrift route table. A pure library: no I/O, no clocks, no shared state.
 //!
 //! Whoever builds snapshots (the local config today, the xDS client next) publishes a whole new
 //! one; requests read the snapshot that was current when they arrived and finish on it, so a
@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod dubbo;
+pub mod thrift;
 
 #[cfg(test)]
 mod tests;
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 pub use cluster::{CircuitBreaker, Cluster, Endpoint, HashOn, LbPolicy, Locality, cluster_name};
 pub use dubbo::{DubboAttributes, DubboRoute, DubboRouteTable, ServiceMatch, WeightedClusters};
+pub use thrift::{ThriftAttributes, ThriftRoute, ThriftRouteTable, ThriftTables};
 
 /// Java writes `0.0.0` when a reference has no version and `null` is possible from other
 /// clients: all mean "no version".
@@ -37,6 +39,8 @@ pub struct Snapshot {
     pub clusters: BTreeMap<Arc<str>, Arc<Cluster>>,
     /// Dubbo route tables by interface, most specific (group and version set) first.
     pub dubbo: BTreeMap<String, Vec<Arc<DubboRouteTable>>>,
+    /// Thrift route tables by host (Thrift calls name no interface the Dubbo tables could key).
+    pub thrift: ThriftTables,
     /// Per interface: whether routing needs the attachments (derived, so not dumped).
     #[serde(skip)]
     index: HashMap<String, bool>,
@@ -94,8 +98,16 @@ impl Snapshot {
             version,
             clusters,
             dubbo,
+            thrift: ThriftTables::default(),
             index,
         }
+    }
+
+    /// The same snapshot with these Thrift route tables.
+    #[must_use]
+    pub fn with_thrift(mut self, tables: impl IntoIterator<Item = ThriftRouteTable>) -> Self {
+        self.thrift = ThriftTables::new(tables);
+        self
     }
 
     /// A cluster by name.

@@ -1,5 +1,5 @@
 //! The delta ADS client: one stream to the bridge carrying CDS (wildcard), EDS (every known
-//! cluster) and Dubbo route discovery (wildcard). Each response is converted resource by resource;
+//! cluster) and Dubbo and Thrift route discovery (wildcard). Each response is converted resource by resource;
 //! a response with any invalid resource is NACKed with the reason and changes nothing, a valid one
 //! is ACKed and becomes a new routing snapshot, swapped atomically.
 //!
@@ -17,6 +17,7 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster as EnvoyCluster;
 use envoy_types::pb::envoy::config::core::v3::{Locality as EnvoyLocality, Node};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
 use envoy_types::pb::envoy::extensions::filters::network::dubbo_proxy::v3::RouteConfiguration as DubboRoutes;
+use envoy_types::pb::envoy::extensions::filters::network::thrift_proxy::v3::RouteConfiguration as ThriftRoutes;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse,
@@ -27,6 +28,7 @@ use prost::{Message, Name};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::convert::thrift::ThriftTableSpec;
 use super::convert::{self, ClusterSpec, ConvertError, TableSpec};
 use crate::metrics::Metrics;
 use crate::routing::{Endpoint, Locality};
@@ -39,6 +41,9 @@ pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.Cluster
 /// Dubbo route discovery.
 pub const DUBBO_ROUTE: &str =
     "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.RouteConfiguration";
+/// Thrift route discovery.
+pub const THRIFT_ROUTE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.RouteConfiguration";
 
 /// How long a snapshot waits for new clusters' first endpoints before it is published anyway.
 pub const EDS_GRACE: Duration = Duration::from_secs(2);
@@ -64,6 +69,7 @@ struct Held {
     clusters: BTreeMap<String, ClusterSpec>,
     assignments: BTreeMap<String, Vec<Endpoint>>,
     tables: BTreeMap<String, TableSpec>,
+    thrift_tables: BTreeMap<String, ThriftTableSpec>,
     versions: BTreeMap<&'static str, BTreeMap<String, String>>,
     /// Which types have answered at least once on any stream.
     answered: BTreeSet<&'static str>,
@@ -91,6 +97,7 @@ enum Converted {
     Clusters(Vec<(String, String, ClusterSpec)>),
     Assignments(Vec<(String, String, Vec<Endpoint>)>),
     Tables(Vec<(String, String, TableSpec)>),
+    ThriftTables(Vec<(String, String, ThriftTableSpec)>),
 }
 
 fn convert_all<M, T>(
@@ -140,6 +147,8 @@ fn convert_response(response: &DeltaDiscoveryResponse) -> Result<Converted, Stri
         DUBBO_ROUTE => {
             convert_all::<DubboRoutes, _>(response, convert::dubbo_table).map(Converted::Tables)
         }
+        THRIFT_ROUTE => convert_all::<ThriftRoutes, _>(response, convert::thrift::thrift_table)
+            .map(Converted::ThriftTables),
         other => Err(format!("unexpected resource type {other}")),
     }
 }
@@ -169,6 +178,7 @@ fn apply(
         Converted::Clusters(items) => put!(held.clusters, items),
         Converted::Assignments(items) => put!(held.assignments, items),
         Converted::Tables(items) => put!(held.tables, items),
+        Converted::ThriftTables(items) => put!(held.thrift_tables, items),
     }
     held.answered.insert(type_url);
     if type_url == CLUSTER {
@@ -183,7 +193,7 @@ fn apply(
 }
 
 fn static_type(type_url: &str) -> Option<&'static str> {
-    [CLUSTER, ENDPOINT, DUBBO_ROUTE]
+    [CLUSTER, ENDPOINT, DUBBO_ROUTE, THRIFT_ROUTE]
         .into_iter()
         .find(|t| *t == type_url)
 }
@@ -246,6 +256,8 @@ async fn stream_once(
     tx.send(initial(CLUSTER, vec!["*".to_owned()], held))
         .await?;
     tx.send(initial(DUBBO_ROUTE, vec!["*".to_owned()], held))
+        .await?;
+    tx.send(initial(THRIFT_ROUTE, vec!["*".to_owned()], held))
         .await?;
     let mut eds_names: BTreeSet<String> = held.clusters.keys().cloned().collect();
     tx.send(initial(ENDPOINT, eds_names.iter().cloned().collect(), held))
@@ -318,7 +330,10 @@ async fn stream_once(
                 eds_names = wanted;
             }
         }
-        if !held.answered.contains(CLUSTER) || !held.answered.contains(DUBBO_ROUTE) {
+        if [CLUSTER, DUBBO_ROUTE, THRIFT_ROUTE]
+            .iter()
+            .any(|t| !held.answered.contains(t))
+        {
             continue;
         }
         if held.waiting_for_endpoints() == 0 {
@@ -360,11 +375,13 @@ fn publish(store: &SnapshotStore, held: &Held) {
         }
     }
     let version = format!("{:016x}", crate::lb::hash_key(&text));
-    let snapshot = convert::assemble(version, &held.clusters, &held.assignments, &held.tables);
+    let snapshot = convert::assemble(version, &held.clusters, &held.assignments, &held.tables)
+        .with_thrift(convert::thrift::tables(&held.thrift_tables, &held.clusters));
     tracing::info!(
         version = %snapshot.version,
         clusters = snapshot.clusters.len(),
         services = held.tables.len(),
+        thrift_services = held.thrift_tables.len(),
         "routes from xDS"
     );
     store.store(snapshot);

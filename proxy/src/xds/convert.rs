@@ -10,7 +10,8 @@
 //!   health and the `app`/`version` labels (Causeway's `EndpointExtras`, for the metrics' workload and version);
 //! - Dubbo route configurations: interface, group, version and ordered routes (method matcher,
 //!   attachment matchers, weighted clusters), plus `MetaRouteExtras` (request mutation and the
-//!   consistent-hash attribute).
+//!   consistent-hash attribute);
+//! - Thrift route configurations: see [`thrift`].
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -444,6 +445,8 @@ pub fn assemble(
     });
     Snapshot::new(version, built, tables)
 }
+
+pub mod thrift;
 
 #[cfg(test)]
 mod tests;

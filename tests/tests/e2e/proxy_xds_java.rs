@@ -83,10 +83,10 @@ async fn java_consumer_through_an_xds_configured_proxy_follows_rule_edits() {
     let proxy = proxy_app::start(
         ProxyConfig {
             admin_listen: "127.0.0.1:0".parse().unwrap(),
-            listen: vec![Listen {
-                protocol: ListenProtocol::Dubbo,
-                address: "127.0.0.1:0".parse().unwrap(),
-            }],
+            listen: vec![Listen::new(
+                ListenProtocol::Dubbo,
+                "127.0.0.1:0".parse().unwrap(),
+            )],
             locality: format!("{REGION}/zone-a"),
             workload: "greeter-consumer".into(),
             xds: Some(XdsConfig {

@@ -1,0 +1,442 @@
+//! One caller connection: messages in, replies out. The transport (framed, unframed, THeader) and
+//! protocol (binary strict or not, compact) are detected from the first message and kept; calls
+//! are routed on the snapshot in force when they arrive and forwarded concurrently (replies go
+//! back as they come, matched by the caller's seqid). Every failure of a two-way call becomes a
+//! `TApplicationException` in the caller's transport and protocol with its method and seqid:
+//!
+//! | failure | exception type | `response_flags` |
+//! |---|---|---|
+//! | no route table, route or cluster for the call | 1 UNKNOWN_METHOD | `NR` |
+//! | no usable endpoint | 6 INTERNAL_ERROR | `UH` |
+//! | endpoints refuse connections (after trying others) | 6 INTERNAL_ERROR | `UF` |
+//! | connection closed, or a reply that does not belong to the call | 6 INTERNAL_ERROR | `UC` |
+//! | no reply before the deadline | 6 INTERNAL_ERROR | `UT` |
+//! | circuit breaker full | 6 INTERNAL_ERROR | `UO` |
+//!
+//! Input that is not Thrift (or a frame over the limit, or a THeader transform the proxy cannot
+//! undo) cannot be answered — its seqid is unknown or the stream is out of sync — so only this
+//! connection is closed, and `causeway_proxy_protocol_errors_total{protocol="thrift"}` counts it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use causeway_protocols::thrift::{
+    ExceptionKind, MessageType, ThriftCodec, ThriftError, ThriftMessage,
+};
+use futures::StreamExt as _;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+
+use super::ThriftContext;
+use super::call::{CallInfo, InFlight, Outcome, PendingCall};
+use super::upstream::{Exchange, PoolKey};
+use crate::dubbo::write_loop;
+use crate::lb::RequestKey;
+use crate::metrics::{
+    Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags,
+};
+use crate::routing::{Cluster, Endpoint, HashOn, LbPolicy, ThriftAttributes};
+
+/// Endpoints tried for one call when connections cannot be opened or written.
+const MAX_ATTEMPTS: usize = 3;
+
+/// Serves one caller until it disconnects or sends something that is not Thrift. `host` binds
+/// the connection to one host's route table.
+pub async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    context: Arc<ThriftContext>,
+    host: Option<Arc<str>>,
+) {
+    let _active = context
+        .metrics
+        .connection(Protocol::Thrift, Direction::Downstream);
+    let (read, write) = stream.into_split();
+    // Unbounded: every queued message answers a call this connection sent, and calls in flight
+    // are bounded by the circuit breakers.
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = tokio::spawn(write_loop(write, rx));
+    let codec = ThriftCodec::new().max_frame_size(context.settings.max_frame_size);
+    let mut messages = FramedRead::new(read, codec);
+    let mut rng = fastrand::Rng::new();
+    while let Some(next) = messages.next().await {
+        match next {
+            Ok(message) => on_message(message, &tx, &context, host.as_ref(), &mut rng),
+            Err(ThriftError::Io(_)) => break,
+            Err(error) => {
+                let kind = match error {
+                    ThriftError::FrameTooLarge { .. } | ThriftError::MessageTooLarge { .. } => {
+                        ProtocolErrorKind::FrameTooLarge
+                    }
+                    _ => ProtocolErrorKind::BadFrame,
+                };
+                tracing::debug!(%peer, %error, "closing a caller connection that does not speak thrift");
+                context
+                    .metrics
+                    .protocol_error(Protocol::Thrift, Direction::Downstream, kind);
+                break;
+            }
+        }
+    }
+    drop(messages);
+    drop(tx);
+    // Answers still in flight keep the writer alive until they are written.
+    let _ = writer.await;
+}
+
+fn base_labels(context: &ThriftContext) -> RequestLabels {
+    let unknown: Arc<str> = Arc::from("unknown");
+    RequestLabels {
+        reporter: Reporter::Source,
+        source_workload: context.workload.clone(),
+        destination_service: unknown.clone(),
+        destination_workload: unknown.clone(),
+        destination_version: unknown.clone(),
+        request_protocol: Protocol::Thrift,
+        response_code: Arc::from(super::call::CODE_REPLY),
+        grpc_response_status: Arc::from(""),
+        response_flags: ResponseFlags::None,
+        request_method: Arc::from("other"),
+        destination_interface: unknown,
+    }
+}
+
+fn on_message(
+    message: ThriftMessage,
+    tx: &mpsc::UnboundedSender<Bytes>,
+    context: &Arc<ThriftContext>,
+    host: Option<&Arc<str>>,
+    rng: &mut fastrand::Rng,
+) {
+    let oneway = match message.header.message_type {
+        MessageType::Call => false,
+        MessageType::Oneway => true,
+        MessageType::Reply | MessageType::Exception => {
+            // Callers do not answer the proxy; a reply from one is dropped and counted.
+            context.metrics.protocol_error(
+                Protocol::Thrift,
+                Direction::Downstream,
+                ProtocolErrorKind::UnknownResponse,
+            );
+            return;
+        }
+    };
+    let started = Instant::now();
+    let mut labels = base_labels(context);
+    let routed = route(message, context, host, rng, &mut labels);
+    match routed {
+        Ok(plan) => {
+            let pending = (!oneway).then(|| {
+                PendingCall::new(
+                    tx.clone(),
+                    plan.info.clone(),
+                    started,
+                    plan.message.frame.len(),
+                    labels,
+                    context.metrics.clone(),
+                )
+            });
+            tokio::spawn(forward(plan, pending, context.clone()));
+        }
+        Err((info, size, rejection)) => {
+            if !oneway {
+                let pending = PendingCall::new(
+                    tx.clone(),
+                    info,
+                    started,
+                    size,
+                    labels,
+                    context.metrics.clone(),
+                );
+                pending.complete(Outcome::Local {
+                    kind: ExceptionKind::UnknownMethod,
+                    flags: ResponseFlags::NoRoute,
+                    message: rejection,
+                });
+            }
+        }
+    }
+}
+
+/// A routed call: where it goes and what the balancer may hash on.
+struct Plan {
+    message: ThriftMessage,
+    info: CallInfo,
+    cluster: Arc<Cluster>,
+    service: String,
+    hash_header: Option<(String, String)>,
+}
+
+struct Attributes<'a> {
+    message: &'a ThriftMessage,
+}
+
+impl ThriftAttributes for Attributes<'_> {
+    fn method(&self) -> &str {
+        self.message.header.method()
+    }
+    fn service(&self) -> Option<&str> {
+        self.message.header.service()
+    }
+    fn header(&self, key: &str) -> Option<&str> {
+        self.message.theader.as_ref().and_then(|t| t.get(key))
+    }
+}
+
+/// Routes a call on the snapshot in force, filling in the labels as it learns the destination.
+/// A rejection carries what the exception reply needs and the message's size.
+fn route(
+    message: ThriftMessage,
+    context: &ThriftContext,
+    host: Option<&Arc<str>>,
+    rng: &mut fastrand::Rng,
+    labels: &mut RequestLabels,
+) -> Result<Plan, (CallInfo, usize, String)> {
+    let info = CallInfo::of(&message);
+    let size = message.frame.len();
+    let reject = |text: String| (info.clone(), size, text);
+    let snapshot = context.store.load();
+    let service = message.header.service().map(str::to_owned);
+    let method = message.header.method();
+    let table = match (host, service.as_deref()) {
+        (Some(host), _) => snapshot.thrift.for_host(host).ok_or_else(|| {
+            reject(format!(
+                "causeway-proxy: no thrift routes for host {host} (method {method})"
+            ))
+        })?,
+        (None, Some(service)) => snapshot.thrift.for_service(service).ok_or_else(|| {
+            reject(format!(
+                "causeway-proxy: no route for thrift service {service} (method {method})"
+            ))
+        })?,
+        (None, None) => {
+            return Err(reject(format!(
+                "causeway-proxy: cannot route non-multiplexed call {method}: call Service:{method} or bind the listener to a host"
+            )));
+        }
+    };
+    labels.destination_service = Arc::from(table.host.as_str());
+    labels.request_method = Arc::from(table.method_label(method));
+    labels.destination_interface = Arc::from(table.interface_label(service.as_deref()));
+    let attributes = Attributes { message: &message };
+    let Some(route) = table.route(&attributes) else {
+        return Err(reject(format!(
+            "causeway-proxy: no route matches method {method} of {}",
+            table.host
+        )));
+    };
+    let Some(cluster) = route
+        .destinations
+        .pick(rng.u64(..))
+        .and_then(|name| snapshot.cluster(name))
+    else {
+        return Err(reject(format!(
+            "causeway-proxy: route {} of {} has no cluster",
+            route.name, table.host
+        )));
+    };
+    let hash_header = match &cluster.lb {
+        LbPolicy::ConsistentHash(HashOn::Attachment(key)) => attributes
+            .header(key)
+            .map(|value| (key.clone(), value.to_owned())),
+        _ => None,
+    };
+    let cluster = cluster.clone();
+    let mutation = route.request_mutation.clone();
+    let message = match (&message.theader, mutation.is_empty()) {
+        (Some(theader), false) => {
+            let mut headers = theader.headers.clone();
+            for (key, value) in mutation {
+                match headers.iter_mut().find(|(k, _)| *k == key) {
+                    Some(slot) => slot.1 = value,
+                    None => headers.push((key, value)),
+                }
+            }
+            causeway_protocols::thrift::rewrite_theader_headers(&message.frame, &headers)
+                .and_then(|frame| ThriftMessage::parse(&frame))
+                .map_err(|e| reject(format!("causeway-proxy: cannot add headers: {e}")))?
+        }
+        _ => message,
+    };
+    Ok(Plan {
+        message,
+        info,
+        cluster,
+        service: service.unwrap_or_default(),
+        hash_header,
+    })
+}
+
+/// Picks an endpoint, takes a pooled or new connection and makes the call; a call that could not
+/// be written (connect failure, broken idle connection) tries another endpoint.
+async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<ThriftContext>) {
+    let Plan {
+        mut message,
+        info,
+        cluster,
+        service,
+        hash_header,
+    } = plan;
+    let fail = |pending: Option<PendingCall>, flags: ResponseFlags, text: String| {
+        if let Some(pending) = pending {
+            pending.complete(Outcome::Local {
+                kind: ExceptionKind::InternalError,
+                flags,
+                message: text,
+            });
+        }
+    };
+    let load = context.cluster_load(&cluster.name);
+    if load.load(Ordering::Relaxed) >= cluster.breaker.max_requests {
+        context.metrics.overflow(&cluster.name);
+        fail(
+            pending,
+            ResponseFlags::UpstreamOverflow,
+            format!("causeway-proxy: {} is at its request limit", cluster.name),
+        );
+        return;
+    }
+    let lookup = |key: &str| {
+        hash_header
+            .as_ref()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let key = RequestKey {
+        method: &info.method,
+        interface: &service,
+        attachment: Some(&lookup),
+    };
+    let oneway = pending.is_none();
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(context.settings.request_timeout_ms);
+    let connect_timeout = std::time::Duration::from_millis(cluster.breaker.connect_timeout_ms);
+    let mut rng = fastrand::Rng::new();
+    let mut exclude = Vec::new();
+    let mut flags = ResponseFlags::NoHealthyUpstream;
+    for _ in 0..MAX_ATTEMPTS {
+        let Some((index, state)) =
+            context
+                .balancer
+                .choose(&cluster, &key, &exclude, &mut rng, Instant::now())
+        else {
+            break;
+        };
+        let Some(endpoint) = cluster.endpoints.get(index) else {
+            break;
+        };
+        let pool_key = PoolKey {
+            address: endpoint.address,
+            transport: info.transport,
+            protocol: info.protocol,
+        };
+        let mut conn = match context
+            .upstreams
+            .checkout(pool_key, &state, connect_timeout)
+            .await
+        {
+            Ok(conn) => conn,
+            Err(error) => {
+                let ejected = state.connect_failed(Instant::now());
+                tracing::debug!(address = %endpoint.address, %error, ?ejected, "thrift server connect failed; endpoint ejected");
+                context.metrics.connect_failure(&cluster.name);
+                exclude.push(endpoint.address);
+                flags = ResponseFlags::UpstreamConnectFailure;
+                continue;
+            }
+        };
+        if let Some(pending) = pending.as_mut() {
+            set_destination(pending, endpoint);
+            load.fetch_add(1, Ordering::Relaxed);
+            pending.set_in_flight(Some(InFlight::new(
+                state.clone(),
+                load.clone(),
+                context.metrics.upstream_in_flight().clone(),
+            )));
+            if let Some(in_flight) = pending.in_flight_mut() {
+                in_flight.sent_now();
+            }
+        }
+        match conn.call(message, info.seqid, oneway, deadline).await {
+            Exchange::Reply(reply) => {
+                context.upstreams.checkin(conn);
+                if let Some(pending) = pending {
+                    pending.complete(Outcome::Reply(reply));
+                }
+                return;
+            }
+            Exchange::Sent => {
+                context.upstreams.checkin(conn);
+                return;
+            }
+            Exchange::NotSent(unsent) => {
+                message = unsent;
+                exclude.push(endpoint.address);
+                flags = ResponseFlags::UpstreamConnectionTermination;
+            }
+            Exchange::Closed => {
+                fail(
+                    pending,
+                    ResponseFlags::UpstreamConnectionTermination,
+                    format!(
+                        "causeway-proxy: the connection to a server of {} closed before the reply",
+                        cluster.name
+                    ),
+                );
+                return;
+            }
+            Exchange::TimedOut => {
+                fail(
+                    pending,
+                    ResponseFlags::UpstreamTimeout,
+                    format!(
+                        "causeway-proxy: no reply from a server of {} within {} ms",
+                        cluster.name, context.settings.request_timeout_ms
+                    ),
+                );
+                return;
+            }
+            Exchange::BadReply(reason) => {
+                context.metrics.protocol_error(
+                    Protocol::Thrift,
+                    Direction::Upstream,
+                    ProtocolErrorKind::UnknownResponse,
+                );
+                fail(
+                    pending,
+                    ResponseFlags::UpstreamConnectionTermination,
+                    format!(
+                        "causeway-proxy: a server of {} sent an invalid reply: {reason}",
+                        cluster.name
+                    ),
+                );
+                return;
+            }
+        }
+    }
+    let text = match flags {
+        ResponseFlags::NoHealthyUpstream if exclude.is_empty() => {
+            format!("causeway-proxy: no healthy server in {}", cluster.name)
+        }
+        _ => format!(
+            "causeway-proxy: no server of {} could be reached ({} tried)",
+            cluster.name,
+            exclude.len()
+        ),
+    };
+    if oneway {
+        tracing::debug!(cluster = %cluster.name, "one-way call dropped: {text}");
+    }
+    fail(pending, flags, text);
+}
+
+fn set_destination(pending: &mut PendingCall, endpoint: &Endpoint) {
+    let labels = pending.labels_mut();
+    let label = |key: &str| Arc::from(endpoint.labels.get(key).map_or("unknown", String::as_str));
+    labels.destination_version = label("version");
+    labels.destination_workload = label("app");
+}

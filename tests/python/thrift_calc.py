@@ -1,0 +1,166 @@
+"""A Calculator service over Apache Thrift's own Python library (thrift==0.25.0), without an IDL:
+the low-level protocol API writes and reads exactly what generated code would.
+
+    server IP PORT TAG     TThreadedServer, framed transport, binary protocol, multiplexed as
+                           "Calculator"; add/multiply answer "TAG:method:result". Prints READY.
+    client HOST PORT N     N calls of add and N of multiply through TMultiplexedProtocol, plus one
+                           call of an unknown service; prints one JSON line: counts by
+                           "method/TAG" and the TApplicationExceptions received.
+"""
+
+import json
+import sys
+
+from thrift.protocol import TBinaryProtocol, TMultiplexedProtocol
+from thrift.server import TServer
+from thrift.transport import TSocket, TTransport
+from thrift.Thrift import TApplicationException, TMessageType, TType
+from thrift.TMultiplexedProcessor import TMultiplexedProcessor
+
+SERVICE = "Calculator"
+
+
+def read_args(iprot):
+    """Reads the args struct {1: i32 a, 2: i32 b}."""
+    values = {1: 0, 2: 0}
+    iprot.readStructBegin()
+    while True:
+        _, ftype, fid = iprot.readFieldBegin()
+        if ftype == TType.STOP:
+            break
+        if ftype == TType.I32 and fid in values:
+            values[fid] = iprot.readI32()
+        else:
+            iprot.skip(ftype)
+        iprot.readFieldEnd()
+    iprot.readStructEnd()
+    return values[1], values[2]
+
+
+def write_args(oprot, a, b):
+    oprot.writeStructBegin("args")
+    oprot.writeFieldBegin("a", TType.I32, 1)
+    oprot.writeI32(a)
+    oprot.writeFieldEnd()
+    oprot.writeFieldBegin("b", TType.I32, 2)
+    oprot.writeI32(b)
+    oprot.writeFieldEnd()
+    oprot.writeFieldStop()
+    oprot.writeStructEnd()
+
+
+class CalculatorProcessor:
+    """What generated `Calculator.Processor` does, for two methods returning a string."""
+
+    def __init__(self, tag):
+        self.tag = tag
+
+    def process(self, iprot, oprot):
+        name, _, seqid = iprot.readMessageBegin()
+        a, b = read_args(iprot)
+        iprot.readMessageEnd()
+        if name == "add":
+            result = a + b
+        elif name == "multiply":
+            result = a * b
+        else:
+            error = TApplicationException(TApplicationException.UNKNOWN_METHOD, "unknown " + name)
+            oprot.writeMessageBegin(name, TMessageType.EXCEPTION, seqid)
+            error.write(oprot)
+            oprot.writeMessageEnd()
+            oprot.trans.flush()
+            return True
+        oprot.writeMessageBegin(name, TMessageType.REPLY, seqid)
+        oprot.writeStructBegin("result")
+        oprot.writeFieldBegin("success", TType.STRING, 0)
+        oprot.writeString("%s:%s:%d" % (self.tag, name, result))
+        oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+        oprot.writeMessageEnd()
+        oprot.trans.flush()
+        return True
+
+
+def serve(ip, port, tag):
+    processor = TMultiplexedProcessor()
+    processor.registerProcessor(SERVICE, CalculatorProcessor(tag))
+    server = TServer.TThreadedServer(
+        processor,
+        TSocket.TServerSocket(host=ip, port=port),
+        TTransport.TFramedTransportFactory(),
+        TBinaryProtocol.TBinaryProtocolFactory(),
+        daemon=True,
+    )
+    print("READY", flush=True)
+    server.serve()
+
+
+def call(service_protocol, plain, method, seqid, a, b):
+    """One call; returns ("reply", text) or ("exception", (type, message))."""
+    service_protocol.writeMessageBegin(method, TMessageType.CALL, seqid)
+    write_args(service_protocol, a, b)
+    service_protocol.writeMessageEnd()
+    service_protocol.trans.flush()
+    _, mtype, rseqid = plain.readMessageBegin()
+    if rseqid != seqid:
+        raise RuntimeError("seqid %d for call %d" % (rseqid, seqid))
+    if mtype == TMessageType.EXCEPTION:
+        error = TApplicationException()
+        error.read(plain)
+        plain.readMessageEnd()
+        return "exception", (error.type, error.message)
+    text = None
+    plain.readStructBegin()
+    while True:
+        _, ftype, fid = plain.readFieldBegin()
+        if ftype == TType.STOP:
+            break
+        if fid == 0 and ftype == TType.STRING:
+            text = plain.readString()
+        else:
+            plain.skip(ftype)
+        plain.readFieldEnd()
+    plain.readStructEnd()
+    plain.readMessageEnd()
+    return "reply", text
+
+
+def client(host, port, n):
+    transport = TTransport.TFramedTransport(TSocket.TSocket(host, port))
+    transport.open()
+    plain = TBinaryProtocol.TBinaryProtocol(transport)
+    calculator = TMultiplexedProtocol.TMultiplexedProtocol(plain, SERVICE)
+    nope = TMultiplexedProtocol.TMultiplexedProtocol(plain, "Nope")
+    counts = {}
+    exceptions = []
+    seqid = 0
+    for i in range(n):
+        for method in ("add", "multiply"):
+            seqid += 1
+            kind, value = call(calculator, plain, method, seqid, i, 2)
+            if kind == "exception":
+                exceptions.append({"type": value[0], "message": value[1]})
+                continue
+            tag, name, result = value.split(":")
+            expected = i + 2 if method == "add" else i * 2
+            if name != method or int(result) != expected:
+                raise RuntimeError("wrong answer %r to %s(%d, 2)" % (value, method, i))
+            key = "%s/%s" % (method, tag)
+            counts[key] = counts.get(key, 0) + 1
+    seqid += 1
+    kind, value = call(nope, plain, "add", seqid, 1, 2)
+    if kind == "exception":
+        exceptions.append({"type": value[0], "message": value[1]})
+    transport.close()
+    print(json.dumps({"counts": counts, "exceptions": exceptions}), flush=True)
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "server":
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    elif mode == "client":
+        client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        raise SystemExit("usage: thrift_calc.py server IP PORT TAG | client HOST PORT N")
