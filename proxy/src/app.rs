@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{self, AdminState};
 use crate::config::{ConfigError, ListenProtocol, ProxyConfig};
 use crate::dubbo::{self, DubboContext};
+use crate::http::{self, HttpContext, ListenerKind};
 use crate::lb::Balancer;
 use crate::local;
 use crate::metrics::Metrics;
@@ -57,9 +58,14 @@ pub struct RunningProxy {
 impl RunningProxy {
     /// The first Dubbo listener's address.
     pub fn dubbo_addr(&self) -> Option<SocketAddr> {
+        self.addr(ListenProtocol::Dubbo)
+    }
+
+    /// The first listener's address for `protocol`.
+    pub fn addr(&self, protocol: ListenProtocol) -> Option<SocketAddr> {
         self.listeners
             .iter()
-            .find(|(p, _)| *p == ListenProtocol::Dubbo)
+            .find(|(p, _)| *p == protocol)
             .map(|(_, a)| *a)
     }
 }
@@ -141,9 +147,15 @@ pub async fn start(
     let balancer = Arc::new(Balancer::new());
     let context = Arc::new(DubboContext::new(
         store.clone(),
-        balancer,
+        balancer.clone(),
         metrics.clone(),
         config.dubbo,
+        &config.workload,
+    ));
+    let http_context = Arc::new(HttpContext::new(
+        store.clone(),
+        balancer.clone(),
+        metrics.clone(),
         &config.workload,
     ));
     let mut listeners = Vec::new();
@@ -155,6 +167,16 @@ pub async fn start(
             ListenProtocol::Dubbo => {
                 tasks.push(tokio::spawn(dubbo::serve(listener, context.clone())));
             }
+            ListenProtocol::Grpc => tasks.push(tokio::spawn(http::serve(
+                listener,
+                http_context.clone(),
+                ListenerKind::Grpc,
+            ))),
+            ListenProtocol::Http => tasks.push(tokio::spawn(http::serve(
+                listener,
+                http_context.clone(),
+                ListenerKind::Http,
+            ))),
         }
         listeners.push((listen.protocol, address));
     }

@@ -86,12 +86,18 @@ pub struct Listen {
 pub enum ListenProtocol {
     /// Dubbo 2 (`dubbo://`) with Hessian 2.
     Dubbo,
+    /// gRPC: HTTP/2 (prior knowledge) carrying `application/grpc`.
+    Grpc,
+    /// HTTP/1.1 and HTTP/2 (h2c prior knowledge) on one port.
+    Http,
 }
 
 impl fmt::Display for ListenProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Dubbo => f.write_str("dubbo"),
+            Self::Grpc => f.write_str("grpc"),
+            Self::Http => f.write_str("http"),
         }
     }
 }
@@ -106,12 +112,18 @@ impl FromStr for Listen {
         })?;
         let protocol = match protocol {
             "dubbo" => ListenProtocol::Dubbo,
-            "thrift" | "grpc" | "http" | "auto" => {
+            "grpc" => ListenProtocol::Grpc,
+            "http" => ListenProtocol::Http,
+            "thrift" | "auto" => {
                 return Err(format!(
-                    "the {protocol} listener is not built yet; only dubbo is"
+                    "the {protocol} listener is not built yet; dubbo, grpc and http are"
                 ));
             }
-            other => return Err(format!("unknown protocol `{other}`; expected dubbo")),
+            other => {
+                return Err(format!(
+                    "unknown protocol `{other}`; expected dubbo, grpc or http"
+                ));
+            }
         };
         let address = address
             .parse()
@@ -148,11 +160,19 @@ pub struct ServiceConfig {
     pub host: String,
     /// The service port (in cluster names; also the default endpoint port).
     pub port: u16,
-    /// The protocol (only `dubbo` today).
+    /// The protocol: `dubbo` (the default), `grpc` or `http`.
     #[serde(default = "default_service_protocol")]
     pub protocol: ListenProtocol,
     /// What the Dubbo requests for this service name.
     pub dubbo: Option<DubboService>,
+    /// gRPC and HTTP services: extra authorities the service answers to (besides `<host>` and
+    /// `<host>:<port>`).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// gRPC services: the methods the provider offers (`SayHello`), the only values
+    /// `request_method` may take (others are counted as `other`).
+    #[serde(default)]
+    pub methods: Vec<String>,
     /// The providers.
     #[serde(default)]
     pub endpoints: Vec<EndpointConfig>,

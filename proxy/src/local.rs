@@ -9,7 +9,9 @@
 //! - per Dubbo service one route table: the MetaRouter routes of the host in order (attribute
 //!   `interface` checked against the service, `method` on the method, every other attribute an
 //!   attachment), or, when the host has no MetaRouter, one route to all endpoints. A host with
-//!   MetaRouters but no matching route answers "no route", as Envoy and Aeraki do.
+//!   MetaRouters but no matching route answers "no route", as Envoy and Aeraki do;
+//! - per gRPC or HTTP service one HTTP route table from the host's VirtualService `http` routes
+//!   (`http_routes.rs`), or one catch-all route without a VirtualService.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ use causeway_protocols::rules::RuleSet;
 use causeway_protocols::rules::common::StringMatch;
 use causeway_protocols::rules::destination_rule::{HashKey, LbPolicy as RuleLb, SimpleLb};
 
-use crate::config::{ConfigError, ProxyConfig, RulesSource, ServiceConfig};
+use crate::config::{ConfigError, ListenProtocol, ProxyConfig, RulesSource, ServiceConfig};
 use crate::metrics::Metrics;
 use crate::routing::{
     CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, HashOn, LbPolicy, Locality,
@@ -77,6 +79,17 @@ pub fn validate(config: &ProxyConfig) -> Result<(), ConfigError> {
                 format!("{}:{} is configured twice", service.host, service.port),
             ));
         }
+        if service.protocol != ListenProtocol::Dubbo {
+            // gRPC and HTTP services are named by their host; nothing Dubbo-specific to check.
+            if service.dubbo.is_some() {
+                return Err(invalid(
+                    format!("{at}.dubbo"),
+                    format!("only for dubbo services, not {}", service.protocol),
+                ));
+            }
+            validate_endpoints(service, &at)?;
+            continue;
+        }
         let Some(dubbo) = &service.dubbo else {
             return Err(invalid(
                 format!("{at}.dubbo"),
@@ -106,19 +119,24 @@ pub fn validate(config: &ProxyConfig) -> Result<(), ConfigError> {
                 ),
             ));
         }
-        for (j, endpoint) in service.endpoints.iter().enumerate() {
-            if endpoint.weight == 0 {
-                return Err(invalid(
-                    format!("{at}.endpoints[{j}].weight"),
-                    "must be positive (remove the endpoint, or set healthy: false)",
-                ));
-            }
-            if endpoint.port == Some(0) {
-                return Err(invalid(
-                    format!("{at}.endpoints[{j}].port"),
-                    "must be 1..=65535",
-                ));
-            }
+        validate_endpoints(service, &at)?;
+    }
+    Ok(())
+}
+
+fn validate_endpoints(service: &ServiceConfig, at: &str) -> Result<(), ConfigError> {
+    for (j, endpoint) in service.endpoints.iter().enumerate() {
+        if endpoint.weight == 0 {
+            return Err(invalid(
+                format!("{at}.endpoints[{j}].weight"),
+                "must be positive (remove the endpoint, or set healthy: false)",
+            ));
+        }
+        if endpoint.port == Some(0) {
+            return Err(invalid(
+                format!("{at}.endpoints[{j}].port"),
+                "must be 1..=65535",
+            ));
         }
     }
     Ok(())
@@ -130,11 +148,17 @@ pub fn build_snapshot(config: &ProxyConfig, rules: &RuleSet) -> Result<Snapshot,
     let me = Locality::parse(&config.locality);
     let mut clusters = Vec::new();
     let mut tables = Vec::new();
+    let mut http_tables = Vec::new();
     for service in &config.services {
         clusters.extend(service_clusters(service, rules, &me));
-        tables.push(route_table(service, config, rules)?);
+        match service.protocol {
+            ListenProtocol::Dubbo => tables.push(route_table(service, config, rules)?),
+            ListenProtocol::Grpc | ListenProtocol::Http => {
+                http_tables.push(http_routes::route_table(service, config, rules)?);
+            }
+        }
     }
-    let mut snapshot = Snapshot::new(String::new(), clusters, tables);
+    let mut snapshot = Snapshot::new(String::new(), clusters, tables).with_http(http_tables);
     // Content hash, like the bridge's versions: equal input, equal version.
     let json = serde_json::to_string(&snapshot).unwrap_or_default();
     snapshot.version = format!("{:016x}", crate::lb::hash_key(&json));
@@ -404,6 +428,8 @@ pub async fn watch(
         }
     }
 }
+
+mod http_routes;
 
 #[cfg(test)]
 mod tests;

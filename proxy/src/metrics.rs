@@ -44,12 +44,18 @@ impl EncodeLabelValue for Reporter {
 pub enum Protocol {
     /// Dubbo 2.
     Dubbo,
+    /// gRPC (HTTP/2 with `application/grpc`).
+    Grpc,
+    /// HTTP/1.1 or HTTP/2 that is not gRPC.
+    Http,
 }
 
 impl EncodeLabelValue for Protocol {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
         encoder.write_str(match self {
             Self::Dubbo => "dubbo",
+            Self::Grpc => "grpc",
+            Self::Http => "http",
         })
     }
 }
@@ -73,6 +79,8 @@ pub enum ResponseFlags {
     UpstreamOverflow,
     /// `DPE`: the caller's request could not be decoded.
     DownstreamProtocolError,
+    /// `DC`: the caller went away before the response was complete.
+    DownstreamConnectionTermination,
 }
 
 impl ResponseFlags {
@@ -87,6 +95,7 @@ impl ResponseFlags {
             Self::UpstreamTimeout => "UT",
             Self::UpstreamOverflow => "UO",
             Self::DownstreamProtocolError => "DPE",
+            Self::DownstreamConnectionTermination => "DC",
         }
     }
 }
@@ -454,6 +463,11 @@ impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.gauge.dec();
     }
+}
+
+/// An HTTP status or gRPC code as a label value.
+pub fn number_label(number: u32) -> Arc<str> {
+    Arc::from(number.to_string())
 }
 
 /// A Dubbo status as the `response_code` label value.
