@@ -1,5 +1,6 @@
 //! The delta ADS client: one stream to the bridge carrying CDS (wildcard), EDS (every known
-//! cluster) and Dubbo route discovery (wildcard). Each response is converted resource by resource;
+//! cluster), Dubbo route discovery (wildcard), LDS (wildcard) and RDS (the route configurations
+//! the listeners name). Each response is converted resource by resource;
 //! a response with any invalid resource is NACKed with the reason and changes nothing, a valid one
 //! is ACKed and becomes a new routing snapshot, swapped atomically.
 //!
@@ -16,6 +17,8 @@ use std::time::Duration;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster as EnvoyCluster;
 use envoy_types::pb::envoy::config::core::v3::{Locality as EnvoyLocality, Node};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::dubbo_proxy::v3::RouteConfiguration as DubboRoutes;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -27,6 +30,7 @@ use prost::{Message, Name};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::convert::http::HttpTableSpec;
 use super::convert::{self, ClusterSpec, ConvertError, TableSpec};
 use crate::metrics::Metrics;
 use crate::routing::{Endpoint, Locality};
@@ -39,6 +43,11 @@ pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.Cluster
 /// Dubbo route discovery.
 pub const DUBBO_ROUTE: &str =
     "type.googleapis.com/envoy.extensions.filters.network.dubbo_proxy.v3.RouteConfiguration";
+
+/// LDS: API listeners of gRPC and HTTP ports.
+pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+/// RDS: their route configurations.
+pub const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 
 /// How long a snapshot waits for new clusters' first endpoints before it is published anyway.
 pub const EDS_GRACE: Duration = Duration::from_secs(2);
@@ -64,6 +73,9 @@ struct Held {
     clusters: BTreeMap<String, ClusterSpec>,
     assignments: BTreeMap<String, Vec<Endpoint>>,
     tables: BTreeMap<String, TableSpec>,
+    /// Listener → the route configuration it names.
+    listeners: BTreeMap<String, String>,
+    http_routes: BTreeMap<String, HttpTableSpec>,
     versions: BTreeMap<&'static str, BTreeMap<String, String>>,
     /// Which types have answered at least once on any stream.
     answered: BTreeSet<&'static str>,
@@ -77,12 +89,21 @@ impl Held {
             .unwrap_or_default()
     }
 
-    /// Clusters whose endpoints have not arrived yet.
+    /// Clusters whose endpoints, and route configurations listeners name, that have not
+    /// arrived yet.
     fn waiting_for_endpoints(&self) -> usize {
         self.clusters
             .keys()
             .filter(|name| !self.assignments.contains_key(*name))
             .count()
+            + self
+                .route_names()
+                .filter(|name| !self.http_routes.contains_key(*name))
+                .count()
+    }
+
+    fn route_names(&self) -> impl Iterator<Item = &String> {
+        self.listeners.values()
     }
 }
 
@@ -91,6 +112,8 @@ enum Converted {
     Clusters(Vec<(String, String, ClusterSpec)>),
     Assignments(Vec<(String, String, Vec<Endpoint>)>),
     Tables(Vec<(String, String, TableSpec)>),
+    Listeners(Vec<(String, String, String)>),
+    HttpRoutes(Vec<(String, String, HttpTableSpec)>),
 }
 
 fn convert_all<M, T>(
@@ -140,6 +163,10 @@ fn convert_response(response: &DeltaDiscoveryResponse) -> Result<Converted, Stri
         DUBBO_ROUTE => {
             convert_all::<DubboRoutes, _>(response, convert::dubbo_table).map(Converted::Tables)
         }
+        LISTENER => convert_all::<Listener, _>(response, convert::http::listener_route)
+            .map(Converted::Listeners),
+        ROUTE => convert_all::<RouteConfiguration, _>(response, convert::http::route_table)
+            .map(Converted::HttpRoutes),
         other => Err(format!("unexpected resource type {other}")),
     }
 }
@@ -169,6 +196,8 @@ fn apply(
         Converted::Clusters(items) => put!(held.clusters, items),
         Converted::Assignments(items) => put!(held.assignments, items),
         Converted::Tables(items) => put!(held.tables, items),
+        Converted::Listeners(items) => put!(held.listeners, items),
+        Converted::HttpRoutes(items) => put!(held.http_routes, items),
     }
     held.answered.insert(type_url);
     if type_url == CLUSTER {
@@ -180,10 +209,18 @@ fn apply(
             versions.retain(|name, _| clusters.contains_key(name));
         }
     }
+    if type_url == LISTENER {
+        // Route configurations no listener names any more are not needed.
+        let named: BTreeSet<String> = held.listeners.values().cloned().collect();
+        held.http_routes.retain(|name, _| named.contains(name));
+        if let Some(versions) = held.versions.get_mut(ROUTE) {
+            versions.retain(|name, _| named.contains(name));
+        }
+    }
 }
 
 fn static_type(type_url: &str) -> Option<&'static str> {
-    [CLUSTER, ENDPOINT, DUBBO_ROUTE]
+    [CLUSTER, ENDPOINT, DUBBO_ROUTE, LISTENER, ROUTE]
         .into_iter()
         .find(|t| *t == type_url)
 }
@@ -249,6 +286,11 @@ async fn stream_once(
         .await?;
     let mut eds_names: BTreeSet<String> = held.clusters.keys().cloned().collect();
     tx.send(initial(ENDPOINT, eds_names.iter().cloned().collect(), held))
+        .await?;
+    tx.send(initial(LISTENER, vec!["*".to_owned()], held))
+        .await?;
+    let mut rds_names: BTreeSet<String> = held.route_names().cloned().collect();
+    tx.send(initial(ROUTE, rds_names.iter().cloned().collect(), held))
         .await?;
     let mut inbound = client
         .delta_aggregated_resources(ReceiverStream::new(rx))
@@ -318,7 +360,26 @@ async fn stream_once(
                 eds_names = wanted;
             }
         }
-        if !held.answered.contains(CLUSTER) || !held.answered.contains(DUBBO_ROUTE) {
+        if type_url == LISTENER {
+            // RDS follows the listeners, as EDS follows the clusters.
+            let wanted: BTreeSet<String> = held.route_names().cloned().collect();
+            let subscribe: Vec<String> = wanted.difference(&rds_names).cloned().collect();
+            let unsubscribe: Vec<String> = rds_names.difference(&wanted).cloned().collect();
+            if !subscribe.is_empty() || !unsubscribe.is_empty() {
+                tx.send(DeltaDiscoveryRequest {
+                    type_url: ROUTE.to_owned(),
+                    resource_names_subscribe: subscribe,
+                    resource_names_unsubscribe: unsubscribe,
+                    ..DeltaDiscoveryRequest::default()
+                })
+                .await?;
+                rds_names = wanted;
+            }
+        }
+        if !held.answered.contains(CLUSTER)
+            || !held.answered.contains(DUBBO_ROUTE)
+            || !held.answered.contains(LISTENER)
+        {
             continue;
         }
         if held.waiting_for_endpoints() == 0 {
@@ -360,7 +421,9 @@ fn publish(store: &SnapshotStore, held: &Held) {
         }
     }
     let version = format!("{:016x}", crate::lb::hash_key(&text));
-    let snapshot = convert::assemble(version, &held.clusters, &held.assignments, &held.tables);
+    let http = convert::http::tables(&held.listeners, &held.http_routes, &held.clusters);
+    let snapshot =
+        convert::assemble(version, &held.clusters, &held.assignments, &held.tables).with_http(http);
     tracing::info!(
         version = %snapshot.version,
         clusters = snapshot.clusters.len(),

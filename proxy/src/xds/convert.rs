@@ -10,7 +10,8 @@
 //!   health and labels (Causeway's `EndpointExtras`, for the metrics' version and workload);
 //! - Dubbo route configurations: interface, group, version and ordered routes (method matcher,
 //!   attachment matchers, weighted clusters), plus `MetaRouteExtras` (request mutation and the
-//!   consistent-hash attribute).
+//!   consistent-hash attribute);
+//! - LDS and RDS for gRPC and HTTP ports: [`http`].
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -444,6 +445,8 @@ pub fn assemble(
     });
     Snapshot::new(version, built, tables)
 }
+
+pub mod http;
 
 #[cfg(test)]
 mod tests;
