@@ -5,7 +5,8 @@
 //! The binary is a thin wrapper over [`cli::main`]; the modules below own one job each:
 //! [`config`] (the file), [`local`] (config → routing snapshot, file watching), [`routing`] (the
 //! pure snapshot), [`state`] (the snapshot in force), [`lb`] (endpoint choice), [`dubbo`] (the
-//! Dubbo data plane), [`http`] (the gRPC and HTTP data plane), [`metrics`] and [`admin`], and [`app`] wiring them together.
+//! Dubbo data plane), [`http`] (the gRPC and HTTP data plane), [`metrics`] and [`admin`], and
+//! [`app`] wiring them together.
 
 pub mod admin;
 pub mod app;

@@ -357,9 +357,8 @@ async fn forward(
             format!("causeway-proxy: {} is at its request limit", cluster.name),
         );
     }
-    // HTTP/2 upstream for gRPC and for callers that speak HTTP/2 with a gRPC-less body would
-    // need the provider to speak it too; plain HTTP goes out as HTTP/1.1, which every server
-    // understands.
+    // gRPC needs HTTP/2 to the provider. Plain HTTP goes out as HTTP/1.1 even when the caller
+    // spoke h2c: every HTTP server understands it, and nothing says this provider speaks h2c.
     let h2 = call.grpc;
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers);

@@ -316,3 +316,156 @@ pub fn tables(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::listener::v3::ApiListener;
+    use envoy_types::pb::envoy::config::route::v3::{
+        HeaderMatcher, RouteMatch, VirtualHost, WeightedCluster, header_matcher, weighted_cluster,
+    };
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::Rds;
+    use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
+    use envoy_types::pb::google::protobuf::UInt32Value;
+    use envoy_types::util::pack_any;
+
+    use super::*;
+
+    fn route(specifier: route_match::PathSpecifier, action: route::Action) -> Route {
+        Route {
+            r#match: Some(RouteMatch {
+                path_specifier: Some(specifier),
+                headers: vec![HeaderMatcher {
+                    name: "X-Canary".into(),
+                    header_match_specifier: Some(
+                        header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
+                            match_pattern: Some(string_matcher::MatchPattern::Exact("true".into())),
+                            ..StringMatcher::default()
+                        }),
+                    ),
+                    ..HeaderMatcher::default()
+                }],
+                ..RouteMatch::default()
+            }),
+            action: Some(action),
+            ..Route::default()
+        }
+    }
+
+    fn split() -> route::Action {
+        let weighted = |name: &str, weight| weighted_cluster::ClusterWeight {
+            name: name.into(),
+            weight: Some(UInt32Value { value: weight }),
+            ..weighted_cluster::ClusterWeight::default()
+        };
+        route::Action::Route(RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::WeightedClusters(
+                WeightedCluster {
+                    clusters: vec![
+                        weighted("outbound|50051|v1|demo.greeter", 80),
+                        weighted("outbound|50051|v2|demo.greeter", 20),
+                    ],
+                    ..WeightedCluster::default()
+                },
+            )),
+            timeout: Some(PbDuration {
+                seconds: 2,
+                nanos: 0,
+            }),
+            max_stream_duration: Some(route_action::MaxStreamDuration {
+                max_stream_duration: Some(PbDuration {
+                    seconds: 1,
+                    nanos: 500_000_000,
+                }),
+                ..route_action::MaxStreamDuration::default()
+            }),
+            ..RouteAction::default()
+        })
+    }
+
+    fn config(routes: Vec<Route>) -> RouteConfiguration {
+        RouteConfiguration {
+            name: "demo.greeter:50051".into(),
+            virtual_hosts: vec![VirtualHost {
+                name: "demo.greeter:50051".into(),
+                domains: vec!["demo.greeter".into(), "demo.greeter:50051".into()],
+                routes,
+                ..VirtualHost::default()
+            }],
+            ..RouteConfiguration::default()
+        }
+    }
+
+    #[test]
+    fn the_bridges_route_configuration_becomes_a_table() {
+        let spec = route_table(&config(vec![route(
+            route_match::PathSpecifier::Prefix("/".into()),
+            split(),
+        )]))
+        .unwrap();
+        let table = &spec.table;
+        assert_eq!(table.host, "demo.greeter");
+        assert_eq!(table.domains, ["demo.greeter", "demo.greeter:50051"]);
+        let route = &table.routes[0];
+        assert_eq!(route.path, PathMatch::Prefix("/".into()));
+        assert_eq!(route.headers[0].0, "x-canary");
+        assert_eq!(route.destinations.entries().len(), 2);
+        // The shorter of `timeout` and `max_stream_duration`.
+        assert_eq!(route.timeout_ms, Some(1500));
+    }
+
+    #[test]
+    fn what_cannot_be_honoured_is_rejected_with_the_reason() {
+        let redirect = route::Action::Redirect(Default::default());
+        let error = route_table(&config(vec![route(
+            route_match::PathSpecifier::Prefix("/".into()),
+            redirect,
+        )]))
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("routes[0]: only route actions"),
+            "{error}"
+        );
+        let bad_regex = route_match::PathSpecifier::SafeRegex(
+            envoy_types::pb::envoy::r#type::matcher::v3::RegexMatcher {
+                regex: "(".into(),
+                ..Default::default()
+            },
+        );
+        assert!(route_table(&config(vec![route(bad_regex, split())])).is_err());
+        let mut two = config(Vec::new());
+        two.virtual_hosts.push(VirtualHost::default());
+        assert!(
+            route_table(&two)
+                .unwrap_err()
+                .to_string()
+                .contains("one virtual host")
+        );
+
+        let listener = |manager: HttpConnectionManager| Listener {
+            name: "demo.greeter:50051".into(),
+            api_listener: Some(ApiListener {
+                api_listener: Some(pack_any(manager)),
+            }),
+            ..Listener::default()
+        };
+        let rds = HttpConnectionManager {
+            route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
+                route_config_name: "demo.greeter:50051".into(),
+                ..Rds::default()
+            })),
+            ..HttpConnectionManager::default()
+        };
+        assert_eq!(
+            listener_route(&listener(rds)).unwrap(),
+            "demo.greeter:50051"
+        );
+        let inline = listener(HttpConnectionManager::default());
+        assert!(
+            listener_route(&inline)
+                .unwrap_err()
+                .to_string()
+                .contains("over RDS")
+        );
+        assert!(listener_route(&Listener::default()).is_err());
+    }
+}
