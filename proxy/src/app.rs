@@ -15,6 +15,7 @@ use crate::admin::{self, AdminState};
 use crate::auto;
 use crate::config::{ConfigError, ListenProtocol, ProxyConfig};
 use crate::dubbo::{self, DubboContext};
+use crate::http::{self, HttpContext, ListenerKind};
 use crate::lb::Balancer;
 use crate::local;
 use crate::metrics::Metrics;
@@ -155,9 +156,15 @@ pub async fn start(
     ));
     let thrift_context = Arc::new(ThriftContext::new(
         store.clone(),
-        balancer,
+        balancer.clone(),
         metrics.clone(),
         config.thrift,
+        &config.workload,
+    ));
+    let http_context = Arc::new(HttpContext::new(
+        store.clone(),
+        balancer.clone(),
+        metrics.clone(),
         &config.workload,
     ));
     let mut listeners = Vec::new();
@@ -186,6 +193,16 @@ pub async fn start(
                 };
                 tasks.push(tokio::spawn(auto::serve(listener, handlers)));
             }
+            ListenProtocol::Grpc => tasks.push(tokio::spawn(http::serve(
+                listener,
+                http_context.clone(),
+                ListenerKind::Grpc,
+            ))),
+            ListenProtocol::Http => tasks.push(tokio::spawn(http::serve(
+                listener,
+                http_context.clone(),
+                ListenerKind::Http,
+            ))),
         }
         listeners.push((listen.protocol, address));
     }

@@ -112,6 +112,10 @@ pub enum ListenProtocol {
     /// Detected per connection from the first bytes (Dubbo or Thrift today). Not a service
     /// protocol.
     Auto,
+    /// gRPC: HTTP/2 (prior knowledge) carrying `application/grpc`.
+    Grpc,
+    /// HTTP/1.1 and HTTP/2 (h2c prior knowledge) on one port.
+    Http,
 }
 
 impl fmt::Display for ListenProtocol {
@@ -120,6 +124,8 @@ impl fmt::Display for ListenProtocol {
             Self::Dubbo => f.write_str("dubbo"),
             Self::Thrift => f.write_str("thrift"),
             Self::Auto => f.write_str("auto"),
+            Self::Grpc => f.write_str("grpc"),
+            Self::Http => f.write_str("http"),
         }
     }
 }
@@ -136,14 +142,11 @@ impl FromStr for Listen {
             "dubbo" => ListenProtocol::Dubbo,
             "thrift" => ListenProtocol::Thrift,
             "auto" => ListenProtocol::Auto,
-            "grpc" | "http" => {
-                return Err(format!(
-                    "the {protocol} listener is not built yet; dubbo, thrift and auto are"
-                ));
-            }
+            "grpc" => ListenProtocol::Grpc,
+            "http" => ListenProtocol::Http,
             other => {
                 return Err(format!(
-                    "unknown protocol `{other}`; expected dubbo, thrift or auto"
+                    "unknown protocol `{other}`; expected dubbo, thrift, grpc, http or auto"
                 ));
             }
         };
@@ -217,7 +220,7 @@ pub struct ServiceConfig {
     pub host: String,
     /// The service port (in cluster names; also the default endpoint port).
     pub port: u16,
-    /// The protocol: `dubbo` (default) or `thrift`.
+    /// The protocol: `dubbo` (the default), `thrift`, `grpc` or `http`.
     #[serde(default = "default_service_protocol")]
     pub protocol: ListenProtocol,
     /// What the Dubbo requests for this service name.
@@ -225,6 +228,14 @@ pub struct ServiceConfig {
     /// The Thrift identity of a `thrift` service.
     #[serde(default)]
     pub thrift: Option<ThriftService>,
+    /// gRPC and HTTP services: extra authorities the service answers to (besides `<host>` and
+    /// `<host>:<port>`).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// gRPC services: the methods the provider offers (`SayHello`), the only values
+    /// `request_method` may take (others are counted as `other`).
+    #[serde(default)]
+    pub methods: Vec<String>,
     /// The providers.
     #[serde(default)]
     pub endpoints: Vec<EndpointConfig>,
@@ -435,11 +446,15 @@ mod tests {
         let l: Listen = "dubbo=127.0.0.1:20880".parse().unwrap();
         assert_eq!(l.protocol, ListenProtocol::Dubbo);
         assert_eq!(l.address.port(), 20880);
+        assert_eq!(
+            "grpc=127.0.0.1:1".parse::<Listen>().unwrap().protocol,
+            ListenProtocol::Grpc
+        );
         assert!(
-            "grpc=127.0.0.1:1"
+            "quic=127.0.0.1:1"
                 .parse::<Listen>()
                 .unwrap_err()
-                .contains("not built yet")
+                .contains("unknown protocol")
         );
         let t: Listen = "thrift=127.0.0.1:9090,host=calc.mesh".parse().unwrap();
         assert_eq!(t.protocol, ListenProtocol::Thrift);

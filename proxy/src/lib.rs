@@ -1,12 +1,13 @@
-//! causeway-proxy: the data plane. It accepts Dubbo and Thrift calls (gRPC and HTTP later), on
-//! their own listeners or one `auto` listener that detects the protocol, routes each request by
-//! service and method, balances over localities and exports request metrics.
+//! causeway-proxy: the data plane. It accepts Dubbo, Thrift, gRPC and HTTP calls, on their own
+//! listeners or (Dubbo, Thrift) one `auto` listener that detects the protocol, routes each request
+//! by interface/service and method (Dubbo, Thrift) or authority, path and headers (gRPC, HTTP),
+//! balances over localities and exports request metrics.
 //!
 //! The binary is a thin wrapper over [`cli::main`]; the modules below own one job each:
 //! [`config`] (the file), [`local`] (config → routing snapshot, file watching), [`routing`] (the
-//! pure snapshot), [`state`] (the snapshot in force), [`lb`] (endpoint choice), [`dubbo`] and
-//! [`thrift`] (the data planes), [`auto`] (protocol detection), [`metrics`] and [`admin`], and
-//! [`app`] wiring them together.
+//! pure snapshot), [`state`] (the snapshot in force), [`lb`] (endpoint choice), [`dubbo`],
+//! [`thrift`] and [`http`] (the data planes), [`auto`] (protocol detection), [`metrics`] and
+//! [`admin`], and [`app`] wiring them together.
 
 pub mod admin;
 pub mod app;
@@ -14,6 +15,7 @@ pub mod auto;
 pub mod cli;
 pub mod config;
 pub mod dubbo;
+pub mod http;
 pub mod inspect;
 pub mod lb;
 pub mod local;

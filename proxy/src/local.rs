@@ -13,6 +13,8 @@
 //! - per Thrift service one route table by host ([`thrift`](self) submodule): `method` on the
 //!   bare method, `service`/`interface` on the multiplexed service name, every other attribute a
 //!   THeader header.
+//! - per gRPC or HTTP service one HTTP route table from the host's VirtualService `http` routes
+//!   (`http_routes.rs`), or one catch-all route without a VirtualService.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -88,10 +90,21 @@ pub fn validate(config: &ProxyConfig) -> Result<(), ConfigError> {
                 validate_endpoints(service, &at)?;
                 continue;
             }
+            ListenProtocol::Grpc | ListenProtocol::Http => {
+                // gRPC and HTTP services are named by their host; nothing Dubbo-specific to check.
+                if service.dubbo.is_some() {
+                    return Err(invalid(
+                        format!("{at}.dubbo"),
+                        format!("only for dubbo services, not {}", service.protocol),
+                    ));
+                }
+                validate_endpoints(service, &at)?;
+                continue;
+            }
             ListenProtocol::Auto => {
                 return Err(invalid(
                     format!("{at}.protocol"),
-                    "a service speaks dubbo or thrift (auto is for listeners)",
+                    "a service speaks dubbo, thrift, grpc or http (auto is for listeners)",
                 ));
             }
         }
@@ -154,15 +167,25 @@ pub fn build_snapshot(config: &ProxyConfig, rules: &RuleSet) -> Result<Snapshot,
     let mut clusters = Vec::new();
     let mut tables = Vec::new();
     let mut thrift_tables = Vec::new();
+    let mut http_tables = Vec::new();
     for service in &config.services {
         clusters.extend(service_clusters(service, rules, &me));
-        if service.protocol == ListenProtocol::Thrift {
-            thrift_tables.push(thrift::route_table(service, config, rules)?);
-        } else {
-            tables.push(route_table(service, config, rules)?);
+        match service.protocol {
+            ListenProtocol::Thrift => {
+                thrift_tables.push(thrift::route_table(service, config, rules)?)
+            }
+            ListenProtocol::Grpc | ListenProtocol::Http => {
+                http_tables.push(http_routes::route_table(service, config, rules)?);
+            }
+            // Validation refuses `auto` services, so only Dubbo remains.
+            ListenProtocol::Dubbo | ListenProtocol::Auto => {
+                tables.push(route_table(service, config, rules)?);
+            }
         }
     }
-    let mut snapshot = Snapshot::new(String::new(), clusters, tables).with_thrift(thrift_tables);
+    let mut snapshot = Snapshot::new(String::new(), clusters, tables)
+        .with_thrift(thrift_tables)
+        .with_http(http_tables);
     // Content hash, like the bridge's versions: equal input, equal version.
     let json = serde_json::to_string(&snapshot).unwrap_or_default();
     snapshot.version = format!("{:016x}", crate::lb::hash_key(&json));
@@ -433,6 +456,7 @@ pub async fn watch(
     }
 }
 
+mod http_routes;
 mod thrift;
 
 #[cfg(test)]

@@ -48,6 +48,10 @@ pub enum Protocol {
     Thrift,
     /// Not detected (`auto` listener connections no protocol matched; never a request label).
     Unknown,
+    /// gRPC (HTTP/2 with `application/grpc`).
+    Grpc,
+    /// HTTP/1.1 or HTTP/2 that is not gRPC.
+    Http,
 }
 
 impl EncodeLabelValue for Protocol {
@@ -56,6 +60,8 @@ impl EncodeLabelValue for Protocol {
             Self::Dubbo => "dubbo",
             Self::Thrift => "thrift",
             Self::Unknown => "unknown",
+            Self::Grpc => "grpc",
+            Self::Http => "http",
         })
     }
 }
@@ -79,6 +85,8 @@ pub enum ResponseFlags {
     UpstreamOverflow,
     /// `DPE`: the caller's request could not be decoded.
     DownstreamProtocolError,
+    /// `DC`: the caller went away before the response was complete.
+    DownstreamConnectionTermination,
 }
 
 impl ResponseFlags {
@@ -93,6 +101,7 @@ impl ResponseFlags {
             Self::UpstreamTimeout => "UT",
             Self::UpstreamOverflow => "UO",
             Self::DownstreamProtocolError => "DPE",
+            Self::DownstreamConnectionTermination => "DC",
         }
     }
 }
@@ -463,6 +472,11 @@ impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.gauge.dec();
     }
+}
+
+/// An HTTP status or gRPC code as a label value.
+pub fn number_label(number: u32) -> Arc<str> {
+    Arc::from(number.to_string())
 }
 
 /// A Dubbo status as the `response_code` label value.

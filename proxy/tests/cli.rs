@@ -94,16 +94,18 @@ fn validate_checks_services_and_rules() {
 #[test]
 fn listen_flags_name_the_protocols_built() {
     let output = proxy()
-        .args(["--validate", "--listen", "grpc=127.0.0.1:9090"])
+        .args(["--validate", "--listen", "quic=127.0.0.1:9090"])
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("not built yet"), "{stderr}");
+    assert!(stderr.contains("unknown protocol"), "{stderr}");
     for listen in [
         "dubbo=127.0.0.1:20880",
         "thrift=127.0.0.1:9090,host=calc.mesh",
         "auto=127.0.0.1:9091",
+        "grpc=127.0.0.1:9092",
+        "http=127.0.0.1:9093",
     ] {
         let output = proxy()
             .args(["--validate", "--listen", listen])

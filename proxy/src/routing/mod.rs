@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod dubbo;
+pub mod http;
 pub mod thrift;
 
 #[cfg(test)]
@@ -19,6 +20,7 @@ use serde::Serialize;
 
 pub use cluster::{CircuitBreaker, Cluster, Endpoint, HashOn, LbPolicy, Locality, cluster_name};
 pub use dubbo::{DubboAttributes, DubboRoute, DubboRouteTable, ServiceMatch, WeightedClusters};
+pub use http::{HttpAttributes, HttpRoute, HttpRouteTable, PathMatch};
 pub use thrift::{ThriftAttributes, ThriftRoute, ThriftRouteTable, ThriftTables};
 
 /// Java writes `0.0.0` when a reference has no version and `null` is possible from other
@@ -44,6 +46,12 @@ pub struct Snapshot {
     /// Per interface: whether routing needs the attachments (derived, so not dumped).
     #[serde(skip)]
     index: HashMap<String, bool>,
+    /// HTTP and gRPC route tables by name (`<host>:<port>`); see [`Snapshot::with_http`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub http: BTreeMap<String, Arc<HttpRouteTable>>,
+    /// HTTP tables by domain (derived, so not dumped).
+    #[serde(skip)]
+    domains: HashMap<String, Arc<HttpRouteTable>>,
 }
 
 // === impl Snapshot ===
@@ -100,6 +108,8 @@ impl Snapshot {
             dubbo,
             thrift: ThriftTables::default(),
             index,
+            http: BTreeMap::new(),
+            domains: HashMap::new(),
         }
     }
 
@@ -108,6 +118,33 @@ impl Snapshot {
     pub fn with_thrift(mut self, tables: impl IntoIterator<Item = ThriftRouteTable>) -> Self {
         self.thrift = ThriftTables::new(tables);
         self
+    }
+
+    /// Adds HTTP and gRPC route tables. When two tables claim a domain (a host with two HTTP
+    /// ports, both answering `<host>`), the first by name keeps it; `<host>:<port>` stays exact.
+    pub fn with_http(mut self, tables: impl IntoIterator<Item = HttpRouteTable>) -> Self {
+        for table in tables {
+            self.http.insert(table.name.clone(), Arc::new(table));
+        }
+        self.domains.clear();
+        for table in self.http.values() {
+            for domain in &table.domains {
+                self.domains
+                    .entry(domain.to_ascii_lowercase())
+                    .or_insert_with(|| table.clone());
+            }
+        }
+        self
+    }
+
+    /// The HTTP route table for a request's authority (`Host` or `:authority`, with or without
+    /// port): an exact domain first, then the host part alone.
+    pub fn http_table(&self, authority: &str) -> Option<&Arc<HttpRouteTable>> {
+        let authority = authority.trim().to_ascii_lowercase();
+        let authority = authority.strip_suffix('.').unwrap_or(&authority);
+        self.domains
+            .get(authority)
+            .or_else(|| self.domains.get(http::authority_host(authority)))
     }
 
     /// A cluster by name.

@@ -1,5 +1,6 @@
 //! The delta ADS client: one stream to the bridge carrying CDS (wildcard), EDS (every known
-//! cluster) and Dubbo and Thrift route discovery (wildcard). Each response is converted resource by resource;
+//! cluster), Dubbo and Thrift route discovery (wildcard), LDS (wildcard) and RDS (the route
+//! configurations the listeners name). Each response is converted resource by resource;
 //! a response with any invalid resource is NACKed with the reason and changes nothing, a valid one
 //! is ACKed and becomes a new routing snapshot, swapped atomically.
 //!
@@ -16,6 +17,8 @@ use std::time::Duration;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster as EnvoyCluster;
 use envoy_types::pb::envoy::config::core::v3::{Locality as EnvoyLocality, Node};
 use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::dubbo_proxy::v3::RouteConfiguration as DubboRoutes;
 use envoy_types::pb::envoy::extensions::filters::network::thrift_proxy::v3::RouteConfiguration as ThriftRoutes;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
@@ -28,6 +31,7 @@ use prost::{Message, Name};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::convert::http::HttpTableSpec;
 use super::convert::thrift::ThriftTableSpec;
 use super::convert::{self, ClusterSpec, ConvertError, TableSpec};
 use crate::metrics::Metrics;
@@ -44,6 +48,11 @@ pub const DUBBO_ROUTE: &str =
 /// Thrift route discovery.
 pub const THRIFT_ROUTE: &str =
     "type.googleapis.com/envoy.extensions.filters.network.thrift_proxy.v3.RouteConfiguration";
+
+/// LDS: API listeners of gRPC and HTTP ports.
+pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+/// RDS: their route configurations.
+pub const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
 
 /// How long a snapshot waits for new clusters' first endpoints before it is published anyway.
 pub const EDS_GRACE: Duration = Duration::from_secs(2);
@@ -70,6 +79,9 @@ struct Held {
     assignments: BTreeMap<String, Vec<Endpoint>>,
     tables: BTreeMap<String, TableSpec>,
     thrift_tables: BTreeMap<String, ThriftTableSpec>,
+    /// Listener → the route configuration it names.
+    listeners: BTreeMap<String, String>,
+    http_routes: BTreeMap<String, HttpTableSpec>,
     versions: BTreeMap<&'static str, BTreeMap<String, String>>,
     /// Which types have answered at least once on any stream.
     answered: BTreeSet<&'static str>,
@@ -83,12 +95,21 @@ impl Held {
             .unwrap_or_default()
     }
 
-    /// Clusters whose endpoints have not arrived yet.
+    /// Clusters whose endpoints, and route configurations listeners name, that have not
+    /// arrived yet.
     fn waiting_for_endpoints(&self) -> usize {
         self.clusters
             .keys()
             .filter(|name| !self.assignments.contains_key(*name))
             .count()
+            + self
+                .route_names()
+                .filter(|name| !self.http_routes.contains_key(*name))
+                .count()
+    }
+
+    fn route_names(&self) -> impl Iterator<Item = &String> {
+        self.listeners.values()
     }
 }
 
@@ -98,6 +119,8 @@ enum Converted {
     Assignments(Vec<(String, String, Vec<Endpoint>)>),
     Tables(Vec<(String, String, TableSpec)>),
     ThriftTables(Vec<(String, String, ThriftTableSpec)>),
+    Listeners(Vec<(String, String, String)>),
+    HttpRoutes(Vec<(String, String, HttpTableSpec)>),
 }
 
 fn convert_all<M, T>(
@@ -149,6 +172,10 @@ fn convert_response(response: &DeltaDiscoveryResponse) -> Result<Converted, Stri
         }
         THRIFT_ROUTE => convert_all::<ThriftRoutes, _>(response, convert::thrift::thrift_table)
             .map(Converted::ThriftTables),
+        LISTENER => convert_all::<Listener, _>(response, convert::http::listener_route)
+            .map(Converted::Listeners),
+        ROUTE => convert_all::<RouteConfiguration, _>(response, convert::http::route_table)
+            .map(Converted::HttpRoutes),
         other => Err(format!("unexpected resource type {other}")),
     }
 }
@@ -179,6 +206,8 @@ fn apply(
         Converted::Assignments(items) => put!(held.assignments, items),
         Converted::Tables(items) => put!(held.tables, items),
         Converted::ThriftTables(items) => put!(held.thrift_tables, items),
+        Converted::Listeners(items) => put!(held.listeners, items),
+        Converted::HttpRoutes(items) => put!(held.http_routes, items),
     }
     held.answered.insert(type_url);
     if type_url == CLUSTER {
@@ -190,12 +219,27 @@ fn apply(
             versions.retain(|name, _| clusters.contains_key(name));
         }
     }
+    if type_url == LISTENER {
+        // Route configurations no listener names any more are not needed.
+        let named: BTreeSet<String> = held.listeners.values().cloned().collect();
+        held.http_routes.retain(|name, _| named.contains(name));
+        if let Some(versions) = held.versions.get_mut(ROUTE) {
+            versions.retain(|name, _| named.contains(name));
+        }
+    }
 }
 
 fn static_type(type_url: &str) -> Option<&'static str> {
-    [CLUSTER, ENDPOINT, DUBBO_ROUTE, THRIFT_ROUTE]
-        .into_iter()
-        .find(|t| *t == type_url)
+    [
+        CLUSTER,
+        ENDPOINT,
+        DUBBO_ROUTE,
+        THRIFT_ROUTE,
+        LISTENER,
+        ROUTE,
+    ]
+    .into_iter()
+    .find(|t| *t == type_url)
 }
 
 /// Runs the client until the store is dropped by everyone else (never, in the binary).
@@ -261,6 +305,11 @@ async fn stream_once(
         .await?;
     let mut eds_names: BTreeSet<String> = held.clusters.keys().cloned().collect();
     tx.send(initial(ENDPOINT, eds_names.iter().cloned().collect(), held))
+        .await?;
+    tx.send(initial(LISTENER, vec!["*".to_owned()], held))
+        .await?;
+    let mut rds_names: BTreeSet<String> = held.route_names().cloned().collect();
+    tx.send(initial(ROUTE, rds_names.iter().cloned().collect(), held))
         .await?;
     let mut inbound = client
         .delta_aggregated_resources(ReceiverStream::new(rx))
@@ -330,7 +379,23 @@ async fn stream_once(
                 eds_names = wanted;
             }
         }
-        if [CLUSTER, DUBBO_ROUTE, THRIFT_ROUTE]
+        if type_url == LISTENER {
+            // RDS follows the listeners, as EDS follows the clusters.
+            let wanted: BTreeSet<String> = held.route_names().cloned().collect();
+            let subscribe: Vec<String> = wanted.difference(&rds_names).cloned().collect();
+            let unsubscribe: Vec<String> = rds_names.difference(&wanted).cloned().collect();
+            if !subscribe.is_empty() || !unsubscribe.is_empty() {
+                tx.send(DeltaDiscoveryRequest {
+                    type_url: ROUTE.to_owned(),
+                    resource_names_subscribe: subscribe,
+                    resource_names_unsubscribe: unsubscribe,
+                    ..DeltaDiscoveryRequest::default()
+                })
+                .await?;
+                rds_names = wanted;
+            }
+        }
+        if [CLUSTER, DUBBO_ROUTE, THRIFT_ROUTE, LISTENER]
             .iter()
             .any(|t| !held.answered.contains(t))
         {
@@ -375,8 +440,10 @@ fn publish(store: &SnapshotStore, held: &Held) {
         }
     }
     let version = format!("{:016x}", crate::lb::hash_key(&text));
+    let http = convert::http::tables(&held.listeners, &held.http_routes, &held.clusters);
     let snapshot = convert::assemble(version, &held.clusters, &held.assignments, &held.tables)
-        .with_thrift(convert::thrift::tables(&held.thrift_tables, &held.clusters));
+        .with_thrift(convert::thrift::tables(&held.thrift_tables, &held.clusters))
+        .with_http(http);
     tracing::info!(
         version = %snapshot.version,
         clusters = snapshot.clusters.len(),

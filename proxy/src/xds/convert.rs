@@ -12,6 +12,7 @@
 //!   attachment matchers, weighted clusters), plus `MetaRouteExtras` (request mutation and the
 //!   consistent-hash attribute);
 //! - Thrift route configurations: see [`thrift`].
+//! - LDS and RDS for gRPC and HTTP ports: [`http`].
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -446,6 +447,7 @@ pub fn assemble(
     Snapshot::new(version, built, tables)
 }
 
+pub mod http;
 pub mod thrift;
 
 #[cfg(test)]

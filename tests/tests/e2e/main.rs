@@ -11,6 +11,7 @@ mod bridge_zookeeper;
 mod dashboards;
 mod hessian_crosscheck;
 mod proxy_dubbo_java;
+mod proxy_grpc;
 mod proxy_thrift;
 mod proxy_xds_java;
 mod smoke;

@@ -21,13 +21,13 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use zookeeper_client as zk;
 
-const IFACE: &str = "demo.Greeter";
-const HOST: &str = "demo.greeter";
+pub(crate) const IFACE: &str = "demo.Greeter";
+pub(crate) const HOST: &str = "demo.greeter";
 
 /// A Python gRPC server answering with `reply` (its version, or a name telling servers apart).
 /// Servers of one service share a port on different loopback addresses, as providers on
 /// different hosts do (the service port is the most common endpoint port).
-async fn greeter(python: &PythonEnv, ip: &str, port: u16, reply: &str) -> PeerProcess {
+pub(crate) async fn greeter(python: &PythonEnv, ip: &str, port: u16, reply: &str) -> PeerProcess {
     let name = format!("greeter-{reply}-{port}");
     let mut command = python.command(&workspace_root().join("tests/python/grpc_greeter.py"));
     command.arg(ip).arg(port.to_string()).arg(reply);
@@ -47,7 +47,7 @@ async fn greeter(python: &PythonEnv, ip: &str, port: u16, reply: &str) -> PeerPr
     process
 }
 
-fn provider_path(ip: &str, port: u16, version: &str, zone: &str) -> String {
+pub(crate) fn provider_path(ip: &str, port: u16, version: &str, zone: &str) -> String {
     let url = format!(
         "grpc://{ip}:{port}/{IFACE}?interface={IFACE}&methods=SayHello\
          &aeraki_meta_app_version={version}&region=r1&zone={zone}"
@@ -55,7 +55,7 @@ fn provider_path(ip: &str, port: u16, version: &str, zone: &str) -> String {
     format!("/dubbo/{IFACE}/providers/{}", url_encode(&url))
 }
 
-async fn register(client: &zk::Client, path: &str) {
+pub(crate) async fn register(client: &zk::Client, path: &str) {
     let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
     // Every ancestor of the provider node, outermost first.
     let parents = path.match_indices('/').skip(1).map(|(at, _)| &path[..at]);
@@ -75,7 +75,7 @@ async fn register(client: &zk::Client, path: &str) {
         .unwrap();
 }
 
-async fn start_bridge(zk: &ZooKeeperServer, rules: Option<&Path>) -> RunningBridge {
+pub(crate) async fn start_bridge(zk: &ZooKeeperServer, rules: Option<&Path>) -> RunningBridge {
     let mut config = BridgeConfig {
         admin_listen: "127.0.0.1:0".parse().unwrap(),
         xds_listen: "127.0.0.1:0".parse().unwrap(),

@@ -1,0 +1,553 @@
+//! One gRPC or HTTP request: route it on the snapshot in force, pick an endpoint, forward it and
+//! hand back the provider's response head (the body streams on in [`super::body`]). Every
+//! failure is answered in the caller's protocol:
+//!
+//! | failure | gRPC status (Trailers-Only, HTTP 200) | HTTP status | `response_flags` |
+//! |---|---|---|---|
+//! | no table, route or cluster for the request | 12 UNIMPLEMENTED | 404 | `NR` |
+//! | no usable endpoint | 14 UNAVAILABLE | 503 | `UH` |
+//! | endpoints refuse connections (after trying others) | 14 UNAVAILABLE | 503 | `UF` |
+//! | provider connection closed before the response | 14 UNAVAILABLE | 503 | `UC` |
+//! | no response within the route timeout | 4 DEADLINE_EXCEEDED | 504 | `UT` |
+//! | cluster at its request limit | 14 UNAVAILABLE | 503 | `UO` |
+//!
+//! Table lookup: the authority (`:authority`, else `Host`) against the tables' domains, with or
+//! without port; a gRPC call whose authority names no table (a client dialling the proxy's own
+//! address) is looked up by its service instead, lower-cased (`/demo.Greeter/SayHello` →
+//! `demo.greeter`), which is how the bridge names hosts of gRPC providers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use causeway_protocols::grpc::{self, Code, GrpcPath, Status};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+
+use super::body::{InFlight, ProxyBody, Record, RequestBody, Reusable};
+use super::upstream::Sender;
+use super::{HttpContext, ListenerKind};
+use crate::lb::RequestKey;
+use crate::metrics::{Protocol, Reporter, RequestLabels, ResponseFlags};
+use crate::routing::{Cluster, HashOn, HttpAttributes, HttpRouteTable, LbPolicy};
+
+/// Endpoints tried for one request when connections cannot be opened.
+const MAX_ATTEMPTS: usize = 3;
+
+/// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+];
+
+/// Why the proxy answers a request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    NoRoute,
+    NoHealthyUpstream,
+    ConnectRefused,
+    ConnectionTermination,
+    Timeout,
+    Overflow,
+}
+
+impl Failure {
+    fn flags(self) -> ResponseFlags {
+        match self {
+            Self::NoRoute => ResponseFlags::NoRoute,
+            Self::NoHealthyUpstream => ResponseFlags::NoHealthyUpstream,
+            Self::ConnectRefused => ResponseFlags::UpstreamConnectFailure,
+            Self::ConnectionTermination => ResponseFlags::UpstreamConnectionTermination,
+            Self::Timeout => ResponseFlags::UpstreamTimeout,
+            Self::Overflow => ResponseFlags::UpstreamOverflow,
+        }
+    }
+
+    fn http_status(self) -> StatusCode {
+        match self {
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn grpc_code(self) -> Code {
+        match self {
+            Self::NoRoute => Code::Unimplemented,
+            Self::Timeout => Code::DeadlineExceeded,
+            _ => Code::Unavailable,
+        }
+    }
+}
+
+/// What routing reads of a request.
+struct View<'a> {
+    path: &'a str,
+    path_and_query: &'a str,
+    authority: &'a str,
+    method: &'a Method,
+    headers: &'a HeaderMap,
+}
+
+impl HttpAttributes for View<'_> {
+    fn path(&self) -> &str {
+        self.path
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        match name {
+            ":authority" | "host" => Some(self.authority.to_owned()),
+            ":method" => Some(self.method.as_str().to_owned()),
+            ":path" => Some(self.path_and_query.to_owned()),
+            ":scheme" => Some("http".to_owned()),
+            _ => {
+                let mut values = self.headers.get_all(name).iter();
+                let first = values.next()?.to_str().ok()?.to_owned();
+                Some(values.fold(first, |mut joined, v| {
+                    joined.push(',');
+                    joined.push_str(v.to_str().unwrap_or_default());
+                    joined
+                }))
+            }
+        }
+    }
+}
+
+/// A request under way: its labels and what the error replies need.
+struct Call {
+    context: Arc<HttpContext>,
+    grpc: bool,
+    started: Instant,
+    labels: RequestLabels,
+    content_type: Option<HeaderValue>,
+    request_bytes: Arc<AtomicU64>,
+}
+
+impl Call {
+    fn record(&self) -> Record {
+        Record {
+            metrics: self.context.metrics.clone(),
+            labels: self.labels.clone(),
+            started: self.started,
+            request_bytes: self.request_bytes.clone(),
+            grpc: self.grpc,
+        }
+    }
+
+    /// The proxy's own answer, recorded at once.
+    fn fail(&self, failure: Failure, message: String) -> Response<ProxyBody> {
+        tracing::debug!(?failure, %message, "answering locally");
+        let record = self.record();
+        if self.grpc {
+            let status = Status::new(failure.grpc_code(), message);
+            let (parts, ()) = status
+                .trailers_only(self.content_type.as_ref())
+                .into_parts();
+            record.finish(
+                parts.status.as_u16(),
+                Some(status.code.as_u32()),
+                failure.flags(),
+                0,
+            );
+            return Response::from_parts(parts, ProxyBody::local(Bytes::new()));
+        }
+        let body = Bytes::from(format!("{message}\n"));
+        let status = failure.http_status();
+        record.finish(status.as_u16(), None, failure.flags(), body.len() as u64);
+        let mut response = Response::new(ProxyBody::local(body));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
+    }
+}
+
+fn base_labels(context: &HttpContext, protocol: Protocol) -> RequestLabels {
+    let unknown: Arc<str> = Arc::from("unknown");
+    RequestLabels {
+        reporter: Reporter::Source,
+        source_workload: context.workload.clone(),
+        destination_service: unknown.clone(),
+        destination_workload: unknown.clone(),
+        destination_version: unknown.clone(),
+        request_protocol: protocol,
+        response_code: Arc::from("0"),
+        grpc_response_status: Arc::from(""),
+        response_flags: ResponseFlags::None,
+        request_method: Arc::from("other"),
+        destination_interface: unknown,
+    }
+}
+
+/// The HTTP method as a bounded label: the standard methods, else `other`.
+fn http_method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(grpc::is_grpc_content_type)
+}
+
+/// The request's authority as sent (lower case): the URI's (HTTP/2 `:authority`, absolute-form
+/// HTTP/1) or the `Host` header.
+fn authority_of(uri: &Uri, headers: &HeaderMap) -> String {
+    uri.authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+fn label_of(labels: &std::collections::BTreeMap<String, String>, key: &str) -> Arc<str> {
+    Arc::from(labels.get(key).map_or("unknown", String::as_str))
+}
+
+/// Removes hop-by-hop headers, and those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Routes and forwards one request; never fails (every failure is a response).
+pub async fn handle(
+    request: Request<Incoming>,
+    context: Arc<HttpContext>,
+    kind: ListenerKind,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let grpc = kind == ListenerKind::Grpc || is_grpc(request.headers());
+    let protocol = if grpc { Protocol::Grpc } else { Protocol::Http };
+    let mut call = Call {
+        labels: base_labels(&context, protocol),
+        context,
+        grpc,
+        started,
+        content_type: request.headers().get(header::CONTENT_TYPE).cloned(),
+        request_bytes: Arc::new(AtomicU64::new(0)),
+    };
+    if !grpc {
+        call.labels.request_method = Arc::from(http_method_label(request.method()));
+    }
+    let snapshot = call.context.store.load();
+    let authority = authority_of(request.uri(), request.headers());
+    let path = request.uri().path().to_owned();
+    let grpc_path = if grpc {
+        GrpcPath::parse(&path).ok()
+    } else {
+        None
+    };
+    let table: Option<&Arc<HttpRouteTable>> = snapshot.http_table(&authority).or_else(|| {
+        grpc_path
+            .as_ref()
+            .and_then(|p| snapshot.http_table(&p.service.to_ascii_lowercase()))
+    });
+    let Some(table) = table else {
+        return call.fail(
+            Failure::NoRoute,
+            format!("causeway-proxy: no route for authority `{authority}` (path {path})"),
+        );
+    };
+    call.labels.destination_service = Arc::from(table.host.as_str());
+    if let Some(p) = &grpc_path {
+        call.labels.request_method = Arc::from(table.method_label(p.method));
+        // Only a service that names the table's host is a label value, so callers cannot
+        // invent interfaces.
+        if p.service.eq_ignore_ascii_case(&table.host) {
+            call.labels.destination_interface = Arc::from(p.service);
+        }
+    }
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let view = View {
+        path: &path,
+        path_and_query: &path_and_query,
+        authority: &authority,
+        method: request.method(),
+        headers: request.headers(),
+    };
+    let Some(route) = table.route(&view) else {
+        return call.fail(
+            Failure::NoRoute,
+            format!(
+                "causeway-proxy: no route of {} matches {} {path}",
+                table.name,
+                request.method()
+            ),
+        );
+    };
+    let mut rng = fastrand::Rng::new();
+    let cluster = route
+        .destinations
+        .pick(rng.u64(..))
+        .and_then(|name| snapshot.cluster(name));
+    let Some(cluster) = cluster.cloned() else {
+        return call.fail(
+            Failure::NoRoute,
+            format!(
+                "causeway-proxy: route {} of {} has no known cluster",
+                route.name, table.name
+            ),
+        );
+    };
+    let deadline = route
+        .timeout_ms
+        .map(|ms| tokio::time::Instant::from_std(started) + Duration::from_millis(ms));
+    forward(call, request, &cluster, &authority, deadline, &mut rng).await
+}
+
+/// Picks an endpoint, connects and sends; a connection that cannot be opened ejects the
+/// endpoint and another is tried (the request was not sent, so this is always safe).
+async fn forward(
+    mut call: Call,
+    request: Request<Incoming>,
+    cluster: &Arc<Cluster>,
+    authority: &str,
+    deadline: Option<tokio::time::Instant>,
+    rng: &mut fastrand::Rng,
+) -> Response<ProxyBody> {
+    let context = call.context.clone();
+    let load = context.cluster_load(&cluster.name);
+    if load.load(Ordering::Relaxed) >= cluster.breaker.max_requests {
+        context.metrics.overflow(&cluster.name);
+        return call.fail(
+            Failure::Overflow,
+            format!("causeway-proxy: {} is at its request limit", cluster.name),
+        );
+    }
+    // gRPC needs HTTP/2 to the provider. Plain HTTP goes out as HTTP/1.1 even when the caller
+    // spoke h2c: every HTTP server understands it, and nothing says this provider speaks h2c.
+    let h2 = call.grpc;
+    let (mut parts, body) = request.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if h2 {
+        // gRPC needs `te: trailers` (it was stripped with the other hop-by-hop headers).
+        parts
+            .headers
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let mut pending = Some(Request::from_parts(
+        parts,
+        RequestBody::new(body, call.request_bytes.clone()),
+    ));
+    let method = call.labels.request_method.clone();
+    let interface = call.labels.destination_interface.clone();
+    // A consistent-hash cluster hashes a header (an "attachment" in the balancer's terms).
+    let hashed = match &cluster.lb {
+        LbPolicy::ConsistentHash(HashOn::Attachment(name)) => pending
+            .as_ref()
+            .and_then(|r| r.headers().get(name.as_str()))
+            .and_then(|v| v.to_str().ok())
+            .map(|v| (name.clone(), v.to_owned())),
+        _ => None,
+    };
+    let lookup = |name: &str| {
+        hashed
+            .as_ref()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let mut exclude: Vec<SocketAddr> = Vec::new();
+    let mut failure = Failure::NoHealthyUpstream;
+    let connect_timeout = Duration::from_millis(cluster.breaker.connect_timeout_ms);
+    let protocol = call.labels.request_protocol;
+    for _ in 0..MAX_ATTEMPTS {
+        let chosen = {
+            let key = RequestKey {
+                method: &method,
+                interface: &interface,
+                attachment: Some(&lookup),
+            };
+            context
+                .balancer
+                .choose(cluster, &key, &exclude, rng, Instant::now())
+        };
+        let Some((index, state)) = chosen else {
+            break;
+        };
+        let Some(endpoint) = cluster.endpoints.get(index) else {
+            break;
+        };
+        let sender = context
+            .upstreams
+            .sender(endpoint.address, h2, connect_timeout, protocol)
+            .await;
+        let sender = match sender {
+            Ok(sender) => sender,
+            Err(error) => {
+                let ejected = state.connect_failed(Instant::now());
+                tracing::debug!(address = %endpoint.address, %error, ?ejected, "upstream connect failed; endpoint ejected");
+                context.metrics.connect_failure(&cluster.name);
+                exclude.push(endpoint.address);
+                failure = Failure::ConnectRefused;
+                continue;
+            }
+        };
+        state.connected();
+        let Some(mut outgoing) = pending.take() else {
+            break;
+        };
+        let authority = if authority.is_empty() {
+            endpoint.address.to_string()
+        } else {
+            authority.to_owned()
+        };
+        if h2 {
+            *outgoing.version_mut() = Version::HTTP_2;
+            outgoing.headers_mut().remove(header::HOST);
+            if let Ok(uri) = format!("http://{authority}{path_and_query}").parse::<Uri>() {
+                *outgoing.uri_mut() = uri;
+            }
+        } else {
+            *outgoing.version_mut() = Version::HTTP_11;
+            if let Ok(uri) = path_and_query.parse::<Uri>() {
+                *outgoing.uri_mut() = uri;
+            }
+            if !outgoing.headers().contains_key(header::HOST)
+                && let Ok(host) = HeaderValue::from_str(&authority)
+            {
+                outgoing.headers_mut().insert(header::HOST, host);
+            }
+        }
+        call.labels.destination_version = label_of(&endpoint.labels, "version");
+        call.labels.destination_workload = label_of(&endpoint.labels, "app");
+        load.fetch_add(1, Ordering::Relaxed);
+        let mut in_flight = InFlight::new(
+            state.clone(),
+            load.clone(),
+            context.metrics.upstream_in_flight().clone(),
+        );
+        let sent_at = Instant::now();
+        let (result, h1) = match sender {
+            Sender::Http2(mut sender) => {
+                let sent = sender.try_send_request(outgoing);
+                (with_deadline(deadline, sent).await, None)
+            }
+            Sender::Http1(mut sender) => {
+                let sent = sender.try_send_request(outgoing);
+                let result = with_deadline(deadline, sent).await;
+                (result, Some(sender))
+            }
+        };
+        let response = match result {
+            None => {
+                return call.fail(
+                    Failure::Timeout,
+                    format!(
+                        "causeway-proxy: no response from {} within the route timeout",
+                        cluster.name
+                    ),
+                );
+            }
+            Some(Ok(response)) => response,
+            Some(Err(mut error)) => {
+                if h2 {
+                    context.upstreams.discard_h2(endpoint.address).await;
+                }
+                if let Some(unsent) = error.take_message() {
+                    // The connection died before the request left: it can go elsewhere.
+                    tracing::debug!(address = %endpoint.address, error = %error.into_error(), "upstream connection unusable; retrying");
+                    pending = Some(unsent);
+                    exclude.push(endpoint.address);
+                    failure = Failure::ConnectionTermination;
+                    continue;
+                }
+                return call.fail(
+                    Failure::ConnectionTermination,
+                    format!(
+                        "causeway-proxy: the connection to {} closed before the response: {}",
+                        cluster.name,
+                        error.into_error()
+                    ),
+                );
+            }
+        };
+        in_flight.answered(sent_at.elapsed());
+        let (mut parts, incoming) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        let reusable = h1.map(|sender| Reusable {
+            pool: context.upstreams.clone(),
+            address: endpoint.address,
+            sender,
+        });
+        let body = ProxyBody::upstream(
+            incoming,
+            call.record(),
+            parts.status.as_u16(),
+            &parts.headers,
+            Some(in_flight),
+            reusable,
+            deadline,
+        );
+        return Response::from_parts(parts, body);
+    }
+    let message = match failure {
+        Failure::NoHealthyUpstream if exclude.is_empty() => {
+            format!("causeway-proxy: no healthy endpoint in {}", cluster.name)
+        }
+        _ => format!(
+            "causeway-proxy: no endpoint of {} could be reached ({} tried)",
+            cluster.name,
+            exclude.len()
+        ),
+    };
+    call.fail(failure, message)
+}
+
+/// Awaits `future` until `deadline` (`None`: no limit); `None` when the deadline passed first.
+async fn with_deadline<F: std::future::Future>(
+    deadline: Option<tokio::time::Instant>,
+    future: F,
+) -> Option<F::Output> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, future).await.ok(),
+        None => Some(future.await),
+    }
+}

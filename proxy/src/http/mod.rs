@@ -1,0 +1,134 @@
+//! The gRPC and HTTP data plane (hyper): listeners whose requests are routed by authority, path
+//! and headers (VirtualService semantics) to weighted clusters and forwarded to the nearest
+//! healthy endpoint, bodies streaming both ways.
+//!
+//! - A `grpc` listener speaks HTTP/2 (prior knowledge); an `http` listener speaks HTTP/1.1 and
+//!   h2c prior knowledge on the same port (told apart by the connection preface).
+//! - [`forward`]: one request from routing to the response head, and every failure answered in
+//!   the caller's protocol: gRPC status trailers (Trailers-Only) or an HTTP status with a short
+//!   text body, never a silent reset.
+//! - [`body`]: the bodies streamed through, and the single completion of each request (metrics,
+//!   endpoint load, connection reuse).
+//! - [`upstream`]: per-endpoint connections, HTTP/2 multiplexed for gRPC, pooled HTTP/1.1
+//!   keep-alive otherwise.
+
+pub mod body;
+pub mod forward;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::lb::Balancer;
+use crate::metrics::{Direction, Metrics, Protocol};
+use crate::state::SnapshotStore;
+use upstream::UpstreamPool;
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// HTTP/2 only; every request is a gRPC call.
+    Grpc,
+    /// HTTP/1.1 and h2c; requests with a gRPC content type are gRPC calls.
+    Http,
+}
+
+/// What every gRPC and HTTP connection shares.
+#[derive(Debug)]
+pub struct HttpContext {
+    /// The routing snapshot in force.
+    pub store: Arc<SnapshotStore>,
+    /// Endpoint choice and endpoint load.
+    pub balancer: Arc<Balancer>,
+    /// Provider connections.
+    pub upstreams: Arc<UpstreamPool>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// `source_workload`.
+    pub workload: Arc<str>,
+    /// Requests in flight per cluster, for the circuit breaker.
+    cluster_load: Mutex<HashMap<Arc<str>, Arc<AtomicU32>>>,
+}
+
+// === impl HttpContext ===
+
+impl HttpContext {
+    /// A context over shared state.
+    pub fn new(
+        store: Arc<SnapshotStore>,
+        balancer: Arc<Balancer>,
+        metrics: Arc<Metrics>,
+        workload: &str,
+    ) -> Self {
+        Self {
+            store,
+            balancer,
+            upstreams: Arc::new(UpstreamPool::new(metrics.clone())),
+            metrics,
+            workload: Arc::from(workload),
+            cluster_load: Mutex::default(),
+        }
+    }
+
+    /// The in-flight counter of a cluster.
+    pub fn cluster_load(&self, cluster: &Arc<str>) -> Arc<AtomicU32> {
+        self.cluster_load
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(cluster.clone())
+            .or_default()
+            .clone()
+    }
+}
+
+/// Accepts callers on `listener` until the task is dropped; one task per connection.
+pub async fn serve(listener: TcpListener, context: Arc<HttpContext>, kind: ListenerKind) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(connection(stream, peer, context.clone(), kind));
+            }
+            Err(error) => {
+                // Out of file descriptors and the like: keep the listener alive and retry.
+                tracing::warn!(%error, "http accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    context: Arc<HttpContext>,
+    kind: ListenerKind,
+) {
+    let protocol = match kind {
+        ListenerKind::Grpc => Protocol::Grpc,
+        ListenerKind::Http => Protocol::Http,
+    };
+    let _active = context.metrics.connection(protocol, Direction::Downstream);
+    let service = service_fn(move |request| {
+        let context = context.clone();
+        async move { Ok::<_, Infallible>(forward::handle(request, context, kind).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if kind == ListenerKind::Grpc {
+        builder = builder.http2_only();
+    }
+    if let Err(error) = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%peer, %error, "caller connection ended with an error");
+    }
+}

@@ -1,0 +1,177 @@
+//! Upstream HTTP connections, per endpoint: one multiplexed HTTP/2 connection (gRPC, and any
+//! request that asks for HTTP/2) shared by every caller, and a pool of idle HTTP/1.1 keep-alive
+//! connections, each carrying one request at a time.
+//!
+//! The pool is the proxy's own rather than a generic client's because the proxy must know when
+//! a connection could not be opened (the endpoint is ejected and the request, not sent yet, tries
+//! another endpoint) and must keep the caller's authority while connecting to an address.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+use super::body::RequestBody;
+use crate::metrics::{Direction, Metrics, Protocol};
+
+/// Idle HTTP/1.1 connections kept per endpoint; more are closed when their request ends.
+const MAX_IDLE_PER_ENDPOINT: usize = 64;
+
+/// A connection able to take one request now.
+#[derive(Debug)]
+pub enum Sender {
+    /// An HTTP/1.1 connection, taken out of the pool for the request.
+    Http1(http1::SendRequest<RequestBody>),
+    /// A handle on the endpoint's shared HTTP/2 connection.
+    Http2(http2::SendRequest<RequestBody>),
+}
+
+/// The HTTP/2 connection to one endpoint, if open; the async lock serialises connects.
+type H2Slot = tokio::sync::Mutex<Option<http2::SendRequest<RequestBody>>>;
+
+/// Every upstream HTTP connection, by endpoint address.
+#[derive(Debug)]
+pub struct UpstreamPool {
+    h2: Mutex<HashMap<SocketAddr, Arc<H2Slot>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<http1::SendRequest<RequestBody>>>>,
+    metrics: Arc<Metrics>,
+}
+
+// === impl UpstreamPool ===
+
+impl UpstreamPool {
+    /// An empty pool.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            h2: Mutex::default(),
+            idle: Mutex::default(),
+            metrics,
+        }
+    }
+
+    /// A connection to `address` ready for one request: HTTP/2 when `h2`, else HTTP/1.1. An
+    /// error means the connection could not be opened (within `connect_timeout`).
+    pub async fn sender(
+        &self,
+        address: SocketAddr,
+        h2: bool,
+        connect_timeout: Duration,
+        protocol: Protocol,
+    ) -> std::io::Result<Sender> {
+        if h2 {
+            self.h2_sender(address, connect_timeout, protocol)
+                .await
+                .map(Sender::Http2)
+        } else {
+            self.h1_sender(address, connect_timeout, protocol)
+                .await
+                .map(Sender::Http1)
+        }
+    }
+
+    /// Forgets a broken HTTP/2 connection so the next request opens a new one.
+    pub async fn discard_h2(&self, address: SocketAddr) {
+        let slot = self.h2_slot(address);
+        let mut guard = slot.lock().await;
+        if guard.as_ref().is_some_and(http2::SendRequest::is_closed) {
+            *guard = None;
+        }
+    }
+
+    /// Gives an HTTP/1.1 connection whose exchange is complete back for reuse.
+    pub fn release(&self, address: SocketAddr, sender: http1::SendRequest<RequestBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.entry(address).or_default();
+        if list.len() < MAX_IDLE_PER_ENDPOINT {
+            list.push(sender);
+        }
+    }
+
+    fn h2_slot(&self, address: SocketAddr) -> Arc<H2Slot> {
+        self.h2
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(address)
+            .or_default()
+            .clone()
+    }
+
+    async fn h2_sender(
+        &self,
+        address: SocketAddr,
+        connect_timeout: Duration,
+        protocol: Protocol,
+    ) -> std::io::Result<http2::SendRequest<RequestBody>> {
+        let slot = self.h2_slot(address);
+        // One connect at a time per endpoint: concurrent requests wait for it and share it.
+        let mut guard = slot.lock().await;
+        if let Some(sender) = guard.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(sender.clone());
+        }
+        let stream = connect(address, connect_timeout).await?;
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        let guard_metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let _active = guard_metrics.connection(protocol, Direction::Upstream);
+            if let Err(error) = connection.await {
+                tracing::debug!(%address, %error, "upstream HTTP/2 connection ended");
+            }
+        });
+        *guard = Some(sender.clone());
+        Ok(sender)
+    }
+
+    async fn h1_sender(
+        &self,
+        address: SocketAddr,
+        connect_timeout: Duration,
+        protocol: Protocol,
+    ) -> std::io::Result<http1::SendRequest<RequestBody>> {
+        loop {
+            let candidate = self
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_mut(&address)
+                .and_then(Vec::pop);
+            let Some(mut sender) = candidate else {
+                break;
+            };
+            // A connection the provider closed while idle fails `ready` and is dropped.
+            if !sender.is_closed() && sender.ready().await.is_ok() {
+                return Ok(sender);
+            }
+        }
+        let stream = connect(address, connect_timeout).await?;
+        let (sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let _active = metrics.connection(protocol, Direction::Upstream);
+            if let Err(error) = connection.await {
+                tracing::debug!(%address, %error, "upstream HTTP/1.1 connection ended");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+async fn connect(address: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
