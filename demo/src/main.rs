@@ -1,44 +1,194 @@
-//! `causeway-demo`: the one-command local mesh runner and the demo applications.
-//!
-//! The mesh runner arrives with the demo issue; this build only parses its command line and
-//! configuration so that the binary's interface is stable for scripts and docs.
+//! `causeway-demo`: starts the local mesh, walks the scenarios printing what each expects and
+//! measures, and exits non-zero if they differ; `--stay` then keeps the mesh up with a live view of
+//! the consumer's traffic until Ctrl-C.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+use causeway_demo::greeter::Client;
+use causeway_demo::mesh::Mesh;
+use causeway_demo::scenario::{self, Scenario, Step};
 use clap::Parser;
 
-/// Runs the Causeway demo mesh on this machine.
+/// Runs the Causeway demo mesh on this machine: a registry, the bridge, the consumer's proxy and
+/// Dubbo providers v1/v2 in two zones, then walks the scenarios.
 #[derive(Debug, Parser)]
 #[command(name = "causeway-demo", version, about)]
 struct Cli {
-    /// YAML configuration file for the demo.
+    /// YAML file with defaults for the flags below (`scenario`, `calls`, `file_registry`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Check the configuration file and exit (0 valid, 2 invalid).
     #[arg(long)]
     validate: bool,
+    /// Which scenario to walk [default: all].
+    #[arg(long, value_enum)]
+    scenario: Option<Scenario>,
+    /// Calls per measured step (fewer: faster, wider tolerance) [default: 1000].
+    #[arg(long)]
+    calls: Option<usize>,
+    /// A short run for tests: 300 calls per step.
+    #[arg(long)]
+    quick: bool,
+    /// Use the bridge's file registry even when ZooKeeper is installed.
+    #[arg(long)]
+    file_registry: bool,
+    /// After the scenarios, keep the mesh running with a live view until Ctrl-C.
+    #[arg(long)]
+    stay: bool,
+}
+
+/// The `--config` file: defaults for the flags, which override it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoConfig {
+    #[serde(default)]
+    scenario: Option<Scenario>,
+    #[serde(default)]
+    calls: Option<usize>,
+    #[serde(default)]
+    file_registry: bool,
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<DemoConfig> {
+    let Some(path) = path else {
+        return Ok(DemoConfig::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if text.trim().is_empty() {
+        return Ok(DemoConfig::default());
+    }
+    serde_saphyr::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    if let Some(path) = &cli.config
-        && let Err(error) = std::fs::read_to_string(path)
-    {
-        tracing::error!(path = %path.display(), %error, "cannot read demo config");
-        return ExitCode::from(2);
-    }
+    let mut cli = Cli::parse();
+    let config = match load_config(cli.config.as_ref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("causeway-demo: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
     if cli.validate {
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }
-    tracing::error!("the local demo mesh is not part of this build yet; see README.md");
-    ExitCode::FAILURE
+    cli.scenario = cli.scenario.or(config.scenario);
+    cli.calls = cli.calls.or(config.calls);
+    cli.file_registry |= config.file_registry;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,zookeeper_client=error")
+            }),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("causeway-demo: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let calls = if cli.quick {
+        300
+    } else {
+        cli.calls.unwrap_or(1000).max(50)
+    };
+    let scenario = cli.scenario.unwrap_or(Scenario::All);
+    println!("Starting the local mesh…");
+    let mut mesh = tokio::select! {
+        mesh = Mesh::start(cli.file_registry) => mesh?,
+        _ = tokio::signal::ctrl_c() => return Ok(false),
+    };
+    println!("  registry:        {}", mesh.registry.describe());
+    println!(
+        "  bridge:          xDS {}  admin http://{}/metrics  /debug/services  /debug/xds",
+        mesh.bridge.xds_addr, mesh.bridge.admin_addr
+    );
+    println!(
+        "  proxy (zone-a):  dubbo://{}  admin http://{}/metrics  /config_dump",
+        mesh.proxy_addr()?,
+        mesh.proxy.admin
+    );
+    println!(
+        "  service:         {} (v1 and v2 in zone-a and zone-b)",
+        mesh.host
+    );
+    println!("  ServiceEntries:  {}", mesh.service_entries.display());
+    println!();
+    println!("{:<24} {:<34} measured", "step", "expected");
+    let mut report = |step: &Step| {
+        let mark = if step.passed { "✓" } else { "✗" };
+        println!(
+            "{mark} {:<22} {:<34} {}",
+            step.name, step.expected, step.measured
+        );
+    };
+    let steps = tokio::select! {
+        steps = scenario::run(&mut mesh, scenario, calls, &mut report) => steps?,
+        _ = tokio::signal::ctrl_c() => return Ok(false),
+    };
+    let failed = steps.iter().filter(|s| !s.passed).count();
+    if steps.is_empty() {
+        println!("\nNothing was measured (batch isolation is not built yet).");
+        return Ok(false);
+    }
+    println!();
+    if failed == 0 {
+        println!("All {} steps passed.", steps.len());
+    } else {
+        println!(
+            "{failed} of {} steps did not match what they expected.",
+            steps.len()
+        );
+    }
+    if cli.stay {
+        live(&mesh).await?;
+    }
+    println!("Stopping the mesh and removing {}", mesh.dir().display());
+    Ok(failed == 0)
+}
+
+/// A steady consumer (about 200 calls/s) with one line per second, until Ctrl-C.
+async fn live(mesh: &Mesh) -> anyhow::Result<()> {
+    println!(
+        "\nLive view (Ctrl-C to stop); edit the rules through the bridge's file to see them move."
+    );
+    let client = Client::connect(mesh.proxy_addr()?)
+        .await
+        .context("connect to the proxy")?;
+    let started = Instant::now();
+    loop {
+        let second = Instant::now();
+        let mut tally = tokio::select! {
+            tally = scenario::burst(&client, "greet", 200) => tally,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        println!("t={:>4}s  {}", started.elapsed().as_secs(), tally.summary());
+        let rest = Duration::from_secs(1).saturating_sub(second.elapsed());
+        tokio::select! {
+            () = tokio::time::sleep(rest) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
 }

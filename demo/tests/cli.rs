@@ -1,5 +1,7 @@
-//! The binary's command-line contract: `--help`, `--validate`, and an honest failure while the mesh
-//! runner is not built.
+//! The binary's command-line contract: `--help`, and `--validate` on good and bad config files.
+
+// Test helpers panic on failure by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 
@@ -22,10 +24,26 @@ fn help_and_validate_work() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-}
 
-#[test]
-fn running_without_the_mesh_runner_fails_loudly() {
-    let output = demo().output().unwrap();
-    assert!(!output.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("demo.yaml");
+    std::fs::write(&good, "scenario: canary\ncalls: 200\n").unwrap();
+    let output = demo()
+        .args(["--validate", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "scenario: rollout\n").unwrap();
+    let output = demo()
+        .args(["--validate", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("rollout"),
+        "{output:?}"
+    );
 }

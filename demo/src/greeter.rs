@@ -1,0 +1,278 @@
+//! The demo's Dubbo application, written with `causeway-protocols`: a `GreetingService` provider
+//! that answers `greet`, `slow` and `place` with who it is (`Hello, causeway (from v2 in
+//! zone-a)`, after a per-method latency), and a client that pipelines calls on one connection —
+//! what a Dubbo consumer does, pointed at the local proxy.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use causeway_protocols::dubbo::{
+    Call, DubboCodec, EventKind, Frame, Reply, Status, encode_request, encode_response,
+    heartbeat_reply,
+};
+use causeway_protocols::hessian::Value;
+use futures::{SinkExt as _, StreamExt as _};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+/// The Java interface name, as the real Apache Dubbo sample in `demo/java` uses it.
+pub const INTERFACE: &str = "io.causeway.demo.api.GreetingService";
+/// Its Dubbo version.
+pub const SERVICE_VERSION: &str = "1.0.0";
+/// The methods it serves.
+pub const METHODS: [&str; 3] = ["greet", "place", "slow"];
+
+/// Who a provider is and how it behaves.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The version label (`v1`, `v2`).
+    pub version: String,
+    /// Its zone.
+    pub zone: String,
+    /// Latency of `slow`; other methods answer at once.
+    pub slow_latency: Duration,
+}
+
+/// A running provider; dropping it stops listening and closes its connections (a crash).
+#[derive(Debug)]
+pub struct Provider {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Who it is.
+    pub identity: Identity,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Provider {
+    /// Starts a provider on a free loopback port.
+    pub async fn start(identity: Identity) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(accept(listener, identity.clone()));
+        Ok(Self {
+            addr,
+            identity,
+            task,
+        })
+    }
+}
+
+async fn accept(listener: TcpListener, identity: Identity) {
+    // Connections die with the accept task: aborting it is how a provider "crashes".
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        connections.spawn(serve(stream, identity.clone()));
+    }
+}
+
+async fn serve(stream: TcpStream, identity: Identity) {
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<bytes::Bytes>();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if write.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut frames = FramedRead::new(read, DubboCodec::new());
+    while let Some(Ok(frame)) = frames.next().await {
+        let header = *frame.header();
+        if header.is_event() {
+            if frame.event_kind() == Some(EventKind::Heartbeat)
+                && let Ok(reply) = heartbeat_reply(&header)
+            {
+                let _ = tx.send(reply.into_bytes());
+            }
+            continue;
+        }
+        if !header.is_two_way() {
+            continue;
+        }
+        let method = frame
+            .request()
+            .map(|view| view.method().to_owned())
+            .unwrap_or_default();
+        let text = format!(
+            "Hello, causeway (from {} in {})",
+            identity.version, identity.zone
+        );
+        let delay = if method == "slow" {
+            identity.slow_latency
+        } else {
+            Duration::ZERO
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let value = Value::String(text);
+            if let Ok(reply) = encode_response(
+                header.request_id,
+                Reply::Value(&value),
+                Some(&[("dubbo", "2.0.2")]),
+            ) {
+                let _ = tx.send(reply.into_bytes());
+            }
+        });
+    }
+    writer.abort();
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The connection closed or the answer did not come in time.
+    #[error("no answer: {0}")]
+    NoAnswer(String),
+    /// The proxy or provider answered with an error status.
+    #[error("status {status}: {message}")]
+    Status {
+        /// The Dubbo status byte.
+        status: u8,
+        /// The error message.
+        message: String,
+    },
+}
+
+/// A successful answer: which provider version and zone served it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// The provider's version label.
+    pub version: String,
+    /// The provider's zone.
+    pub zone: String,
+}
+
+type Waiting = Arc<Mutex<HashMap<i64, oneshot::Sender<Frame>>>>;
+
+/// A Dubbo consumer connection that pipelines calls.
+#[derive(Debug, Clone)]
+pub struct Client {
+    tx: mpsc::UnboundedSender<(Frame, oneshot::Sender<Frame>)>,
+    next_id: Arc<AtomicI64>,
+}
+
+impl Client {
+    /// Connects to `addr` (the proxy's Dubbo listener).
+    pub async fn connect(addr: SocketAddr) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (read, write) = stream.into_split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Frame, oneshot::Sender<Frame>)>();
+        let waiting: Waiting = Arc::default();
+        let pending = waiting.clone();
+        tokio::spawn(async move {
+            let mut sink = FramedWrite::new(write, DubboCodec::new());
+            while let Some((frame, reply)) = rx.recv().await {
+                pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(frame.request_id(), reply);
+                if sink.send(frame).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let mut frames = FramedRead::new(read, DubboCodec::new());
+            while let Some(Ok(frame)) = frames.next().await {
+                let reply = waiting
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&frame.request_id());
+                if let Some(reply) = reply {
+                    let _ = reply.send(frame);
+                }
+            }
+            // Dropping the senders fails every waiting call.
+            waiting
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        });
+        Ok(Self {
+            tx,
+            next_id: Arc::new(AtomicI64::new(1)),
+        })
+    }
+
+    /// Calls `method` with `attachments` and says who served it.
+    pub async fn call(
+        &self,
+        method: &str,
+        attachments: &[(&str, &str)],
+    ) -> Result<Served, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut all = vec![
+            ("path", INTERFACE),
+            ("interface", INTERFACE),
+            ("version", SERVICE_VERSION),
+        ];
+        all.extend_from_slice(attachments);
+        let frame = encode_request(
+            id,
+            true,
+            &Call {
+                dubbo_version: "2.0.2",
+                service: INTERFACE,
+                service_version: Some(SERVICE_VERSION),
+                method,
+                param_types: "Ljava/lang/String;",
+                arguments: &[Value::String("causeway".into())],
+                attachments: &all,
+            },
+        )
+        .map_err(|e| CallError::NoAnswer(format!("cannot encode: {e}")))?;
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((frame, reply))
+            .map_err(|_| CallError::NoAnswer("connection closed".into()))?;
+        let frame = tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .map_err(|_| CallError::NoAnswer("timed out".into()))?
+            .map_err(|_| CallError::NoAnswer("connection closed".into()))?;
+        let status = frame.header().status;
+        let view = frame
+            .response()
+            .map_err(|e| CallError::NoAnswer(format!("undecodable answer: {e}")))?;
+        if status != Status::OK {
+            return Err(CallError::Status {
+                status: status.0,
+                message: view.error_message().unwrap_or_default().to_owned(),
+            });
+        }
+        let text = match view.value() {
+            Ok(Some(Value::String(text))) => text,
+            other => return Err(CallError::NoAnswer(format!("unexpected answer {other:?}"))),
+        };
+        // `Hello, causeway (from v2 in zone-a)`
+        let who = text
+            .split("(from ")
+            .nth(1)
+            .map(|rest| rest.trim_end_matches(')'))
+            .unwrap_or_default();
+        let (version, zone) = who.split_once(" in ").unwrap_or((who, ""));
+        Ok(Served {
+            version: version.to_owned(),
+            zone: zone.to_owned(),
+        })
+    }
+}

@@ -1,0 +1,47 @@
+//! The README's main command, as a test: the demo binary walks every scenario in its short mode
+//! against ZooKeeper (installed by the test command) and against the bridge's file registry, and
+//! exits 0 only when every step measured what it expected.
+
+// Test helpers panic on failure by design: a panic is how a test reports what went wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+fn demo(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_causeway-demo"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn every_scenario_passes_with_zookeeper() {
+    let (ok, text) = demo(&["--quick"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("ZooKeeper at 127.0.0.1:"), "{text}");
+    for step in ["canary 80/20", "method slow", "locality zone-a down"] {
+        assert!(text.contains(&format!("✓ {step}")), "{step}: {text}");
+    }
+    assert!(text.contains("All 9 steps passed."), "{text}");
+}
+
+#[test]
+fn every_scenario_passes_with_the_file_registry() {
+    let (ok, text) = demo(&["--quick", "--file-registry"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("static file registry"), "{text}");
+    assert!(text.contains("All 9 steps passed."), "{text}");
+}
+
+#[test]
+fn a_scenario_that_measures_nothing_fails() {
+    let (ok, text) = demo(&["--quick", "--file-registry", "--scenario", "batch"]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("not built yet"), "{text}");
+}
