@@ -81,39 +81,7 @@ pub(super) fn route_table(
                     }
                 }
             }
-            let single = route.route.len() == 1;
-            let mut destinations = Vec::new();
-            for destination in &route.route {
-                let target = &destination.destination;
-                let port = match &target.port {
-                    Some(p) => u16::try_from(p.number).unwrap_or(0),
-                    None => config
-                        .services
-                        .iter()
-                        .find(|s| s.host == target.host)
-                        .map_or(0, |s| s.port),
-                };
-                if !config
-                    .services
-                    .iter()
-                    .any(|s| s.host == target.host && s.port == port)
-                {
-                    return Err(invalid(
-                        format!(
-                            "rules: MetaRouter {}/{} route {name}",
-                            router.metadata.namespace, router.metadata.name
-                        ),
-                        format!(
-                            "destination host {} (port {port}) is not a configured service",
-                            target.host
-                        ),
-                    ));
-                }
-                let subset = target.subset.clone().unwrap_or_default();
-                // Istio: a lone destination takes all traffic whatever its weight says.
-                let weight = if single { 1 } else { destination.weight };
-                destinations.push((Arc::from(cluster_name(port, &subset, &target.host)), weight));
-            }
+            let destinations = super::meta_destinations(config, router, &name, &route.route)?;
             routes.push(ThriftRoute {
                 name,
                 method,
