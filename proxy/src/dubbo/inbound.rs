@@ -29,9 +29,10 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
-use super::request::{InFlight, Outcome, Pending};
+use super::request::{Outcome, Pending};
 use super::upstream::SendError;
 use super::{DubboContext, write_loop};
+use crate::lb::InFlight;
 use crate::lb::RequestKey;
 use crate::metrics::{
     Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags, status_label,

@@ -4,15 +4,13 @@
 //! records the request metrics and releases the load, exactly once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use causeway_protocols::dubbo::{Frame, Header, Serialization, Status, error_response};
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 
-use crate::lb::EndpointState;
+use crate::lb::InFlight;
 use crate::metrics::{Metrics, RequestLabels, ResponseFlags, status_label};
 
 /// How a request ended.
@@ -39,52 +37,6 @@ pub fn error_frame(request: &Header, status: Status, message: &str) -> Option<By
     error_response(&header, status, message)
         .ok()
         .map(Frame::into_bytes)
-}
-
-/// Load a forwarded request puts on its endpoint and cluster, released once.
-#[derive(Debug)]
-pub struct InFlight {
-    endpoint: Arc<EndpointState>,
-    cluster: Arc<AtomicU32>,
-    gauge: Gauge,
-    /// When the request was handed to the provider connection: latency samples leave out
-    /// routing and connecting, which say nothing about the provider's speed.
-    sent: Instant,
-    done: bool,
-}
-
-// === impl InFlight ===
-
-impl InFlight {
-    /// Counts a request against `endpoint` and `cluster` (already incremented by the caller's
-    /// circuit-breaker check).
-    pub fn new(endpoint: Arc<EndpointState>, cluster: Arc<AtomicU32>, gauge: Gauge) -> Self {
-        endpoint.start();
-        gauge.inc();
-        Self {
-            endpoint,
-            cluster,
-            gauge,
-            sent: Instant::now(),
-            done: false,
-        }
-    }
-
-    fn finish(&mut self, latency: Option<Duration>) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        self.endpoint.finish(latency);
-        self.cluster.fetch_sub(1, Ordering::Relaxed);
-        self.gauge.dec();
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.finish(None);
-    }
 }
 
 /// A two-way request waiting for its answer.
@@ -147,8 +99,7 @@ impl Pending {
                 frame.set_request_id(self.request.request_id);
                 let status = frame.header().status;
                 if let Some(in_flight) = self.in_flight.as_mut() {
-                    let latency = in_flight.sent.elapsed();
-                    in_flight.finish(Some(latency));
+                    in_flight.answered();
                 }
                 (Some(frame.into_bytes()), status, ResponseFlags::None)
             }

@@ -11,6 +11,7 @@
 //! swap keeps the load picture; the choice itself is a pure function of the cluster, the states,
 //! a random source and the clock.
 
+mod in_flight;
 mod state;
 
 #[cfg(test)]
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+pub use in_flight::InFlight;
 pub use state::EndpointState;
 
 use crate::routing::{Cluster, HashOn, LbPolicy};

@@ -5,18 +5,16 @@
 //! metrics and releases the load, exactly once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use causeway_protocols::thrift::{
     ApplicationException, ExceptionKind, MessageType, Protocol, THeader, ThriftMessage, Transport,
     write_message_header,
 };
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 
-use crate::lb::EndpointState;
+use crate::lb::InFlight;
 use crate::metrics::{Metrics, RequestLabels, ResponseFlags};
 
 /// `response_code` of a normal reply (docs/observability.md).
@@ -97,56 +95,6 @@ pub enum Outcome {
     },
 }
 
-/// Load a forwarded call puts on its endpoint and cluster, released once.
-#[derive(Debug)]
-pub struct InFlight {
-    endpoint: Arc<EndpointState>,
-    cluster: Arc<AtomicU32>,
-    gauge: Gauge,
-    /// When the call was written upstream: latency samples leave out routing and connecting.
-    sent: Instant,
-    done: bool,
-}
-
-// === impl InFlight ===
-
-impl InFlight {
-    /// Counts a call against `endpoint` and `cluster` (the cluster counter was already
-    /// incremented by the circuit-breaker check).
-    pub fn new(endpoint: Arc<EndpointState>, cluster: Arc<AtomicU32>, gauge: Gauge) -> Self {
-        endpoint.start();
-        gauge.inc();
-        Self {
-            endpoint,
-            cluster,
-            gauge,
-            sent: Instant::now(),
-            done: false,
-        }
-    }
-
-    /// Marks the moment the call was written.
-    pub fn sent_now(&mut self) {
-        self.sent = Instant::now();
-    }
-
-    fn finish(&mut self, latency: Option<Duration>) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        self.endpoint.finish(latency);
-        self.cluster.fetch_sub(1, Ordering::Relaxed);
-        self.gauge.dec();
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.finish(None);
-    }
-}
-
 /// A two-way call waiting for its answer.
 #[derive(Debug)]
 pub struct PendingCall {
@@ -208,8 +156,7 @@ impl PendingCall {
         let (bytes, code, flags) = match outcome {
             Outcome::Reply(message) => {
                 if let Some(in_flight) = self.in_flight.as_mut() {
-                    let latency = in_flight.sent.elapsed();
-                    in_flight.finish(Some(latency));
+                    in_flight.answered();
                 }
                 let code = match message.header.message_type {
                     MessageType::Reply => CODE_REPLY,

@@ -32,9 +32,10 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
 use super::ThriftContext;
-use super::call::{CallInfo, InFlight, Outcome, PendingCall};
+use super::call::{CallInfo, Outcome, PendingCall};
 use super::upstream::{Exchange, PoolKey};
 use crate::dubbo::write_loop;
+use crate::lb::InFlight;
 use crate::lb::RequestKey;
 use crate::metrics::{
     Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags,
