@@ -173,7 +173,7 @@ spec:
 
 /// Applies rules and waits until the proxy's split route has exactly these weights (and, with
 /// `slow_to_v2`, the method route in front of it).
-async fn apply(mesh: &Mesh, v1: u32, v2: u32, slow_to_v2: bool) -> anyhow::Result<()> {
+pub async fn apply(mesh: &Mesh, v1: u32, v2: u32, slow_to_v2: bool) -> anyhow::Result<()> {
     let host = mesh.host.clone();
     let expected_routes = if slow_to_v2 { 2 } else { 1 };
     let mut expected: Vec<(&str, u32)> = [("v1", v1), ("v2", v2)]
