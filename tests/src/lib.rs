@@ -5,8 +5,10 @@
 //! directory when dropped, so tests run in parallel without clashing. Java (Maven), Python (pip)
 //! and Go programs written against others' libraries run through [`java`], [`python`] and [`go`]
 //! as real clients and servers.
+//! [`dubbo_bench`] holds the Dubbo data-plane benchmark's provider and load generators.
 //! Tests wait with [`assert_eventually!`], never with sleeps.
 
+pub mod dubbo_bench;
 pub mod etcd;
 pub mod eventually;
 pub mod go;
