@@ -357,7 +357,7 @@ fn stamp(path: &Path) -> Option<(Option<SystemTime>, u64)> {
 }
 
 /// Watches the config file (and a separate rules file) until the task is dropped, swapping in a
-/// new snapshot whenever they change and are valid. An invalid edit is logged and counted; the
+/// new snapshot whenever they change, stay unchanged for one more poll, and are valid. An invalid edit is logged and counted; the
 /// snapshot in force stays.
 pub async fn watch(
     path: PathBuf,
@@ -371,10 +371,16 @@ pub async fn watch(
     };
     let mut rules_file = ProxyConfig::load(&path).ok().and_then(|c| rules_path(&c));
     let mut last = (stamp(&path), rules_file.as_deref().and_then(stamp));
+    // What the previous poll saw: a change is loaded only once two polls agree on it, so a file
+    // caught between its truncation and its new contents (a plain `write`, not an atomic
+    // rename) is never loaded. That mattered: an empty file is a valid config, and loading one
+    // drops every route until the next poll.
+    let mut previous = last;
     loop {
         tokio::time::sleep(interval).await;
         let now = (stamp(&path), rules_file.as_deref().and_then(stamp));
-        if now == last {
+        if now == last || now != previous {
+            previous = now;
             continue;
         }
         last = now;
