@@ -38,6 +38,9 @@ use crate::metrics::{
 };
 use crate::routing::{Cluster, DubboAttributes, HashOn, LbPolicy, normalize_version};
 
+/// Read buffer per caller connection.
+const INBOUND_READ_BUFFER: usize = 16 * 1024;
+
 /// Endpoints tried for one request when connections cannot be opened.
 const MAX_ATTEMPTS: usize = 3;
 
@@ -51,9 +54,12 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
     // flight are bounded by the circuit breakers.
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let writer = tokio::spawn(write_loop(write, rx));
-    let mut frames = FramedRead::new(
+    // Room for a pipelining caller's whole burst (a Java consumer's requests of one event-loop
+    // turn, or a window of 1 KiB calls) in one read; FramedRead's default is 8 KiB.
+    let mut frames = FramedRead::with_capacity(
         read,
         DubboCodec::with_max_body_len(context.settings.max_body_len),
+        INBOUND_READ_BUFFER,
     );
     let mut rng = fastrand::Rng::new();
     while let Some(next) = frames.next().await {

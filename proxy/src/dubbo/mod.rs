@@ -106,6 +106,11 @@ where
         if out.write_all(&bytes).await.is_err() {
             return;
         }
+        // The first frame woke this task while the tasks that produce the rest of a burst (the
+        // other requests of one caller read, the other responses of one provider read) are
+        // still queued. Yielding once lets them run first, so one write carries the whole
+        // burst instead of one system call (and one loopback wake-up of the peer) per frame.
+        tokio::task::yield_now().await;
         while let Some(more) = rx.try_recv() {
             if out.write_all(&more).await.is_err() {
                 return;

@@ -27,6 +27,8 @@ use crate::metrics::{Direction, Metrics, Protocol, ProtocolErrorKind, ResponseFl
 
 /// How often a connection looks for requests past their deadline.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+/// Read buffer per provider connection.
+const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
 /// Frames queued for one upstream connection before senders wait.
 const UPSTREAM_QUEUE: usize = 4096;
 
@@ -195,7 +197,12 @@ impl UpstreamConn {
         metrics: &Metrics,
         max_body_len: usize,
     ) {
-        let mut frames = FramedRead::new(read, DubboCodec::with_max_body_len(max_body_len));
+        // Every caller's responses arrive on this one connection: read them in large bites.
+        let mut frames = FramedRead::with_capacity(
+            read,
+            DubboCodec::with_max_body_len(max_body_len),
+            UPSTREAM_READ_BUFFER,
+        );
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
