@@ -11,6 +11,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dubbo;
+pub mod fasthash;
 pub mod inspect;
 pub mod lb;
 pub mod local;

@@ -11,7 +11,6 @@ pub mod inbound;
 pub mod request;
 pub mod upstream;
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -20,8 +19,9 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 
 use crate::config::DubboSettings;
+use crate::fasthash::FastMap;
 use crate::lb::Balancer;
-use crate::metrics::Metrics;
+use crate::metrics::{LabelInterner, Metrics};
 use crate::state::SnapshotStore;
 use upstream::UpstreamPool;
 
@@ -41,7 +41,9 @@ pub struct DubboContext {
     /// `source_workload`.
     pub workload: Arc<str>,
     /// Requests in flight per cluster, for the circuit breaker.
-    cluster_load: Mutex<HashMap<Arc<str>, Arc<AtomicU32>>>,
+    cluster_load: Mutex<FastMap<Arc<str>, Arc<AtomicU32>>>,
+    /// Shared label values, so a request's metric labels cost no allocations.
+    pub labels: LabelInterner,
 }
 
 // === impl DubboContext ===
@@ -63,6 +65,7 @@ impl DubboContext {
             settings,
             workload: Arc::from(workload),
             cluster_load: Mutex::default(),
+            labels: LabelInterner::default(),
         }
     }
 
@@ -94,14 +97,14 @@ pub async fn serve(listener: TcpListener, context: Arc<DubboContext>) {
     }
 }
 
-/// Writes queued frames to a connection, flushing when the queue runs dry so bursts go out in
-/// few system calls. Ends when every sender is gone or the peer stops reading.
-pub(crate) async fn write_loop<W, R>(write: W, mut rx: R)
+/// Writes queued frames to a connection through a `capacity`-byte buffer, flushing when the
+/// queue runs dry so bursts go out in few system calls. Ends when every sender is gone or the peer stops reading.
+pub(crate) async fn write_loop<W, R>(write: W, mut rx: R, capacity: usize)
 where
     W: tokio::io::AsyncWrite + Unpin,
     R: Receiver,
 {
-    let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, write);
+    let mut out = tokio::io::BufWriter::with_capacity(capacity, write);
     while let Some(bytes) = rx.recv().await {
         if out.write_all(&bytes).await.is_err() {
             return;

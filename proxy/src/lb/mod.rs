@@ -16,7 +16,6 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,6 +23,7 @@ use std::time::Instant;
 
 pub use state::EndpointState;
 
+use crate::fasthash::FastMap;
 use crate::routing::{Cluster, HashOn, LbPolicy};
 
 /// The hash of a request property for consistent-hash clusters (FNV-1a, stable across processes
@@ -79,8 +79,8 @@ impl RequestKey<'_> {
 /// Picks endpoints; owns the per-endpoint load and the round-robin cursors.
 #[derive(Debug, Default)]
 pub struct Balancer {
-    states: Mutex<HashMap<SocketAddr, Arc<EndpointState>>>,
-    cursors: Mutex<HashMap<Arc<str>, Arc<AtomicU64>>>,
+    states: Mutex<FastMap<SocketAddr, Arc<EndpointState>>>,
+    cursors: Mutex<FastMap<Arc<str>, Arc<AtomicU64>>>,
 }
 
 // === impl Balancer ===
