@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::fasthash::{FastMap, FastSet};
+use crate::fasthash::FastMap;
 
 /// Istio's request duration buckets, in milliseconds.
 const DURATION_BUCKETS_MS: [f64; 19] = [
@@ -253,35 +253,6 @@ struct RequestSeries {
     duration: Histogram,
     request_bytes: Histogram,
     response_bytes: Histogram,
-}
-
-/// Shares one `Arc<str>` per distinct label value, so building a request's labels costs a
-/// lookup instead of an allocation per value. Values come from configuration (hosts,
-/// interfaces, advertised methods, endpoint labels), so the set stays small; past
-/// [`LabelInterner::LIMIT`] values are simply allocated.
-#[derive(Debug, Default)]
-pub struct LabelInterner {
-    values: Mutex<FastSet<Arc<str>>>,
-}
-
-// === impl LabelInterner ===
-
-impl LabelInterner {
-    /// Distinct values kept at most.
-    pub const LIMIT: usize = 4096;
-
-    /// The shared `Arc<str>` for `value`.
-    pub fn get(&self, value: &str) -> Arc<str> {
-        let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(shared) = values.get(value) {
-            return shared.clone();
-        }
-        let shared: Arc<str> = Arc::from(value);
-        if values.len() < Self::LIMIT {
-            values.insert(shared.clone());
-        }
-        shared
-    }
 }
 
 impl Default for Metrics {

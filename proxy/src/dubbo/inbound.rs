@@ -34,9 +34,7 @@ use super::request::{InFlight, Outcome, Pending};
 use super::upstream::SendError;
 use super::{DubboContext, write_loop};
 use crate::lb::{EndpointState, RequestKey};
-use crate::metrics::{
-    Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags, status_label,
-};
+use crate::metrics::{Direction, Protocol, ProtocolErrorKind, RequestLabels, ResponseFlags};
 use crate::routing::{Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, normalize_version};
 
 /// Read and write buffers per caller connection: a pipelining caller's burst (a window of 1 KiB
@@ -112,20 +110,8 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
 }
 
 fn base_labels(context: &DubboContext) -> RequestLabels {
-    let unknown = context.labels.get("unknown");
-    RequestLabels {
-        reporter: Reporter::Source,
-        source_workload: context.workload.clone(),
-        destination_service: unknown.clone(),
-        destination_workload: unknown.clone(),
-        destination_version: unknown.clone(),
-        request_protocol: Protocol::Dubbo,
-        response_code: status_label(0),
-        grpc_response_status: context.labels.get(""),
-        response_flags: ResponseFlags::None,
-        request_method: context.labels.get("other"),
-        destination_interface: unknown,
-    }
+    // A clone of labels made once: reference-count increments, no allocation.
+    context.base_labels.clone()
 }
 
 fn reply_locally(
@@ -296,9 +282,9 @@ fn route(
                 "causeway-proxy: no route for interface {interface} (group {group:?}, version {version:?})"
             )));
         };
-        labels.destination_service = context.labels.get(&table.host);
-        labels.destination_interface = context.labels.get(&table.service.interface);
-        labels.request_method = context.labels.get(table.method_label(method));
+        labels.destination_service = table.metric_labels.host.clone();
+        labels.destination_interface = table.metric_labels.interface.clone();
+        labels.request_method = table.method_label_value(method);
         let attributes = Attributes {
             method,
             attachments: attachments.as_ref(),
@@ -428,8 +414,8 @@ fn attach(
     load: &Arc<AtomicU32>,
 ) {
     let labels = pending.labels_mut();
-    labels.destination_version = label_of(context, &endpoint.labels, "version");
-    labels.destination_workload = label_of(context, &endpoint.labels, "app");
+    labels.destination_version = endpoint.metric_labels.version.clone();
+    labels.destination_workload = endpoint.metric_labels.app.clone();
     load.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     pending.set_in_flight(Some(InFlight::new(
         state.clone(),
@@ -530,14 +516,4 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
             message,
         });
     }
-}
-
-fn label_of(
-    context: &DubboContext,
-    labels: &std::collections::BTreeMap<String, String>,
-    key: &str,
-) -> Arc<str> {
-    context
-        .labels
-        .get(labels.get(key).map_or("unknown", String::as_str))
 }

@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use crate::config::DubboSettings;
 use crate::fasthash::FastMap;
 use crate::lb::Balancer;
-use crate::metrics::{LabelInterner, Metrics};
+use crate::metrics::{Metrics, Protocol, Reporter, RequestLabels, ResponseFlags, status_label};
 use crate::state::SnapshotStore;
 use upstream::UpstreamPool;
 
@@ -42,8 +42,8 @@ pub struct DubboContext {
     pub workload: Arc<str>,
     /// Requests in flight per cluster, for the circuit breaker.
     cluster_load: Mutex<FastMap<Arc<str>, Arc<AtomicU32>>>,
-    /// Shared label values, so a request's metric labels cost no allocations.
-    pub labels: LabelInterner,
+    /// The labels of a request before its destination is known, made once.
+    pub base_labels: RequestLabels,
 }
 
 // === impl DubboContext ===
@@ -57,6 +57,7 @@ impl DubboContext {
         settings: DubboSettings,
         workload: &str,
     ) -> Self {
+        let unknown: Arc<str> = Arc::from("unknown");
         Self {
             store,
             balancer,
@@ -65,7 +66,19 @@ impl DubboContext {
             settings,
             workload: Arc::from(workload),
             cluster_load: Mutex::default(),
-            labels: LabelInterner::default(),
+            base_labels: RequestLabels {
+                reporter: Reporter::Source,
+                source_workload: Arc::from(workload),
+                destination_service: unknown.clone(),
+                destination_workload: unknown.clone(),
+                destination_version: unknown.clone(),
+                request_protocol: Protocol::Dubbo,
+                response_code: status_label(0),
+                grpc_response_status: Arc::from(""),
+                response_flags: ResponseFlags::None,
+                request_method: Arc::from("other"),
+                destination_interface: unknown,
+            },
         }
     }
 

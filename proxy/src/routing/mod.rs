@@ -16,8 +16,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use cluster::{CircuitBreaker, Cluster, Endpoint, HashOn, LbPolicy, Locality, cluster_name};
-pub use dubbo::{DubboAttributes, DubboRoute, DubboRouteTable, ServiceMatch, WeightedClusters};
+pub use cluster::{
+    CircuitBreaker, Cluster, Endpoint, EndpointLabels, HashOn, LbPolicy, Locality, cluster_name,
+};
+pub use dubbo::{
+    DubboAttributes, DubboRoute, DubboRouteTable, ServiceMatch, TableLabels, WeightedClusters,
+};
 
 /// Java writes `0.0.0` when a reference has no version and `null` is possible from other
 /// clients: all mean "no version".
