@@ -53,12 +53,21 @@ pub struct Spec {
     pub payload_bytes: usize,
 }
 
+/// Open loop: the low bits of a request id carry how late the sender wrote it (µs, saturating),
+/// the rest its intended send time (ns since the epoch, good for ~4.8 hours). A response thus
+/// also yields the latency from the actual send, which leaves out the generator's own
+/// scheduling delays on a busy machine.
+const LAG_BITS: u32 = 19;
+const LAG_MASK: i64 = (1 << LAG_BITS) - 1;
+
 /// The measured window, by intended send time.
 #[derive(Debug, Clone, Copy)]
 struct Window {
     epoch: Instant,
     start: Instant,
     end: Instant,
+    /// [`LAG_BITS`] in open loop, 0 when ids are plain send times.
+    lag_bits: u32,
 }
 
 impl Window {
@@ -71,6 +80,8 @@ impl Window {
 #[derive(Debug)]
 struct ReadResult {
     latency: hdrhistogram::Histogram<u64>,
+    /// Open loop: latency from the actual send.
+    service: hdrhistogram::Histogram<u64>,
     received: u64,
     errors: u64,
     io_error: bool,
@@ -80,6 +91,7 @@ impl ReadResult {
     fn new() -> anyhow::Result<Self> {
         Ok(Self {
             latency: histogram()?,
+            service: histogram()?,
             received: 0,
             errors: 0,
             io_error: false,
@@ -102,13 +114,19 @@ impl ReadResult {
             }
             *received_total += 1;
             on_response();
-            let intended = instant_of(window.epoch, header.request_id);
+            let id = header.request_id;
+            let intended = instant_of(window.epoch, id >> window.lag_bits);
             if window.contains(intended) {
                 self.received += 1;
                 if !header.status.is_ok() {
                     self.errors += 1;
                 }
-                record(&mut self.latency, now.saturating_duration_since(intended));
+                let latency = now.saturating_duration_since(intended);
+                record(&mut self.latency, latency);
+                if window.lag_bits > 0 {
+                    let lag = Duration::from_micros(u64::try_from(id & LAG_MASK).unwrap_or(0));
+                    record(&mut self.service, latency.saturating_sub(lag));
+                }
             }
         })
     }
@@ -122,11 +140,14 @@ fn report(
     sent: u64,
     connection_errors: u64,
 ) -> anyhow::Result<LoadReport> {
-    let mut latency = histogram()?;
+    let (mut latency, mut service) = (histogram()?, histogram()?);
     let (mut received, mut errors, mut io_errors) = (0, 0, 0);
     for result in results {
         latency
             .add(&result.latency)
+            .context("merge latency histograms")?;
+        service
+            .add(&result.service)
             .context("merge latency histograms")?;
         received += result.received;
         errors += result.errors;
@@ -147,6 +168,7 @@ fn report(
         connection_errors: connection_errors.max(io_errors),
         achieved_rps: received as f64 / duration_s,
         latency_ms: Percentiles::of(&latency),
+        from_send_ms: (!service.is_empty()).then(|| Percentiles::of(&service)),
         send_lag_ms: None,
     })
 }
@@ -180,6 +202,7 @@ pub fn run_rate(spec: &Spec, rps: f64, events: &dyn Fn(&str)) -> anyhow::Result<
         epoch,
         start: start + spec.warmup,
         end: start + spec.warmup + spec.duration,
+        lag_bits: LAG_BITS,
     };
     let deadline = window.end + spec.drain;
 
@@ -226,7 +249,11 @@ pub fn run_rate(spec: &Spec, rps: f64, events: &dyn Fn(&str)) -> anyhow::Result<
             continue;
         };
         buf.clear();
-        template.put(id_at(epoch, intended), &mut buf);
+        let lag_us = Instant::now()
+            .saturating_duration_since(intended)
+            .as_micros();
+        let lag_field = i64::try_from(lag_us).unwrap_or(LAG_MASK).min(LAG_MASK);
+        template.put((id_at(epoch, intended) << LAG_BITS) | lag_field, &mut buf);
         if stream.write_all(&buf).is_err() {
             connection_errors += 1;
             if let Some(alive) = alive.get_mut(index) {
@@ -364,10 +391,12 @@ pub async fn run_saturate(
         epoch,
         start: start + spec.warmup,
         end: start + spec.warmup + spec.duration,
+        lag_bits: 0,
     };
     let deadline = window.end + spec.drain;
     let mut credits = Vec::new();
     let mut readers = Vec::new();
+    let mut writers = Vec::new();
     for stream in streams {
         let (read, write) = stream.into_split();
         let credit = Arc::new(Credit {
@@ -377,14 +406,14 @@ pub async fn run_saturate(
             done: AtomicBool::new(false),
         });
         credits.push(credit.clone());
-        tokio::spawn(write_window(
+        writers.push(tokio::spawn(write_window(
             write,
             template.clone(),
             credit.clone(),
             window,
             start,
             window_per_connection,
-        ));
+        )));
         readers.push(tokio::spawn(read_window(read, credit, window, deadline)));
     }
     tokio::time::sleep_until(window.start.into()).await;
@@ -395,6 +424,11 @@ pub async fn run_saturate(
     for reader in readers {
         results.push(reader.await.context("a reader task failed")??);
     }
+    // Only now close the sending halves: nginx's `stream` proxy ends the whole session when the
+    // client half-closes (`proxy_half_close off`, its default), dropping answers in flight.
+    for writer in writers {
+        drop(writer.await);
+    }
     let sent = credits
         .iter()
         .map(|c| c.sent_in_window.load(Ordering::Relaxed))
@@ -404,6 +438,7 @@ pub async fn run_saturate(
     Ok(report)
 }
 
+/// Returns the write half, still open (see [`run_saturate`]).
 async fn write_window(
     mut write: tokio::net::tcp::OwnedWriteHalf,
     template: Arc<Template>,
@@ -411,7 +446,7 @@ async fn write_window(
     window: Window,
     start: Instant,
     max_batch: usize,
-) {
+) -> tokio::net::tcp::OwnedWriteHalf {
     tokio::time::sleep_until(start.into()).await;
     let mut buf = Vec::with_capacity(max_batch * template.len());
     let mut last_id = 0i64;
@@ -454,6 +489,7 @@ async fn write_window(
         }
     }
     credit.done.store(true, Ordering::Release);
+    write
 }
 
 async fn read_window(
@@ -476,13 +512,7 @@ async fn read_window(
         }
         match tokio::time::timeout(POLL, read.read_buf(&mut buf)).await {
             Err(_) => continue,
-            Ok(Ok(0)) => {
-                // Our finished writer half-closes the connection, and L4 proxies pass that on:
-                // the end of the stream is only an error while requests are still going out.
-                result.io_error = !credit.done.load(Ordering::Acquire);
-                break;
-            }
-            Ok(Err(_)) => {
+            Ok(Ok(0)) | Ok(Err(_)) => {
                 result.io_error = true;
                 break;
             }
@@ -647,6 +677,8 @@ mod tests {
         assert_eq!((report.received, report.errors, report.lost), (200, 0, 0));
         assert!(report.latency_ms.p50 > 0.0 && report.latency_ms.p50 < 50.0);
         assert!(report.send_lag_ms.is_some());
+        let from_send = report.from_send_ms.unwrap();
+        assert!(from_send.p50 > 0.0 && from_send.p50 <= report.latency_ms.p50);
     }
 
     #[tokio::test]

@@ -216,6 +216,9 @@ pub struct LoadReport {
     pub achieved_rps: f64,
     /// Latency from the intended send time to the response.
     pub latency_ms: Percentiles,
+    /// Open loop only: latency from the actual send, i.e. without the generator's own send lag
+    /// (not coordinated-omission free; shows what a hop adds on a busy machine).
+    pub from_send_ms: Option<Percentiles>,
     /// Open loop only: how late the sender actually wrote each request, after its intended
     /// time (a diagnostic of the generator itself; already included in the latency).
     pub send_lag_ms: Option<Percentiles>,
