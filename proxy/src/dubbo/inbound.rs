@@ -30,18 +30,17 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
+use super::DubboContext;
 use super::request::{InFlight, Outcome, Pending};
 use super::upstream::SendError;
-use super::{DubboContext, write_loop};
+use super::writer::write_loop;
 use crate::lb::{EndpointState, RequestKey};
 use crate::metrics::{Direction, Protocol, ProtocolErrorKind, RequestLabels, ResponseFlags};
 use crate::routing::{Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, normalize_version};
 
-/// Read and write buffers per caller connection: a pipelining caller's burst (a window of 1 KiB
-/// calls) in one system call, yet small enough for thousands of mostly idle connections (a
-/// thousand cost ~20 MB in all).
+/// Read buffer per caller connection: a pipelining caller's burst (a window of 1 KiB calls) in
+/// one system call, yet small for thousands of mostly idle connections.
 const INBOUND_READ_BUFFER: usize = 8 * 1024;
-const INBOUND_WRITE_BUFFER: usize = 16 * 1024;
 
 /// Endpoints tried for one request when connections cannot be opened.
 const MAX_ATTEMPTS: usize = 3;
@@ -55,7 +54,7 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
     // Unbounded: every queued frame answers a request this connection sent, and requests in
     // flight are bounded by the circuit breakers.
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-    let writer = tokio::spawn(write_loop(write, rx, INBOUND_WRITE_BUFFER));
+    let writer = tokio::spawn(write_loop(write, rx));
     let mut frames = FramedRead::with_capacity(
         read,
         DubboCodec::with_max_body_len(context.settings.max_body_len),

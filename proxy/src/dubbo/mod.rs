@@ -6,16 +6,16 @@
 //! - [`upstream`]: per-endpoint multiplexed connections with request-id rewriting, READONLY
 //!   draining and timeouts.
 //! - [`request`]: a request in flight and its single completion (answer, metrics, load).
+//! - `writer`: the writing half of every connection: bursts in one `writev`, no copies.
 
 pub mod inbound;
 pub mod request;
 pub mod upstream;
+mod writer;
 
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use bytes::Bytes;
-use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 
 use crate::config::DubboSettings;
@@ -107,60 +107,5 @@ pub async fn serve(listener: TcpListener, context: Arc<DubboContext>) {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
-    }
-}
-
-/// Writes queued frames to a connection through a `capacity`-byte buffer, flushing when the
-/// queue runs dry so bursts go out in few system calls. Ends when every sender is gone or the peer stops reading.
-pub(crate) async fn write_loop<W, R>(write: W, mut rx: R, capacity: usize)
-where
-    W: tokio::io::AsyncWrite + Unpin,
-    R: Receiver,
-{
-    let mut out = tokio::io::BufWriter::with_capacity(capacity, write);
-    while let Some(bytes) = rx.recv().await {
-        if out.write_all(&bytes).await.is_err() {
-            return;
-        }
-        // The first frame woke this task while the tasks that produce the rest of a burst (the
-        // other requests of one caller read, the other responses of one provider read) are
-        // still queued. Yielding once lets them run first, so one write carries the whole
-        // burst instead of one system call (and one loopback wake-up of the peer) per frame.
-        tokio::task::yield_now().await;
-        while let Some(more) = rx.try_recv() {
-            if out.write_all(&more).await.is_err() {
-                return;
-            }
-        }
-        if out.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = out.shutdown().await;
-}
-
-/// The two channel kinds the writers read from.
-pub(crate) trait Receiver {
-    /// The next frame, waiting.
-    fn recv(&mut self) -> impl std::future::Future<Output = Option<Bytes>> + Send;
-    /// The next frame if one is queued.
-    fn try_recv(&mut self) -> Option<Bytes>;
-}
-
-impl Receiver for tokio::sync::mpsc::Receiver<Bytes> {
-    fn recv(&mut self) -> impl std::future::Future<Output = Option<Bytes>> + Send {
-        tokio::sync::mpsc::Receiver::recv(self)
-    }
-    fn try_recv(&mut self) -> Option<Bytes> {
-        tokio::sync::mpsc::Receiver::try_recv(self).ok()
-    }
-}
-
-impl Receiver for tokio::sync::mpsc::UnboundedReceiver<Bytes> {
-    fn recv(&mut self) -> impl std::future::Future<Output = Option<Bytes>> + Send {
-        tokio::sync::mpsc::UnboundedReceiver::recv(self)
-    }
-    fn try_recv(&mut self) -> Option<Bytes> {
-        tokio::sync::mpsc::UnboundedReceiver::try_recv(self).ok()
     }
 }

@@ -20,17 +20,16 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
 use super::request::{Outcome, Pending};
-use super::write_loop;
+use super::writer::write_loop;
 use crate::fasthash::FastMap;
 use crate::lb::EndpointState;
 use crate::metrics::{Direction, Metrics, Protocol, ProtocolErrorKind, ResponseFlags};
 
 /// How often a connection looks for requests past their deadline.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
-/// Read and write buffers per provider connection: every caller's traffic to that provider
-/// shares it, so bursts are large.
+/// Read buffer per provider connection: every caller's responses from that provider arrive on
+/// it, so bursts are large.
 const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
-const UPSTREAM_WRITE_BUFFER: usize = 64 * 1024;
 /// Frames queued for one upstream connection before senders wait.
 const UPSTREAM_QUEUE: usize = 4096;
 
@@ -148,7 +147,7 @@ impl UpstreamConn {
             pending: Mutex::default(),
             next_id: AtomicI64::new(1),
         });
-        tokio::spawn(write_loop(write, rx, UPSTREAM_WRITE_BUFFER));
+        tokio::spawn(write_loop(write, rx));
         let reader = conn.clone();
         tokio::spawn(async move {
             let _guard = metrics.connection(Protocol::Dubbo, Direction::Upstream);
