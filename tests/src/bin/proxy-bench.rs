@@ -1050,9 +1050,17 @@ fn render(run: &Run, options: &Options) -> String {
     );
     let _ = writeln!(
         out,
-        "| Target | other load (cores) | rps | ÷ direct | ÷ HAProxy | p50 ms | p99 ms | errors / lost | target CPU (% of a core) | CPU ms per 1,000 req |"
+        "| Target | other load (cores) | rps | ÷ direct | ÷ HAProxy | p50 ms | p99 ms | errors / lost | target CPU (% of a core) | CPU ms per 1,000 req | requests per CPU-second (÷ HAProxy) |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    // What one core could carry if the target alone were the limit: the capacity comparison
+    // that survives a run in which the load generator's side was the bottleneck.
+    let per_cpu_second = |t: &TargetResult| {
+        TargetResult::cpu_ms_per_1k(t.saturate_cpu_s, &t.saturate)
+            .filter(|ms| *ms > 0.0)
+            .map(|ms| 1e6 / ms)
+    };
+    let haproxy_per_cpu = haproxy.and_then(per_cpu_second);
     for t in &run.targets {
         let ratio = |base: Option<&TargetResult>| {
             base.filter(|b| b.saturate.achieved_rps > 0.0)
@@ -1065,7 +1073,7 @@ fn render(run: &Run, options: &Options) -> String {
             .map(|s| s / t.saturate.duration_s.max(f64::EPSILON) * 100.0);
         let _ = writeln!(
             out,
-            "| {} | {:.2} | {:.0} | {} | {} | {:.3} | {:.3} | {} / {} | {} | {} |",
+            "| {} | {:.2} | {:.0} | {} | {} | {:.3} | {:.3} | {} / {} | {} | {} | {} |",
             t.kind.label(),
             t.saturate_others_cores,
             t.saturate.achieved_rps,
@@ -1080,6 +1088,10 @@ fn render(run: &Run, options: &Options) -> String {
                 TargetResult::cpu_ms_per_1k(t.saturate_cpu_s, &t.saturate),
                 1
             ),
+            per_cpu_second(t).map_or("–".to_owned(), |r| match haproxy_per_cpu {
+                Some(h) => format!("{r:.0} ({:.2}×)", r / h),
+                None => format!("{r:.0}"),
+            }),
         );
     }
     let _ = writeln!(out, "\n#### Memory (the proxy process)\n");
@@ -1130,9 +1142,13 @@ fn render(run: &Run, options: &Options) -> String {
         }
         if let Some(h) = haproxy.filter(|h| h.saturate.achieved_rps > 0.0) {
             let ratio = causeway.saturate.achieved_rps / h.saturate.achieved_rps;
+            let per_cpu = per_cpu_second(causeway)
+                .zip(haproxy_per_cpu)
+                .map_or("–".to_owned(), |(c, h)| format!("{:.2}×", c / h));
             let _ = writeln!(
                 out,
-                "- saturation throughput ÷ HAProxy: {ratio:.2}× (target ≥ {TARGET_RATIO_VS_HAPROXY:.1}×): **{}**",
+                "- saturation throughput ÷ HAProxy: {ratio:.2}× measured, {per_cpu} per CPU-second \
+                 (target ≥ {TARGET_RATIO_VS_HAPROXY:.1}×): **{}**",
                 verdict(ratio >= TARGET_RATIO_VS_HAPROXY)
             );
         }
