@@ -84,12 +84,15 @@ impl DubboContext {
 
     /// The in-flight counter of a cluster.
     pub fn cluster_load(&self, cluster: &Arc<str>) -> Arc<AtomicU32> {
-        self.cluster_load
+        let mut loads = self
+            .cluster_load
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(cluster.clone())
-            .or_default()
-            .clone()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Looked up on every request: find it without cloning the name first.
+        if let Some(load) = loads.get(cluster) {
+            return load.clone();
+        }
+        loads.entry(cluster.clone()).or_default().clone()
     }
 }
 

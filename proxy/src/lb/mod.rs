@@ -93,12 +93,11 @@ impl Balancer {
 
     /// The shared state of the endpoint at `address` (created on first use).
     pub fn state(&self, address: SocketAddr) -> Arc<EndpointState> {
-        self.states
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(address)
-            .or_default()
-            .clone()
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(state) = states.get(&address) {
+            return state.clone();
+        }
+        states.entry(address).or_default().clone()
     }
 
     fn cursor(&self, cluster: &Arc<str>) -> Arc<AtomicU64> {
