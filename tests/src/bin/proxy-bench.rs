@@ -30,8 +30,10 @@
 //! (nginx one process, HAProxy `nbthread 1`, causeway-proxy's runtime sizes itself to its one
 //! allowed CPU).
 //!
-//! gRPC (h2load) and HTTP (wrk) rows belong here too once causeway-proxy has those listeners;
-//! the target list and the report tables are per protocol-independent target for that reason.
+//! gRPC (h2load) and HTTP (wrk) rows belong here too once causeway-proxy has those listeners:
+//! targets (a process with its CPU and memory sampled) and load phases (an external generator
+//! whose progress lines frame the measured window) are separate, so they are new phases against
+//! the same targets.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
