@@ -15,6 +15,7 @@ pub mod auto;
 pub mod cli;
 pub mod config;
 pub mod dubbo;
+pub mod fasthash;
 pub mod http;
 pub mod inspect;
 pub mod lb;

@@ -28,8 +28,9 @@ use causeway_protocols::rules::destination_rule::{HashKey, LbPolicy as RuleLb, S
 use crate::config::{ConfigError, ListenProtocol, ProxyConfig, RulesSource, ServiceConfig};
 use crate::metrics::Metrics;
 use crate::routing::{
-    CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, HashOn, LbPolicy, Locality,
-    ServiceMatch, Snapshot, WeightedClusters, cluster_name, normalize_version,
+    CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, EndpointLabels, HashOn,
+    LbPolicy, Locality, ServiceMatch, Snapshot, TableLabels, WeightedClusters, cluster_name,
+    normalize_version,
 };
 use crate::state::SnapshotStore;
 
@@ -272,6 +273,7 @@ fn service_clusters(service: &ServiceConfig, rules: &RuleSet, me: &Locality) -> 
                         },
                         locality,
                         labels: e.labels.clone(),
+                        metric_labels: EndpointLabels::of(&e.labels),
                     }
                 })
                 .collect();
@@ -351,7 +353,9 @@ fn route_table(
             request_mutation: Vec::new(),
         });
     }
+    let methods: Vec<String> = methods.into_iter().collect();
     Ok(DubboRouteTable {
+        metric_labels: TableLabels::new(&service.host, &dubbo.interface, &methods),
         name: format!("{}:{}", service.host, service.port),
         host: service.host.clone(),
         service: ServiceMatch {
@@ -364,7 +368,7 @@ fn route_table(
                 .filter(|v| !v.is_empty()),
         },
         routes,
-        methods: methods.into_iter().collect(),
+        methods,
     })
 }
 

@@ -6,9 +6,12 @@
 //! and Go programs written against others' libraries run through [`java`], [`python`] and [`go`]
 //! as real clients and servers. [`grafana`], [`promtool`] and [`promql`] check the dashboards
 //! and Prometheus rules in `dashboards/` against Grafana's published schema and promtool.
+//! [`bench`] and [`dubbo_bench`] hold the benchmarks' shared pieces (the bridge benchmarks'
+//! estate and measurements; the Dubbo data-plane benchmark's provider and load generators).
 //! Tests wait with [`assert_eventually!`], never with sleeps.
 
 pub mod bench;
+pub mod dubbo_bench;
 pub mod etcd;
 pub mod eventually;
 pub mod go;

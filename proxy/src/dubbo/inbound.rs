@@ -17,6 +17,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,15 +30,17 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
+use super::DubboContext;
 use super::request::{Outcome, Pending};
 use super::upstream::SendError;
-use super::{DubboContext, write_loop};
-use crate::lb::InFlight;
-use crate::lb::RequestKey;
-use crate::metrics::{
-    Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags, status_label,
-};
-use crate::routing::{Cluster, DubboAttributes, HashOn, LbPolicy, normalize_version};
+use super::writer::write_loop;
+use crate::lb::{EndpointState, InFlight, RequestKey};
+use crate::metrics::{Direction, Protocol, ProtocolErrorKind, RequestLabels, ResponseFlags};
+use crate::routing::{Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, normalize_version};
+
+/// Read buffer per caller connection: a pipelining caller's burst (a window of 1 KiB calls) in
+/// one system call, yet small for thousands of mostly idle connections.
+const INBOUND_READ_BUFFER: usize = 8 * 1024;
 
 /// Endpoints tried for one request when connections cannot be opened.
 const MAX_ATTEMPTS: usize = 3;
@@ -52,9 +55,10 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
     // flight are bounded by the circuit breakers.
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let writer = tokio::spawn(write_loop(write, rx));
-    let mut frames = FramedRead::new(
+    let mut frames = FramedRead::with_capacity(
         read,
         DubboCodec::with_max_body_len(context.settings.max_body_len),
+        INBOUND_READ_BUFFER,
     );
     let mut rng = fastrand::Rng::new();
     while let Some(next) = frames.next().await {
@@ -105,20 +109,8 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
 }
 
 fn base_labels(context: &DubboContext) -> RequestLabels {
-    let unknown: Arc<str> = Arc::from("unknown");
-    RequestLabels {
-        reporter: Reporter::Source,
-        source_workload: context.workload.clone(),
-        destination_service: unknown.clone(),
-        destination_workload: unknown.clone(),
-        destination_version: unknown.clone(),
-        request_protocol: Protocol::Dubbo,
-        response_code: status_label(0),
-        grpc_response_status: Arc::from(""),
-        response_flags: ResponseFlags::None,
-        request_method: Arc::from("other"),
-        destination_interface: unknown,
-    }
+    // A clone of labels made once: reference-count increments, no allocation.
+    context.base_labels.clone()
 }
 
 fn reply_locally(
@@ -180,7 +172,9 @@ fn on_frame(
     });
     match routed {
         Ok(plan) => {
-            tokio::spawn(forward(plan, pending, context.clone()));
+            if let Some((plan, pending)) = forward_now(plan, pending, context, rng) {
+                tokio::spawn(forward(plan, pending, context.clone()));
+            }
         }
         Err(rejection) => {
             if let Some(kind) = rejection.protocol_error {
@@ -287,9 +281,9 @@ fn route(
                 "causeway-proxy: no route for interface {interface} (group {group:?}, version {version:?})"
             )));
         };
-        labels.destination_service = Arc::from(table.host.as_str());
-        labels.destination_interface = Arc::from(table.service.interface.as_str());
-        labels.request_method = Arc::from(table.method_label(method));
+        labels.destination_service = table.metric_labels.host.clone();
+        labels.destination_interface = table.metric_labels.interface.clone();
+        labels.request_method = table.method_label_value(method);
         let attributes = Attributes {
             method,
             attachments: attachments.as_ref(),
@@ -339,6 +333,94 @@ fn route(
         interface,
         hash_attachment,
     })
+}
+
+/// The common case, without a task of its own: the cluster has room, the chosen provider's
+/// connection is open and its queue has space, so the request is queued right here (a task per
+/// request cost a tenth of the proxy's CPU at saturation). Anything else (a connect to wait for,
+/// a full queue, a closed connection, no usable endpoint, the circuit breaker) hands the
+/// request back for [`forward`], which decides again from scratch.
+fn forward_now(
+    plan: Plan,
+    mut pending: Option<Pending>,
+    context: &DubboContext,
+    rng: &mut fastrand::Rng,
+) -> Option<(Plan, Option<Pending>)> {
+    let load = context.cluster_load(&plan.cluster.name);
+    if load.load(std::sync::atomic::Ordering::Relaxed) >= plan.cluster.breaker.max_requests {
+        return Some((plan, pending));
+    }
+    let chosen = {
+        let lookup = |key: &str| {
+            plan.hash_attachment
+                .as_ref()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let key = RequestKey {
+            method: &plan.method,
+            interface: &plan.interface,
+            attachment: Some(&lookup),
+        };
+        context
+            .balancer
+            .choose(&plan.cluster, &key, &[], rng, Instant::now())
+    };
+    let Some((index, state)) = chosen else {
+        return Some((plan, pending));
+    };
+    let Some(endpoint) = plan.cluster.endpoints.get(index) else {
+        return Some((plan, pending));
+    };
+    let Some(conn) = context.upstreams.existing(endpoint.address) else {
+        return Some((plan, pending));
+    };
+    if let Some(pending) = pending.as_mut() {
+        attach(pending, context, endpoint, &state, &load);
+    }
+    let Plan {
+        frame,
+        cluster,
+        method,
+        interface,
+        hash_attachment,
+    } = plan;
+    match conn.try_send(frame, pending) {
+        Ok(()) => None,
+        Err(SendError::Closed(unsent)) => {
+            let (frame, pending) = *unsent;
+            Some((
+                Plan {
+                    frame,
+                    cluster,
+                    method,
+                    interface,
+                    hash_attachment,
+                },
+                pending,
+            ))
+        }
+    }
+}
+
+/// Labels the request with its endpoint and counts it against the endpoint and the cluster
+/// (replacing what an earlier attempt counted).
+fn attach(
+    pending: &mut Pending,
+    context: &DubboContext,
+    endpoint: &Endpoint,
+    state: &Arc<EndpointState>,
+    load: &Arc<AtomicU32>,
+) {
+    let labels = pending.labels_mut();
+    labels.destination_version = endpoint.metric_labels.version.clone();
+    labels.destination_workload = endpoint.metric_labels.app.clone();
+    load.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    pending.set_in_flight(Some(InFlight::new(
+        state.clone(),
+        load.clone(),
+        context.metrics.upstream_in_flight().clone(),
+    )));
 }
 
 /// Picks an endpoint, opens or reuses its connection and sends; on a connect failure another
@@ -405,15 +487,7 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
             }
         };
         if let Some(pending) = pending.as_mut() {
-            let labels = pending.labels_mut();
-            labels.destination_version = label_of(&endpoint.labels, "version");
-            labels.destination_workload = label_of(&endpoint.labels, "app");
-            load.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            pending.set_in_flight(Some(InFlight::new(
-                state.clone(),
-                load.clone(),
-                context.metrics.upstream_in_flight().clone(),
-            )));
+            attach(pending, &context, endpoint, &state, &load);
         }
         match conn.send(frame, pending).await {
             Ok(()) => return,
@@ -441,8 +515,4 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
             message,
         });
     }
-}
-
-fn label_of(labels: &std::collections::BTreeMap<String, String>, key: &str) -> Arc<str> {
-    Arc::from(labels.get(key).map_or("unknown", String::as_str))
 }

@@ -6,22 +6,24 @@
 //! - [`upstream`]: per-endpoint multiplexed connections with request-id rewriting, READONLY
 //!   draining and timeouts.
 //! - [`request`]: a request in flight and its single completion (answer, metrics, load).
+//! - `writer`: the writing half of every connection: bursts in one `writev`, no copies.
 
 pub mod inbound;
 pub mod request;
 pub mod upstream;
+mod writer;
 
-use std::collections::HashMap;
+pub(crate) use writer::write_loop;
+
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use bytes::Bytes;
-use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 
 use crate::config::DubboSettings;
+use crate::fasthash::FastMap;
 use crate::lb::Balancer;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Protocol, Reporter, RequestLabels, ResponseFlags, status_label};
 use crate::state::SnapshotStore;
 use upstream::UpstreamPool;
 
@@ -41,7 +43,9 @@ pub struct DubboContext {
     /// `source_workload`.
     pub workload: Arc<str>,
     /// Requests in flight per cluster, for the circuit breaker.
-    cluster_load: Mutex<HashMap<Arc<str>, Arc<AtomicU32>>>,
+    cluster_load: Mutex<FastMap<Arc<str>, Arc<AtomicU32>>>,
+    /// The labels of a request before its destination is known, made once.
+    pub base_labels: RequestLabels,
 }
 
 // === impl DubboContext ===
@@ -55,6 +59,7 @@ impl DubboContext {
         settings: DubboSettings,
         workload: &str,
     ) -> Self {
+        let unknown: Arc<str> = Arc::from("unknown");
         Self {
             store,
             balancer,
@@ -63,17 +68,33 @@ impl DubboContext {
             settings,
             workload: Arc::from(workload),
             cluster_load: Mutex::default(),
+            base_labels: RequestLabels {
+                reporter: Reporter::Source,
+                source_workload: Arc::from(workload),
+                destination_service: unknown.clone(),
+                destination_workload: unknown.clone(),
+                destination_version: unknown.clone(),
+                request_protocol: Protocol::Dubbo,
+                response_code: status_label(0),
+                grpc_response_status: Arc::from(""),
+                response_flags: ResponseFlags::None,
+                request_method: Arc::from("other"),
+                destination_interface: unknown,
+            },
         }
     }
 
     /// The in-flight counter of a cluster.
     pub fn cluster_load(&self, cluster: &Arc<str>) -> Arc<AtomicU32> {
-        self.cluster_load
+        let mut loads = self
+            .cluster_load
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(cluster.clone())
-            .or_default()
-            .clone()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Looked up on every request: find it without cloning the name first.
+        if let Some(load) = loads.get(cluster) {
+            return load.clone();
+        }
+        loads.entry(cluster.clone()).or_default().clone()
     }
 }
 
@@ -91,55 +112,5 @@ pub async fn serve(listener: TcpListener, context: Arc<DubboContext>) {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
-    }
-}
-
-/// Writes queued frames to a connection, flushing when the queue runs dry so bursts go out in
-/// few system calls. Ends when every sender is gone or the peer stops reading.
-pub(crate) async fn write_loop<W, R>(write: W, mut rx: R)
-where
-    W: tokio::io::AsyncWrite + Unpin,
-    R: Receiver,
-{
-    let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, write);
-    while let Some(bytes) = rx.recv().await {
-        if out.write_all(&bytes).await.is_err() {
-            return;
-        }
-        while let Some(more) = rx.try_recv() {
-            if out.write_all(&more).await.is_err() {
-                return;
-            }
-        }
-        if out.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = out.shutdown().await;
-}
-
-/// The two channel kinds the writers read from.
-pub(crate) trait Receiver {
-    /// The next frame, waiting.
-    fn recv(&mut self) -> impl std::future::Future<Output = Option<Bytes>> + Send;
-    /// The next frame if one is queued.
-    fn try_recv(&mut self) -> Option<Bytes>;
-}
-
-impl Receiver for tokio::sync::mpsc::Receiver<Bytes> {
-    fn recv(&mut self) -> impl std::future::Future<Output = Option<Bytes>> + Send {
-        tokio::sync::mpsc::Receiver::recv(self)
-    }
-    fn try_recv(&mut self) -> Option<Bytes> {
-        tokio::sync::mpsc::Receiver::try_recv(self).ok()
-    }
-}
-
-impl Receiver for tokio::sync::mpsc::UnboundedReceiver<Bytes> {
-    fn recv(&mut self) -> impl std::future::Future<Output = Option<Bytes>> + Send {
-        tokio::sync::mpsc::UnboundedReceiver::recv(self)
-    }
-    fn try_recv(&mut self) -> Option<Bytes> {
-        tokio::sync::mpsc::UnboundedReceiver::try_recv(self).ok()
     }
 }

@@ -7,7 +7,6 @@
 //! undoes it on WRITEABLE), times out requests that get no answer, and, when it closes, answers
 //! every request still in flight so no caller waits for nothing.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,12 +20,16 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
 use super::request::{Outcome, Pending};
-use super::write_loop;
+use super::writer::write_loop;
+use crate::fasthash::FastMap;
 use crate::lb::EndpointState;
 use crate::metrics::{Direction, Metrics, Protocol, ProtocolErrorKind, ResponseFlags};
 
 /// How often a connection looks for requests past their deadline.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+/// Read buffer per provider connection: every caller's responses from that provider arrive on
+/// it, so bursts are large.
+const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
 /// Frames queued for one upstream connection before senders wait.
 const UPSTREAM_QUEUE: usize = 4096;
 
@@ -43,7 +46,7 @@ type Slot = tokio::sync::Mutex<Option<Arc<UpstreamConn>>>;
 /// All upstream connections, by endpoint address.
 #[derive(Debug)]
 pub struct UpstreamPool {
-    slots: Mutex<HashMap<SocketAddr, Arc<Slot>>>,
+    slots: Mutex<FastMap<SocketAddr, Arc<Slot>>>,
     metrics: Arc<Metrics>,
     max_body_len: usize,
 }
@@ -58,6 +61,19 @@ impl UpstreamPool {
             metrics,
             max_body_len,
         }
+    }
+
+    /// The open connection to `address` if there is one and nobody is connecting it right
+    /// now: the common case, answered without waiting.
+    pub fn existing(&self, address: SocketAddr) -> Option<Arc<UpstreamConn>> {
+        let slot = self
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&address)?
+            .clone();
+        let guard = slot.try_lock().ok()?;
+        guard.as_ref().filter(|c| !c.is_closed()).cloned()
     }
 
     /// The open connection to `address`, opening one if needed (within `connect_timeout`).
@@ -101,7 +117,7 @@ impl UpstreamPool {
 #[derive(Debug, Default)]
 struct PendingMap {
     closed: bool,
-    requests: HashMap<i64, Pending>,
+    requests: FastMap<i64, Pending>,
 }
 
 /// One multiplexed connection to a provider.
@@ -155,37 +171,62 @@ impl UpstreamConn {
     }
 
     /// Forwards a request; `pending` is `None` for one-way calls (no answer will come).
-    pub async fn send(&self, mut frame: Frame, pending: Option<Pending>) -> Result<(), SendError> {
+    pub async fn send(&self, frame: Frame, pending: Option<Pending>) -> Result<(), SendError> {
+        let (id, bytes) = self.register(frame, pending)?;
+        // The received bytes themselves go out (only the id was rewritten in place).
+        match self.tx.send(bytes).await {
+            Ok(()) => Ok(()),
+            Err(unsent) => self.unsent(id, &unsent.0),
+        }
+    }
+
+    /// [`Self::send`] without waiting: a full queue (the provider is not reading) also gives
+    /// the request back, for a caller that can wait elsewhere.
+    pub fn try_send(&self, frame: Frame, pending: Option<Pending>) -> Result<(), SendError> {
+        let (id, bytes) = self.register(frame, pending)?;
+        match self.tx.try_send(bytes) {
+            Ok(()) => Ok(()),
+            Err(
+                mpsc::error::TrySendError::Full(unsent) | mpsc::error::TrySendError::Closed(unsent),
+            ) => self.unsent(id, &unsent),
+        }
+    }
+
+    /// Gives the request an upstream id and, if an answer will come, a place in the pending map.
+    fn register(
+        &self,
+        mut frame: Frame,
+        pending: Option<Pending>,
+    ) -> Result<(i64, Bytes), SendError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         frame.set_request_id(id);
-        {
-            let mut map = self.lock();
-            if map.closed {
-                return Err(SendError::Closed(Box::new((frame, pending))));
-            }
-            if let Some(pending) = pending {
-                map.requests.insert(id, pending);
-            }
+        let mut map = self.lock();
+        if map.closed {
+            return Err(SendError::Closed(Box::new((frame, pending))));
         }
-        // The received bytes themselves go out (only the id was rewritten in place).
-        if let Err(unsent) = self.tx.send(frame.into_bytes()).await {
-            let pending = self.lock().requests.remove(&id);
-            // Rare (the writer died): rebuild the frame so the caller can try elsewhere.
-            return match Frame::from_bytes(BytesMut::from(&unsent.0[..])) {
-                Ok(frame) => Err(SendError::Closed(Box::new((frame, pending)))),
-                Err(_) => {
-                    if let Some(pending) = pending {
-                        pending.complete(Outcome::Local {
-                            status: causeway_protocols::dubbo::Status::SERVICE_ERROR,
-                            flags: ResponseFlags::UpstreamConnectionTermination,
-                            message: "causeway-proxy: the provider connection closed".to_owned(),
-                        });
-                    }
-                    Ok(())
+        if let Some(pending) = pending {
+            map.requests.insert(id, pending);
+        }
+        Ok((id, frame.into_bytes()))
+    }
+
+    /// Takes back a registered request that could not be queued.
+    fn unsent(&self, id: i64, unsent: &Bytes) -> Result<(), SendError> {
+        let pending = self.lock().requests.remove(&id);
+        // Rare (the writer died or is backed up): rebuild the frame so the caller can try again.
+        match Frame::from_bytes(BytesMut::from(&unsent[..])) {
+            Ok(frame) => Err(SendError::Closed(Box::new((frame, pending)))),
+            Err(_) => {
+                if let Some(pending) = pending {
+                    pending.complete(Outcome::Local {
+                        status: causeway_protocols::dubbo::Status::SERVICE_ERROR,
+                        flags: ResponseFlags::UpstreamConnectionTermination,
+                        message: "causeway-proxy: the provider connection closed".to_owned(),
+                    });
                 }
-            };
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     async fn read_loop(
@@ -195,7 +236,12 @@ impl UpstreamConn {
         metrics: &Metrics,
         max_body_len: usize,
     ) {
-        let mut frames = FramedRead::new(read, DubboCodec::with_max_body_len(max_body_len));
+        // Every caller's responses arrive on this one connection: read them in large bites.
+        let mut frames = FramedRead::with_capacity(
+            read,
+            DubboCodec::with_max_body_len(max_body_len),
+            UPSTREAM_READ_BUFFER,
+        );
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -17,7 +17,6 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +25,7 @@ use std::time::Instant;
 pub use in_flight::InFlight;
 pub use state::EndpointState;
 
+use crate::fasthash::FastMap;
 use crate::routing::{Cluster, HashOn, LbPolicy};
 
 /// The hash of a request property for consistent-hash clusters (FNV-1a, stable across processes
@@ -81,8 +81,8 @@ impl RequestKey<'_> {
 /// Picks endpoints; owns the per-endpoint load and the round-robin cursors.
 #[derive(Debug, Default)]
 pub struct Balancer {
-    states: Mutex<HashMap<SocketAddr, Arc<EndpointState>>>,
-    cursors: Mutex<HashMap<Arc<str>, Arc<AtomicU64>>>,
+    states: Mutex<FastMap<SocketAddr, Arc<EndpointState>>>,
+    cursors: Mutex<FastMap<Arc<str>, Arc<AtomicU64>>>,
 }
 
 // === impl Balancer ===
@@ -95,12 +95,11 @@ impl Balancer {
 
     /// The shared state of the endpoint at `address` (created on first use).
     pub fn state(&self, address: SocketAddr) -> Arc<EndpointState> {
-        self.states
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(address)
-            .or_default()
-            .clone()
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(state) = states.get(&address) {
+            return state.clone();
+        }
+        states.entry(address).or_default().clone()
     }
 
     fn cursor(&self, cluster: &Arc<str>) -> Arc<AtomicU64> {

@@ -15,6 +15,7 @@ fn endpoint(port: u16, weight: u32, priority: u32) -> Endpoint {
         locality: Locality::default(),
         priority,
         labels: BTreeMap::new(),
+        metric_labels: Default::default(),
     }
 }
 

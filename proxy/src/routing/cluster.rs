@@ -86,6 +86,30 @@ pub struct Endpoint {
     pub priority: u32,
     /// Labels (`version`, `app`, ...), used for subsets and metric labels.
     pub labels: BTreeMap<String, String>,
+    /// The metric label values taken from `labels`.
+    #[serde(skip)]
+    pub metric_labels: EndpointLabels,
+}
+
+/// An endpoint's metric label values (`destination_version`, `destination_workload`), made once
+/// per snapshot so a request clones them instead of allocating its own.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EndpointLabels {
+    /// The `version` label, else `unknown`.
+    pub version: Arc<str>,
+    /// The `app` label, else `unknown`.
+    pub app: Arc<str>,
+}
+
+impl EndpointLabels {
+    /// The values for an endpoint with `labels`.
+    pub fn of(labels: &BTreeMap<String, String>) -> Self {
+        let get = |key: &str| Arc::from(labels.get(key).map_or("unknown", String::as_str));
+        Self {
+            version: get("version"),
+            app: get("app"),
+        }
+    }
 }
 
 /// What a consistent hash is computed from, for Dubbo requests.

@@ -139,6 +139,35 @@ pub struct DubboRouteTable {
     /// Methods the provider advertises: the only values `request_method` may take (others are
     /// counted as `other`, so a caller cannot blow up metric cardinality).
     pub methods: Vec<String>,
+    /// The metric label values of this table.
+    #[serde(skip)]
+    pub metric_labels: TableLabels,
+}
+
+/// A route table's metric label values, made once per snapshot so a request clones them instead
+/// of allocating its own.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TableLabels {
+    /// `destination_service`: the host.
+    pub host: Arc<str>,
+    /// `destination_interface`.
+    pub interface: Arc<str>,
+    /// `request_method` values, parallel to [`DubboRouteTable::methods`].
+    pub methods: Vec<Arc<str>>,
+    /// `request_method` for any other method.
+    pub other: Arc<str>,
+}
+
+impl TableLabels {
+    /// The values for a table of `host` serving `interface` with the advertised `methods`.
+    pub fn new(host: &str, interface: &str, methods: &[String]) -> Self {
+        Self {
+            host: Arc::from(host),
+            interface: Arc::from(interface),
+            methods: methods.iter().map(|m| Arc::from(m.as_str())).collect(),
+            other: Arc::from("other"),
+        }
+    }
 }
 
 // === impl DubboRouteTable ===
@@ -154,7 +183,17 @@ impl DubboRouteTable {
         self.routes.iter().any(|r| !r.attachments.is_empty())
     }
 
-    /// The bounded metric value for `method`.
+    /// [`Self::method_label`] as the shared label value.
+    pub fn method_label_value(&self, method: &str) -> Arc<str> {
+        self.methods
+            .iter()
+            .position(|m| m.as_str() == method)
+            .and_then(|i| self.metric_labels.methods.get(i))
+            .unwrap_or(&self.metric_labels.other)
+            .clone()
+    }
+
+    /// The `request_method` label for `method`: itself if advertised, else `other`.
     pub fn method_label(&self, method: &str) -> &str {
         self.methods
             .iter()

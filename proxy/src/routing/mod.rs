@@ -18,8 +18,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use cluster::{CircuitBreaker, Cluster, Endpoint, HashOn, LbPolicy, Locality, cluster_name};
-pub use dubbo::{DubboAttributes, DubboRoute, DubboRouteTable, ServiceMatch, WeightedClusters};
+pub use cluster::{
+    CircuitBreaker, Cluster, Endpoint, EndpointLabels, HashOn, LbPolicy, Locality, cluster_name,
+};
+pub use dubbo::{
+    DubboAttributes, DubboRoute, DubboRouteTable, ServiceMatch, TableLabels, WeightedClusters,
+};
 pub use http::{HttpAttributes, HttpRoute, HttpRouteTable, PathMatch};
 pub use thrift::{ThriftAttributes, ThriftRoute, ThriftRouteTable, ThriftTables};
 

@@ -62,6 +62,11 @@ fn table(
         },
         routes,
         methods: vec!["greet".to_owned(), "place".to_owned()],
+        metric_labels: TableLabels::new(
+            "demo.greeter",
+            "demo.Greeter",
+            &["greet".to_owned(), "place".to_owned()],
+        ),
     }
 }
 

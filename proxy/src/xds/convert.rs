@@ -33,8 +33,8 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
 use crate::routing::{
-    CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, HashOn, LbPolicy, Locality,
-    ServiceMatch, Snapshot, WeightedClusters,
+    CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, EndpointLabels, HashOn,
+    LbPolicy, Locality, ServiceMatch, Snapshot, TableLabels, WeightedClusters,
 };
 
 /// Why a resource was rejected (the NACK's message).
@@ -244,6 +244,7 @@ pub fn endpoints(assignment: &ClusterLoadAssignment) -> Result<Vec<Endpoint>, Co
                 healthy: matches!(health, HealthStatus::Healthy | HealthStatus::Unknown),
                 locality: locality.clone(),
                 priority: group.priority,
+                metric_labels: EndpointLabels::of(&labels),
                 labels,
             });
         }
@@ -376,6 +377,7 @@ pub fn dubbo_table(config: &dubbo::RouteConfiguration) -> Result<TableSpec, Conv
     let optional = |value: &str| (!value.is_empty()).then(|| value.to_owned());
     Ok(TableSpec {
         table: DubboRouteTable {
+            metric_labels: TableLabels::new(&host, &config.interface, &[]),
             name: name.to_owned(),
             host,
             service: ServiceMatch {
@@ -441,6 +443,9 @@ pub fn assemble(
         let mut table = spec.table.clone();
         if let Some(list) = methods.get(table.host.as_str()) {
             table.methods = list.to_vec();
+            // The label values follow the methods.
+            table.metric_labels =
+                TableLabels::new(&table.host, &table.service.interface, &table.methods);
         }
         table
     });

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The proxy data-plane benchmark in one command: a fixed-response Dubbo provider behind nothing
+# (direct), nginx `stream`, HAProxy `mode tcp` and the release causeway-proxy, each loaded by the
+# same open-loop generator (2,000 rps, then saturation, 64 connections, 1 KiB request/response)
+# plus 1,000 held connections for memory; figures appended to docs/benchmarks.md. Arguments go to
+# the bench (see --help), e.g.
+#   scripts/bench-proxy.sh --quick
+#   scripts/bench-proxy.sh --targets direct,causeway --runs 2
+# The bench builds causeway-proxy, dubbo-load and dubbo-provider itself (release, same target
+# directory) before measuring. nginx (with its stream module) and haproxy are installed here if
+# missing, idempotently, as scripts/test-all.sh does for its packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help) exec cargo run --release --quiet -p causeway-tests --bin proxy-bench -- --help ;;
+  esac
+done
+
+missing=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+# Debian ships nginx's stream module as a dynamic module in its own package.
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing system packages: ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+echo "==> load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+exec cargo run --release --quiet --locked -p causeway-tests --bin proxy-bench -- "$@"
