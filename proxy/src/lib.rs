@@ -17,6 +17,7 @@ pub mod config;
 pub mod dubbo;
 pub mod http;
 pub mod inspect;
+pub mod isolation;
 pub mod lb;
 pub mod local;
 pub mod logging;

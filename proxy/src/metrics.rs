@@ -87,6 +87,8 @@ pub enum ResponseFlags {
     DownstreamProtocolError,
     /// `DC`: the caller went away before the response was complete.
     DownstreamConnectionTermination,
+    /// `RL`: refused by the local rate limit.
+    RateLimited,
 }
 
 impl ResponseFlags {
@@ -102,6 +104,7 @@ impl ResponseFlags {
             Self::UpstreamOverflow => "UO",
             Self::DownstreamProtocolError => "DPE",
             Self::DownstreamConnectionTermination => "DC",
+            Self::RateLimited => "RL",
         }
     }
 }
@@ -258,6 +261,7 @@ pub struct Metrics {
     upstream_in_flight: Gauge,
     reloads: Family<ReloadLabels, Counter>,
     xds_connected: Gauge,
+    admissions: crate::isolation::Admissions,
 }
 
 impl Default for Metrics {
@@ -346,6 +350,10 @@ impl Metrics {
             "1 while the xDS stream to the bridge is open",
             xds_connected.clone(),
         );
+        // Admission accounting lives with the metrics: its in-flight counts are the class gauges,
+        // and every protocol's request path already holds the metrics.
+        let admissions = crate::isolation::Admissions::default();
+        admissions.register(internal);
         Self {
             registry,
             requests,
@@ -361,7 +369,13 @@ impl Metrics {
             upstream_in_flight,
             reloads,
             xds_connected,
+            admissions,
         }
+    }
+
+    /// Admission state (traffic classes, local rate limits) and its metrics.
+    pub fn admissions(&self) -> &crate::isolation::Admissions {
+        &self.admissions
     }
 
     /// OpenMetrics text of every metric.
