@@ -29,6 +29,8 @@ pub const BATCH_WORKERS: usize = 64;
 /// The batch class's budget under the isolation rule: with the users' needs, well within the home
 /// zone's two providers.
 pub const BATCH_BUDGET: usize = 16;
+/// The user class's budget: what the home zone's two providers take, less the batch budget.
+pub const USER_BUDGET: usize = 2 * PROVIDER_CAPACITY - BATCH_BUDGET;
 /// How long a batch worker waits after a refusal, as a batch job backing off does.
 const BATCH_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -353,7 +355,7 @@ spec:
     maxConcurrency: {BATCH_BUDGET}
     shedOrder: 0
   - name: user
-    maxConcurrency: {PROVIDER_CAPACITY}
+    maxConcurrency: {USER_BUDGET}
     shedOrder: 10
   defaultClass: user
 "
@@ -412,6 +414,9 @@ fn batch_measured(
             " | batch: {} served, {} refused ({shed:.0} shed by the proxy)",
             flood.served, flood.refused
         ));
+    }
+    if let Some(error) = &users.first_error {
+        text.push_str(&format!(" (first user failure: {error})"));
     }
     text
 }
