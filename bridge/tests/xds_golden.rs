@@ -274,3 +274,55 @@ fn thrift_method_service_and_header_routes() {
         &NodeLocality::default(),
     ));
 }
+
+const ISOLATION_RULES: &str = "\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: greeter}
+spec:
+  host: com.acme.greeter
+  trafficPolicy:
+    connectionPool:
+      http: {http2MaxRequests: 64}
+  subsets:
+    - {name: v1, labels: {version: v1}}
+    - {name: batchjob, labels: {version: v2}}
+---
+apiVersion: causeway.io/v1alpha1
+kind: TrafficIsolation
+metadata: {name: greeter}
+spec:
+  host: com.acme.greeter
+  classes:
+    - name: batch
+      match:
+        attributes: {batch: {exact: 'true'}, method: {prefix: report}}
+        headers: {x-caller-app: {regex: 'report-.*'}}
+      maxConcurrency: 8
+      subset: batchjob
+      shedOrder: 0
+    - name: user
+      maxConcurrency: 48
+      shedOrder: 10
+  defaultClass: user
+---
+apiVersion: metaprotocol.aeraki.io/v1alpha1
+kind: MetaRouter
+metadata: {name: greeter}
+spec:
+  hosts: [com.acme.greeter]
+  localRateLimit:
+    tokenBucket: {maxTokens: 100, tokensPerFill: 10, fillInterval: 100ms}
+    conditions:
+      - match: {attributes: {method: {exact: slow}, tenant: {}}}
+        tokenBucket: {maxTokens: 5, fillInterval: 1s}
+";
+
+#[test]
+fn isolation_classes_and_local_rate_limit_ride_on_every_cluster() {
+    insta::assert_json_snapshot!(golden(
+        &[GREETER_V1, GREETER_V2],
+        &rules(ISOLATION_RULES),
+        &NodeLocality::default(),
+    ));
+}

@@ -1,7 +1,8 @@
 //! The demo's Dubbo application, written with `causeway-protocols`: a `GreetingService` provider
-//! that answers `greet`, `slow` and `place` with who it is (`Hello, causeway (from v2 in
-//! zone-a)`, after a per-method latency), and a client that pipelines calls on one connection —
-//! what a Dubbo consumer does, pointed at the local proxy.
+//! that answers `greet`, `place`, `slow` and `report` with who it is (`Hello, causeway (from v2 in
+//! zone-a)`, after a per-method latency), with a bounded number of calls in progress like a Dubbo
+//! provider's thread pool, and a client that pipelines calls on one connection — what a Dubbo
+//! consumer does, pointed at the local proxy.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use causeway_protocols::dubbo::{
     Call, DubboCodec, EventKind, Frame, Reply, Status, encode_request, encode_response,
-    heartbeat_reply,
+    error_response, heartbeat_reply,
 };
 use causeway_protocols::hessian::Value;
 use futures::{SinkExt as _, StreamExt as _};
@@ -26,7 +27,12 @@ pub const INTERFACE: &str = "io.causeway.demo.api.GreetingService";
 /// Its Dubbo version.
 pub const SERVICE_VERSION: &str = "1.0.0";
 /// The methods it serves.
-pub const METHODS: [&str; 3] = ["greet", "place", "slow"];
+pub const METHODS: [&str; 4] = ["greet", "place", "report", "slow"];
+
+/// Latency of `place`, a user call doing real work.
+pub const PLACE_LATENCY: Duration = Duration::from_millis(5);
+/// Latency of `report`, a batch job's call.
+pub const REPORT_LATENCY: Duration = Duration::from_millis(50);
 
 /// Who a provider is and how it behaves.
 #[derive(Debug, Clone)]
@@ -35,8 +41,23 @@ pub struct Identity {
     pub version: String,
     /// Its zone.
     pub zone: String,
-    /// Latency of `slow`; other methods answer at once.
+    /// Latency of `slow`; `place` and `report` take [`PLACE_LATENCY`] and [`REPORT_LATENCY`],
+    /// `greet` answers at once.
     pub slow_latency: Duration,
+    /// Calls in progress at once; beyond it a call is refused at once with
+    /// `SERVER_THREADPOOL_EXHAUSTED`, as a Dubbo provider's full thread pool does.
+    pub capacity: usize,
+}
+
+impl Identity {
+    fn latency(&self, method: &str) -> Duration {
+        match method {
+            "slow" => self.slow_latency,
+            "place" => PLACE_LATENCY,
+            "report" => REPORT_LATENCY,
+            _ => Duration::ZERO,
+        }
+    }
 }
 
 /// A running provider; dropping it stops listening and closes its connections (a crash).
@@ -72,15 +93,17 @@ impl Provider {
 async fn accept(listener: TcpListener, identity: Identity) {
     // Connections die with the accept task: aborting it is how a provider "crashes".
     let mut connections = JoinSet::new();
+    // One pool for all of the provider's connections, as a Dubbo provider has one thread pool.
+    let pool = Arc::new(tokio::sync::Semaphore::new(identity.capacity));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        connections.spawn(serve(stream, identity.clone()));
+        connections.spawn(serve(stream, identity.clone(), pool.clone()));
     }
 }
 
-async fn serve(stream: TcpStream, identity: Identity) {
+async fn serve(stream: TcpStream, identity: Identity, pool: Arc<tokio::sync::Semaphore>) {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<bytes::Bytes>();
@@ -113,13 +136,24 @@ async fn serve(stream: TcpStream, identity: Identity) {
             "Hello, causeway (from {} in {})",
             identity.version, identity.zone
         );
-        let delay = if method == "slow" {
-            identity.slow_latency
-        } else {
-            Duration::ZERO
+        let delay = identity.latency(&method);
+        let Ok(slot) = pool.clone().try_acquire_owned() else {
+            // Dubbo's AbortPolicy: the call is refused at once, not queued.
+            if let Ok(reply) = error_response(
+                &header,
+                Status::SERVER_THREADPOOL_EXHAUSTED,
+                &format!(
+                    "Thread pool is EXHAUSTED! (greeter {} in {}, {} threads busy)",
+                    identity.version, identity.zone, identity.capacity
+                ),
+            ) {
+                let _ = tx.send(reply.into_bytes());
+            }
+            continue;
         };
         let tx = tx.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }

@@ -150,7 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     };
     let failed = steps.iter().filter(|s| !s.passed).count();
     if steps.is_empty() {
-        println!("\nNothing was measured (batch isolation is not built yet).");
+        println!("\nNothing was measured.");
         return Ok(false);
     }
     println!();

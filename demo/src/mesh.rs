@@ -22,6 +22,9 @@ pub const HOME_ZONE: &str = "zone-a";
 /// The other zone.
 pub const OTHER_ZONE: &str = "zone-b";
 
+/// Calls each provider works on at once (its "thread pool"): small, so a batch flood can fill it.
+pub const PROVIDER_CAPACITY: usize = 24;
+
 /// A running local mesh.
 pub struct Mesh {
     /// The providers, with their registration state.
@@ -98,6 +101,7 @@ impl Mesh {
                 version: version.into(),
                 zone: zone.into(),
                 slow_latency: Duration::from_millis(20),
+                capacity: PROVIDER_CAPACITY,
             })
             .await
             .context("start a provider")?;

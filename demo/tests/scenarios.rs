@@ -25,10 +25,16 @@ fn every_scenario_passes_with_zookeeper() {
     let (ok, text) = demo(&["--quick"]);
     assert!(ok, "{text}");
     assert!(text.contains("ZooKeeper at 127.0.0.1:"), "{text}");
-    for step in ["canary 80/20", "method slow", "locality zone-a down"] {
+    for step in [
+        "canary 80/20",
+        "method slow",
+        "locality zone-a down",
+        "batch flood, no rule",
+        "batch flood, isolated",
+    ] {
         assert!(text.contains(&format!("✓ {step}")), "{step}: {text}");
     }
-    assert!(text.contains("All 9 steps passed."), "{text}");
+    assert!(text.contains("All 12 steps passed."), "{text}");
 }
 
 #[test]
@@ -36,12 +42,5 @@ fn every_scenario_passes_with_the_file_registry() {
     let (ok, text) = demo(&["--quick", "--file-registry"]);
     assert!(ok, "{text}");
     assert!(text.contains("static file registry"), "{text}");
-    assert!(text.contains("All 9 steps passed."), "{text}");
-}
-
-#[test]
-fn a_scenario_that_measures_nothing_fails() {
-    let (ok, text) = demo(&["--quick", "--file-registry", "--scenario", "batch"]);
-    assert!(!ok, "{text}");
-    assert!(text.contains("not built yet"), "{text}");
+    assert!(text.contains("All 12 steps passed."), "{text}");
 }

@@ -1,10 +1,15 @@
 //! Causeway's own xDS extension messages: what a Dubbo or Thrift route needs beyond Envoy's
 //! `dubbo_proxy`/`thrift_proxy` route protos (mirrors for Dubbo, request mutation, the consistent
-//! hash attribute), what a cluster's service advertises ([`ServiceExtras`]) and an endpoint's
+//! hash attribute), what a cluster's service advertises and the admission policy of its host
+//! ([`ServiceExtras`]: TrafficIsolation classes, MetaRouter local rate limit) and an endpoint's
 //! labels ([`EndpointExtras`]). The bridge packs one into a route action's
 //! `metadata_match.typed_filter_metadata` under [`META_ROUTE_EXTRAS_KEY`]; Envoy ignores keys it
 //! does not know, causeway-proxy reads it. Field numbers are part of the xDS contract: never reuse
 //! one.
+
+use crate::rules::common::StringMatch as RuleMatch;
+use crate::rules::isolation::TrafficIsolationSpec;
+use crate::rules::meta_router::{LocalRateLimit as RuleRateLimit, TokenBucket as RuleBucket};
 
 /// The `typed_filter_metadata` key of [`MetaRouteExtras`].
 pub const META_ROUTE_EXTRAS_KEY: &str = "causeway.io/meta_route";
@@ -51,6 +56,121 @@ pub struct ServiceExtras {
     /// label may take (others are counted as `other`).
     #[prost(string, repeated, tag = "1")]
     pub methods: Vec<String>,
+    /// The host's TrafficIsolation classes; absent when no TrafficIsolation names the host.
+    #[prost(message, optional, tag = "2")]
+    pub isolation: Option<TrafficIsolation>,
+    /// The host's MetaRouter local rate limit; absent when none is set.
+    #[prost(message, optional, tag = "3")]
+    pub local_rate_limit: Option<LocalRateLimit>,
+}
+
+/// A host's traffic classes (`causeway.io/v1alpha1` TrafficIsolation, `docs/rules.md`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TrafficIsolation {
+    /// The classes in match order: a request belongs to the first class that matches it.
+    #[prost(message, repeated, tag = "1")]
+    pub classes: Vec<TrafficClass>,
+    /// The class of requests no class matches; empty: such requests are not isolated.
+    #[prost(string, tag = "2")]
+    pub default_class: String,
+}
+
+/// One traffic class.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TrafficClass {
+    /// Class name (a DNS-1123 label; the `traffic_class` metric label).
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Dubbo/Thrift attribute conditions (all must match), sorted by name.
+    #[prost(message, repeated, tag = "2")]
+    pub attributes: Vec<AttributeMatch>,
+    /// HTTP/gRPC header conditions (all must match), sorted by name.
+    #[prost(message, repeated, tag = "3")]
+    pub headers: Vec<AttributeMatch>,
+    /// Requests of the class in flight to the host per proxy, at most.
+    #[prost(uint32, tag = "4")]
+    pub max_concurrency: u32,
+    /// The subset that serves this class only; empty: the normal routes apply.
+    #[prost(string, tag = "5")]
+    pub subset: String,
+    /// Shedding order when the host is overloaded: lowest first, equal values together.
+    #[prost(int32, tag = "6")]
+    pub shed_order: i32,
+}
+
+/// A condition on one request attribute or header.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AttributeMatch {
+    /// The attribute (`interface`, `method`, an attachment or THeader key) or header name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// How its value must match.
+    #[prost(message, optional, tag = "2")]
+    pub value: Option<StringMatch>,
+}
+
+/// A string match; no pattern at all means "present".
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StringMatch {
+    /// The pattern.
+    #[prost(oneof = "string_match::Pattern", tags = "1, 2, 3, 4")]
+    pub pattern: Option<string_match::Pattern>,
+}
+
+/// The patterns of a [`StringMatch`].
+pub mod string_match {
+    /// One pattern.
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub enum Pattern {
+        /// The whole value equals this.
+        #[prost(string, tag = "1")]
+        Exact(String),
+        /// The value starts with this.
+        #[prost(string, tag = "2")]
+        Prefix(String),
+        /// The whole value matches this RE2 regular expression.
+        #[prost(string, tag = "3")]
+        Regex(String),
+        /// The value is present (always `true` when set).
+        #[prost(bool, tag = "4")]
+        Present(bool),
+    }
+}
+
+/// A host's per-proxy local rate limit (Aeraki MetaRouter `localRateLimit`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LocalRateLimit {
+    /// The bucket of requests no condition matches; absent: those are not limited.
+    #[prost(message, optional, tag = "1")]
+    pub token_bucket: Option<TokenBucket>,
+    /// More specific buckets, first match wins; each condition has its own bucket.
+    #[prost(message, repeated, tag = "2")]
+    pub conditions: Vec<RateLimitCondition>,
+}
+
+/// A token bucket.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TokenBucket {
+    /// Bucket size and initial content.
+    #[prost(uint32, tag = "1")]
+    pub max_tokens: u32,
+    /// Tokens added per interval.
+    #[prost(uint32, tag = "2")]
+    pub tokens_per_fill: u32,
+    /// The refill interval, in nanoseconds.
+    #[prost(uint64, tag = "3")]
+    pub fill_interval_nanos: u64,
+}
+
+/// The bucket of requests matching some attributes.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RateLimitCondition {
+    /// Attribute conditions (all must match), sorted by name.
+    #[prost(message, repeated, tag = "1")]
+    pub attributes: Vec<AttributeMatch>,
+    /// The bucket.
+    #[prost(message, optional, tag = "2")]
+    pub token_bucket: Option<TokenBucket>,
 }
 
 impl prost::Name for ServiceExtras {
@@ -120,6 +240,99 @@ impl prost::Name for Attribute {
     }
 }
 
+// === conversions from the rule schemas ===
+
+impl From<&RuleMatch> for StringMatch {
+    fn from(rule: &RuleMatch) -> Self {
+        let pattern = match rule {
+            RuleMatch::Exact(value) => string_match::Pattern::Exact(value.clone()),
+            RuleMatch::Prefix(value) => string_match::Pattern::Prefix(value.clone()),
+            RuleMatch::Regex(pattern) => string_match::Pattern::Regex(pattern.as_str().to_owned()),
+            RuleMatch::Present => string_match::Pattern::Present(true),
+        };
+        Self {
+            pattern: Some(pattern),
+        }
+    }
+}
+
+impl TryFrom<&StringMatch> for RuleMatch {
+    type Error = String;
+
+    /// The rule match a wire match stands for; a regex that does not compile is the error.
+    fn try_from(wire: &StringMatch) -> Result<Self, String> {
+        Ok(match &wire.pattern {
+            None | Some(string_match::Pattern::Present(_)) => Self::Present,
+            Some(string_match::Pattern::Exact(value)) => Self::Exact(value.clone()),
+            Some(string_match::Pattern::Prefix(value)) => Self::Prefix(value.clone()),
+            Some(string_match::Pattern::Regex(source)) => {
+                Self::Regex(crate::rules::common::Pattern::new(source)?)
+            }
+        })
+    }
+}
+
+fn attribute_matches<'a>(
+    matches: impl IntoIterator<Item = (&'a String, &'a RuleMatch)>,
+) -> Vec<AttributeMatch> {
+    // The rule maps are B-trees, so the order (and the encoded bytes) is stable.
+    matches
+        .into_iter()
+        .map(|(name, rule)| AttributeMatch {
+            name: name.clone(),
+            value: Some(rule.into()),
+        })
+        .collect()
+}
+
+impl From<&TrafficIsolationSpec> for TrafficIsolation {
+    fn from(spec: &TrafficIsolationSpec) -> Self {
+        Self {
+            classes: spec
+                .classes
+                .iter()
+                .map(|class| TrafficClass {
+                    name: class.name.clone(),
+                    attributes: attribute_matches(&class.matches.attributes),
+                    headers: attribute_matches(&class.matches.headers),
+                    max_concurrency: class.max_concurrency,
+                    subset: class.subset.clone().unwrap_or_default(),
+                    shed_order: class.shed_order,
+                })
+                .collect(),
+            default_class: spec.default_class.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&RuleBucket> for TokenBucket {
+    fn from(bucket: &RuleBucket) -> Self {
+        Self {
+            max_tokens: bucket.max_tokens,
+            // Aeraki's default: one token per interval.
+            tokens_per_fill: bucket.tokens_per_fill.unwrap_or(1),
+            fill_interval_nanos: u64::try_from(bucket.fill_interval.get().as_nanos())
+                .unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl From<&RuleRateLimit> for LocalRateLimit {
+    fn from(limit: &RuleRateLimit) -> Self {
+        Self {
+            token_bucket: limit.token_bucket.as_ref().map(TokenBucket::from),
+            conditions: limit
+                .conditions
+                .iter()
+                .map(|condition| RateLimitCondition {
+                    attributes: attribute_matches(&condition.matches.attributes),
+                    token_bucket: Some((&condition.token_bucket).into()),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +357,25 @@ mod tests {
             MetaRouteExtras::type_url(),
             "type.googleapis.com/causeway.xds.v1.MetaRouteExtras"
         );
+    }
+
+    #[test]
+    fn string_matches_survive_the_wire() {
+        let rules = [
+            RuleMatch::Exact("true".into()),
+            RuleMatch::Prefix("report-".into()),
+            RuleMatch::Regex(crate::rules::common::Pattern::new("a.*b").unwrap()),
+            RuleMatch::Present,
+        ];
+        for rule in rules {
+            let wire = StringMatch::from(&rule);
+            let bytes = wire.encode_to_vec();
+            let back = StringMatch::decode(bytes.as_slice()).unwrap();
+            assert_eq!(RuleMatch::try_from(&back).unwrap(), rule);
+        }
+        let bad = StringMatch {
+            pattern: Some(string_match::Pattern::Regex("(".into())),
+        };
+        assert!(RuleMatch::try_from(&bad).is_err());
     }
 }

@@ -18,6 +18,7 @@ pub mod dubbo;
 pub mod fasthash;
 pub mod http;
 pub mod inspect;
+pub mod isolation;
 pub mod lb;
 pub mod local;
 pub mod logging;

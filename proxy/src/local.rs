@@ -14,7 +14,9 @@
 //!   bare method, `service`/`interface` on the multiplexed service name, every other attribute a
 //!   THeader header.
 //! - per gRPC or HTTP service one HTTP route table from the host's VirtualService `http` routes
-//!   (`http_routes.rs`), or one catch-all route without a VirtualService.
+//!   (`http_routes.rs`), or one catch-all route without a VirtualService;
+//! - per host its admission policy: the TrafficIsolation classes and the local rate limit of the
+//!   most specific MetaRouter that sets one, through the same `ServiceExtras` the bridge serves.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,7 +27,10 @@ use causeway_protocols::rules::RuleSet;
 use causeway_protocols::rules::common::StringMatch;
 use causeway_protocols::rules::destination_rule::{HashKey, LbPolicy as RuleLb, SimpleLb};
 
+use causeway_protocols::xds_ext::ServiceExtras;
+
 use crate::config::{ConfigError, ListenProtocol, ProxyConfig, RulesSource, ServiceConfig};
+use crate::isolation::AdmissionPolicy;
 use crate::metrics::Metrics;
 use crate::routing::{
     CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, EndpointLabels, HashOn,
@@ -184,13 +189,42 @@ pub fn build_snapshot(config: &ProxyConfig, rules: &RuleSet) -> Result<Snapshot,
             }
         }
     }
+    let admission = admission_policies(config, rules)?;
     let mut snapshot = Snapshot::new(String::new(), clusters, tables)
         .with_thrift(thrift_tables)
-        .with_http(http_tables);
+        .with_http(http_tables)
+        .with_admission(admission);
     // Content hash, like the bridge's versions: equal input, equal version.
     let json = serde_json::to_string(&snapshot).unwrap_or_default();
     snapshot.version = format!("{:016x}", crate::lb::hash_key(&json));
     Ok(snapshot)
+}
+
+/// Each configured host's admission policy, made exactly as the bridge makes it: rules →
+/// `ServiceExtras` → policy.
+fn admission_policies(
+    config: &ProxyConfig,
+    rules: &RuleSet,
+) -> Result<Vec<(String, AdmissionPolicy)>, ConfigError> {
+    let hosts: BTreeSet<&str> = config.services.iter().map(|s| s.host.as_str()).collect();
+    let mut out = Vec::new();
+    for host in hosts {
+        let extras = ServiceExtras {
+            methods: Vec::new(),
+            isolation: rules.isolation_for(host).map(|rule| (&rule.spec).into()),
+            local_rate_limit: rules
+                .meta_routers_for(host)
+                .into_iter()
+                .find_map(|router| router.spec.local_rate_limit.as_ref())
+                .map(Into::into),
+        };
+        if let Some(policy) = AdmissionPolicy::from_extras(&extras)
+            .map_err(|e| invalid(format!("rules for {host}"), e))?
+        {
+            out.push((host.to_owned(), policy));
+        }
+    }
+    Ok(out)
 }
 
 fn service_clusters(service: &ServiceConfig, rules: &RuleSet, me: &Locality) -> Vec<Cluster> {
@@ -340,7 +374,8 @@ fn route_table(
             });
         }
     }
-    if routers.is_empty() {
+    // As the bridge does: a MetaRouter with only a `localRateLimit` routes nothing.
+    if routers.iter().all(|router| router.spec.routes.is_empty()) {
         routes.push(DubboRoute {
             name: "default".to_owned(),
             method: None,

@@ -89,6 +89,8 @@ pub enum ResponseFlags {
     DownstreamProtocolError,
     /// `DC`: the caller went away before the response was complete.
     DownstreamConnectionTermination,
+    /// `RL`: refused by the local rate limit.
+    RateLimited,
 }
 
 impl ResponseFlags {
@@ -104,6 +106,7 @@ impl ResponseFlags {
             Self::UpstreamOverflow => "UO",
             Self::DownstreamProtocolError => "DPE",
             Self::DownstreamConnectionTermination => "DC",
+            Self::RateLimited => "RL",
         }
     }
 }
@@ -260,6 +263,7 @@ pub struct Metrics {
     upstream_in_flight: Gauge,
     reloads: Family<ReloadLabels, Counter>,
     xds_connected: Gauge,
+    admissions: crate::isolation::Admissions,
     /// The four request series of every label set seen, found with one cheap hash per request
     /// instead of four SipHash lookups (one per family); bounded like the labels themselves.
     request_series: Mutex<FastMap<RequestLabels, RequestSeries>>,
@@ -360,6 +364,10 @@ impl Metrics {
             "1 while the xDS stream to the bridge is open",
             xds_connected.clone(),
         );
+        // Admission accounting lives with the metrics: its in-flight counts are the class gauges,
+        // and every protocol's request path already holds the metrics.
+        let admissions = crate::isolation::Admissions::default();
+        admissions.register(internal);
         Self {
             registry,
             requests,
@@ -375,8 +383,14 @@ impl Metrics {
             upstream_in_flight,
             reloads,
             xds_connected,
+            admissions,
             request_series: Mutex::default(),
         }
+    }
+
+    /// Admission state (traffic classes, local rate limits) and its metrics.
+    pub fn admissions(&self) -> &crate::isolation::Admissions {
+        &self.admissions
     }
 
     /// OpenMetrics text of every metric.

@@ -540,3 +540,91 @@ async fn the_auto_listener_serves_thrift_and_dubbo_on_one_port() {
         "{text}"
     );
 }
+
+const ADMISSION: &str = r#"
+rules: |
+  apiVersion: causeway.io/v1alpha1
+  kind: TrafficIsolation
+  metadata: {name: calc}
+  spec:
+    host: calc.mesh
+    classes:
+    - name: batch
+      match: {attributes: {batch: {exact: "true"}}}
+      maxConcurrency: 1
+    - name: user
+      maxConcurrency: 100
+      shedOrder: 10
+    defaultClass: user
+  ---
+  apiVersion: metaprotocol.aeraki.io/v1alpha1
+  kind: MetaRouter
+  metadata: {name: calc}
+  spec:
+    hosts: [calc.mesh]
+    localRateLimit:
+      conditions:
+      - match: {attributes: {tenant: {exact: acme}}}
+        tokenBucket: {maxTokens: 1, fillInterval: 1h}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classes_and_rate_limits_read_theader_headers() {
+    let (v1, v2) = (Server::start("v1").await, Server::start("v2").await);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config(LISTEN, &services(&v1, &v2, ""), ADMISSION)
+        .replace("request_timeout_ms: 500", "request_timeout_ms: 5000");
+    let (proxy, _) = start_proxy(dir.path(), &yaml).await;
+    let addr = proxy.listeners[0].1;
+    let batch = [("batch", "true")];
+
+    // The batch class holds its one slot with a slow call; a second batch call is shed at once
+    // while a user call still goes through.
+    let mut first = Caller::connect(addr, Transport::Header, Protocol::Binary).await;
+    let slow = tokio::spawn(async move { first.call_with("Calculator:slow", &batch).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut second = Caller::connect(addr, Transport::Header, Protocol::Binary).await;
+    let started = Instant::now();
+    let (kind, message) = exception(&second.call_with("Calculator:add", &batch).await);
+    assert_eq!(kind, ExceptionKind::InternalError);
+    assert!(message.contains("overloaded"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(1), "shed at once");
+    let user = second.call("Calculator:add").await;
+    assert_eq!(user.header.message_type, MessageType::Reply, "{user:?}");
+    assert_eq!(slow.await.unwrap().header.message_type, MessageType::Reply);
+
+    // The tenant's bucket holds one call.
+    let tenant = [("tenant", "acme")];
+    let ok = second.call_with("Calculator:add", &tenant).await;
+    assert_eq!(ok.header.message_type, MessageType::Reply);
+    let (kind, message) = exception(&second.call_with("Calculator:add", &tenant).await);
+    assert_eq!(kind, ExceptionKind::InternalError);
+    assert!(message.contains("rate limited"), "{message}");
+
+    let (_, text) = http_get(proxy.admin, "/metrics").await;
+    let shed = |reason: &str| {
+        metric(
+            &text,
+            "causeway_proxy_shed_total",
+            &["destination_service=\"calc.mesh\"", reason],
+        )
+    };
+    assert_eq!(shed("reason=\"concurrency_limit\""), 1.0);
+    assert_eq!(shed("reason=\"rate_limit\""), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            "istio_requests_total",
+            &["request_protocol=\"thrift\"", "response_flags=\"RL\""]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "istio_requests_total",
+            &["request_protocol=\"thrift\"", "response_flags=\"UO\""]
+        ),
+        1.0
+    );
+}

@@ -1,6 +1,7 @@
 //! The traffic rules as translation sees them: per host, its DestinationRule and the routes of
 //! every VirtualService and MetaRouter that names it, most specific host match first (Istio's and
-//! Aeraki's evaluation order).
+//! Aeraki's evaluation order), its TrafficIsolation and the local rate limit of the most specific
+//! MetaRouter that sets one (a proxy enforces one bucket set per host).
 
 use crate::rules::RuleSet;
 use crate::xds::translate::{HostPolicy, Policies};
@@ -19,6 +20,11 @@ impl Policies for RuleSet {
                 .into_iter()
                 .flat_map(|router| router.spec.routes.iter().cloned())
                 .collect(),
+            isolation: self.isolation_for(host).map(|rule| rule.spec.clone()),
+            local_rate_limit: self
+                .meta_routers_for(host)
+                .into_iter()
+                .find_map(|router| router.spec.local_rate_limit.clone()),
         }
     }
 }

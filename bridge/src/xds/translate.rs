@@ -24,8 +24,10 @@ use std::sync::Arc;
 
 use causeway_protocols::rules::common::{Destination, RouteDestination};
 use causeway_protocols::rules::destination_rule::{DestinationRuleSpec, HashKey};
-use causeway_protocols::rules::meta_router::MetaRoute;
+use causeway_protocols::rules::isolation::TrafficIsolationSpec;
+use causeway_protocols::rules::meta_router::{LocalRateLimit, MetaRoute};
 use causeway_protocols::rules::virtual_service::HttpRoute;
+use causeway_protocols::xds_ext::ServiceExtras;
 use envoy_types::pb::envoy::config::core::v3::{
     AggregatedConfigSource, ApiVersion, ConfigSource, config_source,
 };
@@ -57,6 +59,10 @@ pub struct HostPolicy {
     pub http_routes: Vec<HttpRoute>,
     /// Dubbo/Thrift routes of the MetaRouters for the host, in evaluation order.
     pub meta_routes: Vec<MetaRoute>,
+    /// The host's TrafficIsolation classes (on every cluster of the host, in `ServiceExtras`).
+    pub isolation: Option<TrafficIsolationSpec>,
+    /// The local rate limit of the most specific MetaRouter that sets one.
+    pub local_rate_limit: Option<LocalRateLimit>,
 }
 
 impl HostPolicy {
@@ -233,7 +239,11 @@ fn add_clusters(
             .collect();
         subsets.push((subset.name.as_str(), selected));
     }
-    let methods: Vec<String> = service.methods.iter().cloned().collect();
+    let extras = ServiceExtras {
+        methods: service.methods.iter().cloned().collect(),
+        isolation: policy.isolation.as_ref().map(Into::into),
+        local_rate_limit: policy.local_rate_limit.as_ref().map(Into::into),
+    };
     for (subset, members) in &subsets {
         let name = cluster_name(port.number, subset, &service.host);
         let traffic = cluster::effective_policy(rule, subset);
@@ -245,7 +255,7 @@ fn add_clusters(
             CLUSTER,
             XdsResource::new(
                 &name,
-                pack_any(cluster::eds_cluster(&name, &traffic, &methods)),
+                pack_any(cluster::eds_cluster(&name, &traffic, &extras)),
             ),
         );
         set.insert(

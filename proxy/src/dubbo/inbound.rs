@@ -10,6 +10,8 @@
 //! | provider connection closed with the request in flight | 70 SERVICE_ERROR | `UC` |
 //! | no answer before the deadline | 31 SERVER_TIMEOUT | `UT` |
 //! | circuit breaker full | 100 SERVER_THREADPOOL_EXHAUSTED | `UO` |
+//! | traffic class shed (its budget, or the host full) | 100 SERVER_THREADPOOL_EXHAUSTED | `UO` |
+//! | local rate limit | 100 SERVER_THREADPOOL_EXHAUSTED | `RL` |
 //! | undecodable request, unsupported serialization, oversized body | 40 BAD_REQUEST | `DPE` |
 //!
 //! Input that is not Dubbo at all (wrong magic, negative length) cannot be answered: only this
@@ -34,9 +36,12 @@ use super::DubboContext;
 use super::request::{Outcome, Pending};
 use super::upstream::SendError;
 use super::writer::write_loop;
+use crate::isolation::{MatchKind, Permit, Refusal, RequestAttributes};
 use crate::lb::{EndpointState, InFlight, RequestKey};
 use crate::metrics::{Direction, Protocol, ProtocolErrorKind, RequestLabels, ResponseFlags};
-use crate::routing::{Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, normalize_version};
+use crate::routing::{
+    Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, cluster_name, normalize_version,
+};
 
 /// Read buffer per caller connection: a pipelining caller's burst (a window of 1 KiB calls) in
 /// one system call, yet small for thousands of mostly idle connections.
@@ -211,6 +216,21 @@ impl Rejection {
         }
     }
 
+    /// Shed by admission: "overloaded" or "rate limited", in the status Java consumers treat as
+    /// a provider that is out of capacity.
+    fn refused(refusal: &Refusal, host: &str) -> Self {
+        Self {
+            status: Status::SERVER_THREADPOOL_EXHAUSTED,
+            flags: if refusal.is_rate_limit() {
+                ResponseFlags::RateLimited
+            } else {
+                ResponseFlags::UpstreamOverflow
+            },
+            message: refusal.message(host),
+            protocol_error: None,
+        }
+    }
+
     fn bad_request(error: &DubboError) -> Self {
         let kind = match error {
             DubboError::UnsupportedSerialization { .. } => {
@@ -234,6 +254,7 @@ struct Plan {
     method: String,
     interface: String,
     hash_attachment: Option<(String, String)>,
+    permit: Option<Permit>,
 }
 
 struct Attributes<'a> {
@@ -250,6 +271,22 @@ impl DubboAttributes for Attributes<'_> {
     }
 }
 
+/// What traffic classes and rate-limit conditions see of a Dubbo request.
+struct AdmissionView<'a> {
+    interface: &'a str,
+    inner: &'a Attributes<'a>,
+}
+
+impl RequestAttributes for AdmissionView<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "interface" => Some(self.interface),
+            "method" => Some(self.inner.method),
+            _ => self.inner.attachment(name),
+        }
+    }
+}
+
 /// Routes a request on the snapshot in force, filling in the labels as it learns the
 /// destination.
 fn route(
@@ -259,7 +296,7 @@ fn route(
     labels: &mut RequestLabels,
 ) -> Result<Plan, Rejection> {
     let snapshot = context.store.load();
-    let (cluster, mutation, method, interface, hash_attachment) = {
+    let (cluster, mutation, method, interface, hash_attachment, permit) = {
         let view: RequestView<'_> = frame.request().map_err(|e| Rejection::bad_request(&e))?;
         let interface = view.service();
         let version = normalize_version(view.service_version());
@@ -293,7 +330,7 @@ fn route(
                 "causeway-proxy: no route matches method {method} of {interface}"
             )));
         };
-        let Some(cluster) = route
+        let Some(mut cluster) = route
             .destinations
             .pick(rng.u64(..))
             .and_then(|name| snapshot.cluster(name))
@@ -303,6 +340,36 @@ fn route(
                 route.name
             )));
         };
+        let mut permit = None;
+        if let Some(policy) = snapshot.admission(&table.host) {
+            let view = AdmissionView {
+                interface,
+                inner: &attributes,
+            };
+            let capacity = snapshot.host_capacity(&table.host, cluster.port, cluster);
+            let admitted = context
+                .metrics
+                .admissions()
+                .admit(
+                    &table.host,
+                    policy,
+                    MatchKind::Attributes,
+                    &view,
+                    capacity,
+                    Instant::now(),
+                )
+                .map_err(|refusal| Rejection::refused(&refusal, &table.host))?;
+            if let Some(subset) = &admitted.subset {
+                // The class's dedicated subset serves it, whatever the route said.
+                let name = cluster_name(cluster.port, subset, &table.host);
+                cluster = snapshot.cluster(&name).ok_or_else(|| {
+                    Rejection::no_route(format!(
+                        "causeway-proxy: traffic class subset cluster {name} is unknown"
+                    ))
+                })?;
+            }
+            permit = admitted.permit;
+        }
         let hash_attachment = match &cluster.lb {
             LbPolicy::ConsistentHash(HashOn::Attachment(key)) => attributes
                 .attachment(key)
@@ -315,6 +382,7 @@ fn route(
             method.to_owned(),
             interface.to_owned(),
             hash_attachment,
+            permit,
         )
     };
     if !mutation.is_empty() {
@@ -332,6 +400,7 @@ fn route(
         method,
         interface,
         hash_attachment,
+        permit,
     })
 }
 
@@ -384,7 +453,15 @@ fn forward_now(
         method,
         interface,
         hash_attachment,
+        mut permit,
     } = plan;
+    // A two-way request keeps its class slot until answered (the pending request holds it); a
+    // one-way one until it is sent (dropped here after the send).
+    if let Some(pending) = pending.as_mut()
+        && permit.is_some()
+    {
+        pending.set_admission(permit.take());
+    }
     match conn.try_send(frame, pending) {
         Ok(()) => None,
         Err(SendError::Closed(unsent)) => {
@@ -396,6 +473,7 @@ fn forward_now(
                     method,
                     interface,
                     hash_attachment,
+                    permit,
                 },
                 pending,
             ))
@@ -432,7 +510,19 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
         method,
         interface,
         hash_attachment,
+        permit,
     } = plan;
+    // A two-way request keeps its class slot until answered; a one-way one until it is sent.
+    let _one_way_permit = match pending.as_mut() {
+        Some(pending) => {
+            // The fast path may have handed the permit to the request already.
+            if permit.is_some() {
+                pending.set_admission(permit);
+            }
+            None
+        }
+        None => permit,
+    };
     let load = context.cluster_load(&cluster.name);
     if load.load(std::sync::atomic::Ordering::Relaxed) >= cluster.breaker.max_requests {
         context.metrics.overflow(&cluster.name);

@@ -49,6 +49,8 @@ pub struct Pending {
     request_bytes: u64,
     labels: RequestLabels,
     in_flight: Option<InFlight>,
+    /// The request's traffic-class slot, released with the request.
+    admission: Option<crate::isolation::Permit>,
     metrics: Arc<Metrics>,
 }
 
@@ -72,6 +74,7 @@ impl Pending {
             request_bytes: request.frame_len() as u64,
             labels,
             in_flight: None,
+            admission: None,
             metrics,
         }
     }
@@ -89,6 +92,11 @@ impl Pending {
     /// Attaches the endpoint and cluster load (replacing that of an earlier attempt).
     pub fn set_in_flight(&mut self, in_flight: Option<InFlight>) {
         self.in_flight = in_flight;
+    }
+
+    /// Holds the request's traffic-class slot until it completes.
+    pub fn set_admission(&mut self, permit: Option<crate::isolation::Permit>) {
+        self.admission = permit;
     }
 
     /// Answers the caller, records the metrics and releases the load.
@@ -110,6 +118,8 @@ impl Pending {
             } => (error_frame(&self.request, status, &message), status, flags),
         };
         self.in_flight = None;
+        // Released before the caller can see the answer and send its next request.
+        self.admission = None;
         self.labels.response_code = status_label(status.0);
         self.labels.response_flags = flags;
         let response_bytes = bytes.as_ref().map_or(0, |b| b.len() as u64);

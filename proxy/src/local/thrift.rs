@@ -96,7 +96,8 @@ pub(super) fn route_table(
             });
         }
     }
-    if routers.is_empty() {
+    // As the bridge does: a MetaRouter with only a `localRateLimit` routes nothing.
+    if routers.iter().all(|router| router.spec.routes.is_empty()) {
         routes.push(ThriftRoute {
             name: "default".to_owned(),
             method: None,

@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::isolation::AdmissionPolicy;
+
 pub use cluster::{
     CircuitBreaker, Cluster, Endpoint, EndpointLabels, HashOn, LbPolicy, Locality, cluster_name,
 };
@@ -56,6 +58,10 @@ pub struct Snapshot {
     /// HTTP tables by domain (derived, so not dumped).
     #[serde(skip)]
     domains: HashMap<String, Arc<HttpRouteTable>>,
+    /// Admission policies (traffic classes, local rate limit) by host; see
+    /// [`Snapshot::with_admission`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub admission: BTreeMap<String, Arc<AdmissionPolicy>>,
 }
 
 // === impl Snapshot ===
@@ -114,7 +120,53 @@ impl Snapshot {
             index,
             http: BTreeMap::new(),
             domains: HashMap::new(),
+            admission: BTreeMap::new(),
         }
+    }
+
+    /// The same snapshot with these admission policies by host. Interfaces of a host whose
+    /// classes or buckets look at attachments now need them.
+    #[must_use]
+    pub fn with_admission(
+        mut self,
+        policies: impl IntoIterator<Item = (String, AdmissionPolicy)>,
+    ) -> Self {
+        self.admission = policies
+            .into_iter()
+            .map(|(host, policy)| (host, Arc::new(policy)))
+            .collect();
+        for (interface, tables) in &self.dubbo {
+            let reads = tables.iter().any(|t| {
+                self.admission
+                    .get(&t.host)
+                    .is_some_and(|p| p.needs_attachments())
+            });
+            if reads {
+                self.index.insert(interface.clone(), true);
+            }
+        }
+        self
+    }
+
+    /// The admission policy of `host`, if it has one.
+    pub fn admission(&self, host: &str) -> Option<&Arc<AdmissionPolicy>> {
+        self.admission.get(host)
+    }
+
+    /// How many requests `host` takes at once, for overload shedding: the connection-pool limit
+    /// of its all-endpoints cluster on `port` (else of `fallback`, the routed cluster), scaled by
+    /// the share of its endpoints that are healthy.
+    pub fn host_capacity(&self, host: &str, port: u16, fallback: &Cluster) -> u32 {
+        let cluster = self
+            .cluster(&cluster_name(port, "", host))
+            .map_or(fallback, |c| c.as_ref());
+        let total = cluster.endpoints.len() as u64;
+        let limit = u64::from(cluster.breaker.max_requests);
+        if total == 0 {
+            return cluster.breaker.max_requests;
+        }
+        let healthy = cluster.endpoints.iter().filter(|e| e.healthy).count() as u64;
+        u32::try_from(limit * healthy / total).unwrap_or(u32::MAX)
     }
 
     /// The same snapshot with these Thrift route tables.

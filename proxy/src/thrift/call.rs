@@ -104,6 +104,8 @@ pub struct PendingCall {
     request_bytes: u64,
     labels: RequestLabels,
     in_flight: Option<InFlight>,
+    /// The call's traffic-class slot, released with the call.
+    admission: Option<crate::isolation::Permit>,
     metrics: Arc<Metrics>,
 }
 
@@ -126,8 +128,14 @@ impl PendingCall {
             request_bytes: request_bytes as u64,
             labels,
             in_flight: None,
+            admission: None,
             metrics,
         }
+    }
+
+    /// Holds the call's traffic-class slot until it completes.
+    pub fn set_admission(&mut self, permit: Option<crate::isolation::Permit>) {
+        self.admission = permit;
     }
 
     /// What the caller sent.
@@ -175,6 +183,8 @@ impl PendingCall {
             } => (self.info.exception(kind, &message), CODE_EXCEPTION, flags),
         };
         self.in_flight = None;
+        // Released before the caller can see the answer and send its next call.
+        self.admission = None;
         self.labels.response_code = Arc::from(code);
         self.labels.response_flags = flags;
         let response_bytes = bytes.as_ref().map_or(0, |b| b.len() as u64);

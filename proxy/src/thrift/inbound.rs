@@ -12,6 +12,8 @@
 //! | connection closed, or a reply that does not belong to the call | 6 INTERNAL_ERROR | `UC` |
 //! | no reply before the deadline | 6 INTERNAL_ERROR | `UT` |
 //! | circuit breaker full | 6 INTERNAL_ERROR | `UO` |
+//! | traffic class shed (its budget, or the host full) | 6 INTERNAL_ERROR "overloaded" | `UO` |
+//! | local rate limit | 6 INTERNAL_ERROR "rate limited" | `RL` |
 //!
 //! Input that is not Thrift (or a frame over the limit, or a THeader transform the proxy cannot
 //! undo) cannot be answered — its seqid is unknown or the stream is out of sync — so only this
@@ -35,12 +37,13 @@ use super::ThriftContext;
 use super::call::{CallInfo, Outcome, PendingCall};
 use super::upstream::{Exchange, PoolKey};
 use crate::dubbo::write_loop;
+use crate::isolation::{MatchKind, Permit, RequestAttributes};
 use crate::lb::InFlight;
 use crate::lb::RequestKey;
 use crate::metrics::{
     Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags,
 };
-use crate::routing::{Cluster, Endpoint, HashOn, LbPolicy, ThriftAttributes};
+use crate::routing::{Cluster, Endpoint, HashOn, LbPolicy, ThriftAttributes, cluster_name};
 
 /// Endpoints tried for one call when connections cannot be opened or written.
 const MAX_ATTEMPTS: usize = 3;
@@ -143,7 +146,13 @@ fn on_message(
             });
             tokio::spawn(forward(plan, pending, context.clone()));
         }
-        Err((info, size, rejection)) => {
+        Err(Rejected {
+            info,
+            size,
+            text: rejection,
+            kind,
+            flags,
+        }) => {
             if !oneway {
                 let pending = PendingCall::new(
                     tx.clone(),
@@ -154,8 +163,8 @@ fn on_message(
                     context.metrics.clone(),
                 );
                 pending.complete(Outcome::Local {
-                    kind: ExceptionKind::UnknownMethod,
-                    flags: ResponseFlags::NoRoute,
+                    kind,
+                    flags,
                     message: rejection,
                 });
             }
@@ -170,6 +179,32 @@ struct Plan {
     cluster: Arc<Cluster>,
     service: String,
     hash_header: Option<(String, String)>,
+    permit: Option<Permit>,
+}
+
+/// A call answered without being forwarded: what the exception reply needs.
+struct Rejected {
+    info: CallInfo,
+    size: usize,
+    text: String,
+    kind: ExceptionKind,
+    flags: ResponseFlags,
+}
+
+/// What traffic classes and rate-limit conditions see of a Thrift call: `method`, `service` (or
+/// `interface`, the multiplexed service name) and THeader headers.
+struct AdmissionView<'a> {
+    inner: &'a Attributes<'a>,
+}
+
+impl RequestAttributes for AdmissionView<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "method" => Some(self.inner.method()),
+            "service" | "interface" => self.inner.service(),
+            _ => self.inner.header(name),
+        }
+    }
 }
 
 struct Attributes<'a> {
@@ -196,10 +231,16 @@ fn route(
     host: Option<&Arc<str>>,
     rng: &mut fastrand::Rng,
     labels: &mut RequestLabels,
-) -> Result<Plan, (CallInfo, usize, String)> {
+) -> Result<Plan, Rejected> {
     let info = CallInfo::of(&message);
     let size = message.frame.len();
-    let reject = |text: String| (info.clone(), size, text);
+    let reject = |text: String| Rejected {
+        info: info.clone(),
+        size,
+        text,
+        kind: ExceptionKind::UnknownMethod,
+        flags: ResponseFlags::NoRoute,
+    };
     let snapshot = context.store.load();
     let service = message.header.service().map(str::to_owned);
     let method = message.header.method();
@@ -230,7 +271,7 @@ fn route(
             table.host
         )));
     };
-    let Some(cluster) = route
+    let Some(mut cluster) = route
         .destinations
         .pick(rng.u64(..))
         .and_then(|name| snapshot.cluster(name))
@@ -240,6 +281,43 @@ fn route(
             route.name, table.host
         )));
     };
+    let mut permit = None;
+    if let Some(policy) = snapshot.admission(&table.host) {
+        let view = AdmissionView { inner: &attributes };
+        let capacity = snapshot.host_capacity(&table.host, cluster.port, cluster);
+        let admitted = context
+            .metrics
+            .admissions()
+            .admit(
+                &table.host,
+                policy,
+                MatchKind::Attributes,
+                &view,
+                capacity,
+                Instant::now(),
+            )
+            .map_err(|refusal| Rejected {
+                info: info.clone(),
+                size,
+                text: refusal.message(&table.host),
+                kind: ExceptionKind::InternalError,
+                flags: if refusal.is_rate_limit() {
+                    ResponseFlags::RateLimited
+                } else {
+                    ResponseFlags::UpstreamOverflow
+                },
+            })?;
+        if let Some(subset) = &admitted.subset {
+            // The class's dedicated subset serves it, whatever the route said.
+            let name = cluster_name(cluster.port, subset, &table.host);
+            cluster = snapshot.cluster(&name).ok_or_else(|| {
+                reject(format!(
+                    "causeway-proxy: traffic class subset cluster {name} is unknown"
+                ))
+            })?;
+        }
+        permit = admitted.permit;
+    }
     let hash_header = match &cluster.lb {
         LbPolicy::ConsistentHash(HashOn::Attachment(key)) => attributes
             .header(key)
@@ -269,6 +347,7 @@ fn route(
         cluster,
         service: service.unwrap_or_default(),
         hash_header,
+        permit,
     })
 }
 
@@ -281,7 +360,16 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         cluster,
         service,
         hash_header,
+        permit,
     } = plan;
+    // A two-way call keeps its class slot until answered; a one-way one until it is sent.
+    let _one_way_permit = match pending.as_mut() {
+        Some(pending) => {
+            pending.set_admission(permit);
+            None
+        }
+        None => permit,
+    };
     let fail = |pending: Option<PendingCall>, flags: ResponseFlags, text: String| {
         if let Some(pending) = pending {
             pending.complete(Outcome::Local {

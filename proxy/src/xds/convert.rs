@@ -4,8 +4,9 @@
 //!
 //! What is read (the contract the bridge serves, DESIGN.md §5):
 //! - CDS: the cluster name `outbound|<port>|<subset>|<host>`, `load_balancing_policy` (the first
-//!   policy this proxy implements wins), circuit-breaker thresholds, connect timeout, and the
-//!   service's advertised methods from Causeway's `ServiceExtras` metadata;
+//!   policy this proxy implements wins), circuit-breaker thresholds, connect timeout, and from
+//!   Causeway's `ServiceExtras` metadata the service's advertised methods and its host's admission
+//!   policy (TrafficIsolation classes, local rate limit);
 //! - EDS: endpoints with their locality, the priority the bridge computed for this node, weight,
 //!   health and the `app`/`version` labels (Causeway's `EndpointExtras`, for the metrics' workload and version);
 //! - Dubbo route configurations: interface, group, version and ordered routes (method matcher,
@@ -32,6 +33,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher}
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
+use crate::isolation::AdmissionPolicy;
 use crate::routing::{
     CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, EndpointLabels, HashOn,
     LbPolicy, Locality, ServiceMatch, Snapshot, TableLabels, WeightedClusters,
@@ -73,6 +75,7 @@ pub struct ClusterSpec {
     balancing: Balancing,
     breaker: CircuitBreaker,
     methods: Vec<String>,
+    admission: Option<AdmissionPolicy>,
 }
 
 /// A Dubbo route table and the consistent-hash attributes its routes name per cluster.
@@ -137,10 +140,12 @@ pub fn cluster_spec(cluster: &EnvoyCluster) -> Result<ClusterSpec, ConvertError>
         ),
         connect_timeout_ms,
     };
-    let methods = match typed_metadata(cluster.metadata.as_ref(), SERVICE_EXTRAS_KEY) {
-        Some(any) => unpack::<ServiceExtras>(name, any)?.methods,
-        None => Vec::new(),
+    let extras = match typed_metadata(cluster.metadata.as_ref(), SERVICE_EXTRAS_KEY) {
+        Some(any) => unpack::<ServiceExtras>(name, any)?,
+        None => ServiceExtras::default(),
     };
+    let admission = AdmissionPolicy::from_extras(&extras).map_err(|e| reject(name, e))?;
+    let methods = extras.methods;
     Ok(ClusterSpec {
         name: Arc::from(name),
         host,
@@ -149,6 +154,7 @@ pub fn cluster_spec(cluster: &EnvoyCluster) -> Result<ClusterSpec, ConvertError>
         balancing,
         breaker,
         methods,
+        admission,
     })
 }
 
@@ -407,11 +413,18 @@ pub fn assemble(
         }
     }
     let mut methods: BTreeMap<&str, &[String]> = BTreeMap::new();
+    // Every cluster of a host carries the same policy; the first (by name) speaks for the host.
+    let mut admission: BTreeMap<String, AdmissionPolicy> = BTreeMap::new();
     let built: Vec<Cluster> = clusters
         .values()
         .map(|spec| {
             if !spec.methods.is_empty() {
                 methods.entry(spec.host.as_str()).or_insert(&spec.methods);
+            }
+            if let Some(policy) = &spec.admission {
+                admission
+                    .entry(spec.host.clone())
+                    .or_insert_with(|| policy.clone());
             }
             let lb = match spec.balancing {
                 Balancing::LeastRequest => LbPolicy::LeastRequest,
@@ -449,7 +462,7 @@ pub fn assemble(
         }
         table
     });
-    Snapshot::new(version, built, tables)
+    Snapshot::new(version, built, tables).with_admission(admission)
 }
 
 pub mod http;

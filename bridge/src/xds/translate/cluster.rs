@@ -66,9 +66,9 @@ pub fn hash_key(policy: &TrafficPolicy) -> Option<HashKey> {
     }
 }
 
-/// The cluster `name` with `policy` applied; `methods` (the service's advertised methods) ride in
-/// its metadata as [`ServiceExtras`].
-pub fn eds_cluster(name: &str, policy: &TrafficPolicy, methods: &[String]) -> Cluster {
+/// The cluster `name` with `policy` applied; `extras` (the service's advertised methods and its
+/// host's isolation classes and local rate limit) ride in its metadata as [`ServiceExtras`].
+pub fn eds_cluster(name: &str, policy: &TrafficPolicy, extras: &ServiceExtras) -> Cluster {
     let connect_timeout = policy
         .connection_pool
         .as_ref()
@@ -104,13 +104,11 @@ pub fn eds_cluster(name: &str, policy: &TrafficPolicy, methods: &[String]) -> Cl
             }),
             ..cluster::CommonLbConfig::default()
         }),
-        metadata: (!methods.is_empty()).then(|| Metadata {
+        metadata: (*extras != ServiceExtras::default()).then(|| Metadata {
             // One key only: a map with more would encode in a random order.
             typed_filter_metadata: std::collections::HashMap::from([(
                 SERVICE_EXTRAS_KEY.to_owned(),
-                pack_any(ServiceExtras {
-                    methods: methods.to_vec(),
-                }),
+                pack_any(extras.clone()),
             )]),
             ..Metadata::default()
         }),

@@ -49,6 +49,7 @@ fn cluster(name: &str, policy: Any) -> EnvoyCluster {
             SERVICE_EXTRAS_KEY,
             pack_any(ServiceExtras {
                 methods: vec!["greet".into(), "slow".into()],
+                ..ServiceExtras::default()
             }),
         ),
         ..EnvoyCluster::default()
@@ -280,5 +281,86 @@ fn endpoints_named_by_host_name_are_skipped() {
         endpoints(&assignment(V1, "provider.example", "v1"))
             .unwrap()
             .is_empty()
+    );
+}
+
+#[test]
+fn isolation_and_rate_limit_extras_reach_the_snapshot_per_host() {
+    use causeway_protocols::xds_ext::{
+        AttributeMatch, LocalRateLimit, StringMatch as WireMatch, TokenBucket, TrafficClass,
+        TrafficIsolation, string_match,
+    };
+    let extras = ServiceExtras {
+        methods: vec!["greet".into()],
+        isolation: Some(TrafficIsolation {
+            classes: vec![
+                TrafficClass {
+                    name: "batch".into(),
+                    attributes: vec![AttributeMatch {
+                        name: "batch".into(),
+                        value: Some(WireMatch {
+                            pattern: Some(string_match::Pattern::Exact("true".into())),
+                        }),
+                    }],
+                    max_concurrency: 2,
+                    subset: "batchjob".into(),
+                    ..TrafficClass::default()
+                },
+                TrafficClass {
+                    name: "user".into(),
+                    max_concurrency: 10,
+                    shed_order: 10,
+                    ..TrafficClass::default()
+                },
+            ],
+            default_class: "user".into(),
+        }),
+        local_rate_limit: Some(LocalRateLimit {
+            token_bucket: Some(TokenBucket {
+                max_tokens: 5,
+                tokens_per_fill: 1,
+                fill_interval_nanos: 1_000_000,
+            }),
+            conditions: vec![],
+        }),
+    };
+    let mut envoy = cluster(
+        "outbound|20880||demo.greeter",
+        pack_any(RoundRobin::default()),
+    );
+    envoy.metadata = metadata(SERVICE_EXTRAS_KEY, pack_any(extras.clone()));
+    let spec = cluster_spec(&envoy).unwrap();
+    let snapshot = assemble(
+        "v1".into(),
+        &BTreeMap::from([("outbound|20880||demo.greeter".to_owned(), spec)]),
+        &BTreeMap::new(),
+        &BTreeMap::new(),
+    );
+    let policy = snapshot.admission("demo.greeter").unwrap();
+    let isolation = policy.isolation.as_ref().unwrap();
+    assert_eq!(isolation.classes.len(), 2);
+    assert_eq!(isolation.default_class, Some(1));
+    assert_eq!(isolation.classes[0].subset.as_deref(), Some("batchjob"));
+    assert_eq!(
+        policy
+            .rate_limit
+            .as_ref()
+            .unwrap()
+            .default
+            .unwrap()
+            .max_tokens,
+        5
+    );
+
+    // A class naming a default class that does not exist is NACKed with the reason.
+    let mut bad = extras;
+    if let Some(isolation) = bad.isolation.as_mut() {
+        isolation.default_class = "nobody".into();
+    }
+    envoy.metadata = metadata(SERVICE_EXTRAS_KEY, pack_any(bad));
+    let error = cluster_spec(&envoy).unwrap_err();
+    assert!(
+        error.to_string().contains("default class `nobody`"),
+        "{error}"
     );
 }
