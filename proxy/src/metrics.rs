@@ -258,6 +258,8 @@ pub struct Metrics {
     upstream_in_flight: Gauge,
     reloads: Family<ReloadLabels, Counter>,
     xds_connected: Gauge,
+    /// Retries, outlier ejections, faults and mirrors.
+    pub resilience: crate::resilience::ResilienceMetrics,
 }
 
 impl Default for Metrics {
@@ -346,6 +348,7 @@ impl Metrics {
             "1 while the xDS stream to the bridge is open",
             xds_connected.clone(),
         );
+        let resilience = crate::resilience::ResilienceMetrics::register(internal);
         Self {
             registry,
             requests,
@@ -361,6 +364,7 @@ impl Metrics {
             upstream_in_flight,
             reloads,
             xds_connected,
+            resilience,
         }
     }
 

@@ -396,7 +396,9 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
         {
             Ok(conn) => conn,
             Err(error) => {
-                let ejected = state.connect_failed(Instant::now());
+                let ejected = context
+                    .balancer
+                    .connect_failed(&cluster, &state, Instant::now());
                 tracing::debug!(address = %endpoint.address, %error, ?ejected, "provider connect failed; endpoint ejected");
                 context.metrics.connect_failure(&cluster.name);
                 exclude.push(endpoint.address);
@@ -409,11 +411,14 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
             labels.destination_version = label_of(&endpoint.labels, "version");
             labels.destination_workload = label_of(&endpoint.labels, "app");
             load.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            pending.set_in_flight(Some(InFlight::new(
-                state.clone(),
-                load.clone(),
-                context.metrics.upstream_in_flight().clone(),
-            )));
+            pending.set_in_flight(Some(
+                InFlight::new(
+                    state.clone(),
+                    load.clone(),
+                    context.metrics.upstream_in_flight().clone(),
+                )
+                .with_outliers(context.balancer.clone(), cluster.clone()),
+            ));
         }
         match conn.send(frame, pending).await {
             Ok(()) => return,

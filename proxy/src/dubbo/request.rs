@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::lb::InFlight;
 use crate::metrics::{Metrics, RequestLabels, ResponseFlags, status_label};
+use crate::resilience::outlier;
 
 /// How a request ended.
 #[derive(Debug)]
@@ -100,6 +101,7 @@ impl Pending {
                 let status = frame.header().status;
                 if let Some(in_flight) = self.in_flight.as_mut() {
                     in_flight.answered();
+                    in_flight.report(outlier::dubbo_verdict(status));
                 }
                 (Some(frame.into_bytes()), status, ResponseFlags::None)
             }
@@ -107,7 +109,13 @@ impl Pending {
                 status,
                 flags,
                 message,
-            } => (error_frame(&self.request, status, &message), status, flags),
+            } => {
+                // Only failures after the request reached an endpoint carry its load.
+                if let Some(in_flight) = self.in_flight.as_mut() {
+                    in_flight.report(outlier::local_verdict(flags));
+                }
+                (error_frame(&self.request, status, &message), status, flags)
+            }
         };
         self.in_flight = None;
         self.labels.response_code = status_label(status.0);

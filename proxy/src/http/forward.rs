@@ -30,7 +30,7 @@ use hyper::body::Incoming;
 use super::body::{InFlight, ProxyBody, Record, RequestBody, Reusable};
 use super::upstream::Sender;
 use super::{HttpContext, ListenerKind};
-use crate::lb::RequestKey;
+use crate::lb::{RequestKey, Verdict};
 use crate::metrics::{Protocol, Reporter, RequestLabels, ResponseFlags};
 use crate::routing::{Cluster, HashOn, HttpAttributes, HttpRouteTable, LbPolicy};
 
@@ -422,7 +422,9 @@ async fn forward(
         let sender = match sender {
             Ok(sender) => sender,
             Err(error) => {
-                let ejected = state.connect_failed(Instant::now());
+                let ejected = context
+                    .balancer
+                    .connect_failed(cluster, &state, Instant::now());
                 tracing::debug!(address = %endpoint.address, %error, ?ejected, "upstream connect failed; endpoint ejected");
                 context.metrics.connect_failure(&cluster.name);
                 exclude.push(endpoint.address);
@@ -463,7 +465,8 @@ async fn forward(
             state.clone(),
             load.clone(),
             context.metrics.upstream_in_flight().clone(),
-        );
+        )
+        .with_outliers(context.balancer.clone(), cluster.clone());
         let sent_at = Instant::now();
         let (result, h1) = match sender {
             Sender::Http2(mut sender) => {
@@ -478,6 +481,7 @@ async fn forward(
         };
         let response = match result {
             None => {
+                in_flight.report(Verdict::GatewayError);
                 return call.fail(
                     Failure::Timeout,
                     format!(
@@ -499,6 +503,7 @@ async fn forward(
                     failure = Failure::ConnectionTermination;
                     continue;
                 }
+                in_flight.report(Verdict::GatewayError);
                 return call.fail(
                     Failure::ConnectionTermination,
                     format!(

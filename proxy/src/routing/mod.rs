@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use cluster::{CircuitBreaker, Cluster, Endpoint, HashOn, LbPolicy, Locality, cluster_name};
+pub use cluster::{
+    CircuitBreaker, Cluster, Endpoint, HashOn, LbPolicy, Locality, OutlierPolicy, cluster_name,
+};
 pub use dubbo::{DubboAttributes, DubboRoute, DubboRouteTable, ServiceMatch, WeightedClusters};
 pub use http::{HttpAttributes, HttpRoute, HttpRouteTable, PathMatch};
 pub use thrift::{ThriftAttributes, ThriftRoute, ThriftRouteTable, ThriftTables};

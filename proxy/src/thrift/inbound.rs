@@ -342,7 +342,9 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         {
             Ok(conn) => conn,
             Err(error) => {
-                let ejected = state.connect_failed(Instant::now());
+                let ejected = context
+                    .balancer
+                    .connect_failed(&cluster, &state, Instant::now());
                 tracing::debug!(address = %endpoint.address, %error, ?ejected, "thrift server connect failed; endpoint ejected");
                 context.metrics.connect_failure(&cluster.name);
                 exclude.push(endpoint.address);
@@ -353,11 +355,14 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         if let Some(pending) = pending.as_mut() {
             set_destination(pending, endpoint);
             load.fetch_add(1, Ordering::Relaxed);
-            pending.set_in_flight(Some(InFlight::new(
-                state.clone(),
-                load.clone(),
-                context.metrics.upstream_in_flight().clone(),
-            )));
+            pending.set_in_flight(Some(
+                InFlight::new(
+                    state.clone(),
+                    load.clone(),
+                    context.metrics.upstream_in_flight().clone(),
+                )
+                .with_outliers(context.balancer.clone(), cluster.clone()),
+            ));
             if let Some(in_flight) = pending.in_flight_mut() {
                 in_flight.sent_now();
             }

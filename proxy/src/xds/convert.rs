@@ -34,7 +34,7 @@ use prost::{Message, Name};
 
 use crate::routing::{
     CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, HashOn, LbPolicy, Locality,
-    ServiceMatch, Snapshot, WeightedClusters,
+    OutlierPolicy, ServiceMatch, Snapshot, WeightedClusters,
 };
 
 /// Why a resource was rejected (the NACK's message).
@@ -72,6 +72,7 @@ pub struct ClusterSpec {
     subset: String,
     balancing: Balancing,
     breaker: CircuitBreaker,
+    outlier: Option<OutlierPolicy>,
     methods: Vec<String>,
 }
 
@@ -148,6 +149,10 @@ pub fn cluster_spec(cluster: &EnvoyCluster) -> Result<ClusterSpec, ConvertError>
         subset,
         balancing,
         breaker,
+        outlier: cluster
+            .outlier_detection
+            .as_ref()
+            .map(crate::resilience::outlier::policy_from_envoy),
         methods,
     })
 }
@@ -434,6 +439,7 @@ pub fn assemble(
                     .unwrap_or_default(),
                 lb,
                 breaker: spec.breaker,
+                outlier: spec.outlier,
             }
         })
         .collect();
