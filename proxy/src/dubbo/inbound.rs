@@ -37,6 +37,8 @@ use crate::lb::RequestKey;
 use crate::metrics::{
     Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags, status_label,
 };
+use crate::resilience::metrics::RetryReason;
+use crate::resilience::retry;
 use crate::routing::{Cluster, DubboAttributes, HashOn, LbPolicy, normalize_version};
 
 /// Endpoints tried for one request when connections cannot be opened.
@@ -378,7 +380,8 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
     let mut rng = fastrand::Rng::new();
     let mut exclude = Vec::new();
     let mut flags = ResponseFlags::NoHealthyUpstream;
-    for _ in 0..MAX_ATTEMPTS {
+    let mut _retry = None;
+    for attempt in 0..MAX_ATTEMPTS {
         let Some((index, state)) =
             context
                 .balancer
@@ -389,6 +392,26 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
         let Some(endpoint) = cluster.endpoints.get(index) else {
             break;
         };
+        // Every pass after the first is a retry: the budget decides whether it may go.
+        if attempt > 0 {
+            let reason = if flags == ResponseFlags::UpstreamConnectFailure {
+                RetryReason::ConnectFailure
+            } else {
+                RetryReason::Reset
+            };
+            match retry::admit(
+                context.balancer.retry_budgets(),
+                &context.metrics,
+                &cluster.name,
+                &Arc::from(cluster.host.as_str()),
+                load.load(std::sync::atomic::Ordering::Relaxed),
+                Protocol::Dubbo,
+                reason,
+            ) {
+                Some(token) => _retry = Some(token),
+                None => break,
+            }
+        }
         let conn = match context
             .upstreams
             .connection(endpoint.address, &state, connect_timeout)

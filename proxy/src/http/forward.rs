@@ -32,6 +32,8 @@ use super::upstream::Sender;
 use super::{HttpContext, ListenerKind};
 use crate::lb::{RequestKey, Verdict};
 use crate::metrics::{Protocol, Reporter, RequestLabels, ResponseFlags};
+use crate::resilience::metrics::RetryReason;
+use crate::resilience::retry;
 use crate::routing::{Cluster, HashOn, HttpAttributes, HttpRouteTable, LbPolicy};
 
 /// Endpoints tried for one request when connections cannot be opened.
@@ -398,7 +400,8 @@ async fn forward(
     let mut failure = Failure::NoHealthyUpstream;
     let connect_timeout = Duration::from_millis(cluster.breaker.connect_timeout_ms);
     let protocol = call.labels.request_protocol;
-    for _ in 0..MAX_ATTEMPTS {
+    let mut _retry = None;
+    for attempt in 0..MAX_ATTEMPTS {
         let chosen = {
             let key = RequestKey {
                 method: &method,
@@ -415,6 +418,26 @@ async fn forward(
         let Some(endpoint) = cluster.endpoints.get(index) else {
             break;
         };
+        // Every pass after the first is a retry: the budget decides whether it may go.
+        if attempt > 0 {
+            let reason = if failure == Failure::ConnectRefused {
+                RetryReason::ConnectFailure
+            } else {
+                RetryReason::Reset
+            };
+            match retry::admit(
+                context.balancer.retry_budgets(),
+                &context.metrics,
+                &cluster.name,
+                &Arc::from(cluster.host.as_str()),
+                load.load(Ordering::Relaxed),
+                protocol,
+                reason,
+            ) {
+                Some(token) => _retry = Some(token),
+                None => break,
+            }
+        }
         let sender = context
             .upstreams
             .sender(endpoint.address, h2, connect_timeout, protocol)

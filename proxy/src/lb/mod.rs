@@ -88,6 +88,8 @@ pub struct Balancer {
     cursors: Mutex<HashMap<Arc<str>, Arc<AtomicU64>>>,
     /// Where ejections are counted (none in unit tests).
     metrics: Option<Arc<Metrics>>,
+    /// Retries in flight per cluster, shared by every protocol like the endpoint state.
+    retries: crate::resilience::retry::RetryBudgets,
 }
 
 // === impl Balancer ===
@@ -157,6 +159,11 @@ impl Balancer {
             );
         }
         length
+    }
+
+    /// The retry budgets of every cluster.
+    pub fn retry_budgets(&self) -> &crate::resilience::retry::RetryBudgets {
+        &self.retries
     }
 
     /// How many endpoints of `cluster` are ejected at `now` (either way).

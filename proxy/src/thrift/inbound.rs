@@ -40,6 +40,8 @@ use crate::lb::RequestKey;
 use crate::metrics::{
     Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags,
 };
+use crate::resilience::metrics::RetryReason;
+use crate::resilience::retry;
 use crate::routing::{Cluster, Endpoint, HashOn, LbPolicy, ThriftAttributes};
 
 /// Endpoints tried for one call when connections cannot be opened or written.
@@ -319,7 +321,8 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
     let mut rng = fastrand::Rng::new();
     let mut exclude = Vec::new();
     let mut flags = ResponseFlags::NoHealthyUpstream;
-    for _ in 0..MAX_ATTEMPTS {
+    let mut _retry = None;
+    for attempt in 0..MAX_ATTEMPTS {
         let Some((index, state)) =
             context
                 .balancer
@@ -330,6 +333,26 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         let Some(endpoint) = cluster.endpoints.get(index) else {
             break;
         };
+        // Every pass after the first is a retry: the budget decides whether it may go.
+        if attempt > 0 {
+            let reason = if flags == ResponseFlags::UpstreamConnectFailure {
+                RetryReason::ConnectFailure
+            } else {
+                RetryReason::Reset
+            };
+            match retry::admit(
+                context.balancer.retry_budgets(),
+                &context.metrics,
+                &cluster.name,
+                &Arc::from(cluster.host.as_str()),
+                load.load(Ordering::Relaxed),
+                Protocol::Thrift,
+                reason,
+            ) {
+                Some(token) => _retry = Some(token),
+                None => break,
+            }
+        }
         let pool_key = PoolKey {
             address: endpoint.address,
             transport: info.transport,
