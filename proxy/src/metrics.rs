@@ -87,6 +87,8 @@ pub enum ResponseFlags {
     DownstreamProtocolError,
     /// `DC`: the caller went away before the response was complete.
     DownstreamConnectionTermination,
+    /// `FI`: fault injection aborted the request.
+    FaultInjected,
 }
 
 impl ResponseFlags {
@@ -102,6 +104,7 @@ impl ResponseFlags {
             Self::UpstreamOverflow => "UO",
             Self::DownstreamProtocolError => "DPE",
             Self::DownstreamConnectionTermination => "DC",
+            Self::FaultInjected => "FI",
         }
     }
 }

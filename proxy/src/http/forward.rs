@@ -33,7 +33,8 @@ use super::{HttpContext, ListenerKind};
 use crate::lb::{RequestKey, Verdict};
 use crate::metrics::{Protocol, Reporter, RequestLabels, ResponseFlags};
 use crate::resilience::metrics::RetryReason;
-use crate::resilience::retry;
+use crate::resilience::{fault, retry};
+use crate::routing::http::AbortWith;
 use crate::routing::{Cluster, HashOn, HttpAttributes, HttpRouteTable, LbPolicy};
 
 /// Endpoints tried for one request when connections cannot be opened.
@@ -142,6 +143,41 @@ impl Call {
             request_bytes: self.request_bytes.clone(),
             grpc: self.grpc,
         }
+    }
+
+    /// Fault injection's abort, in the caller's protocol, recorded at once.
+    fn abort(&self, with: AbortWith) -> Response<ProxyBody> {
+        let record = self.record();
+        let message = "causeway-proxy: fault injected";
+        if self.grpc {
+            let status = Status::new(fault::grpc_code(with), message);
+            let (parts, ()) = status
+                .trailers_only(self.content_type.as_ref())
+                .into_parts();
+            record.finish(
+                parts.status.as_u16(),
+                Some(status.code.as_u32()),
+                ResponseFlags::FaultInjected,
+                0,
+            );
+            return Response::from_parts(parts, ProxyBody::local(Bytes::new()));
+        }
+        let body = Bytes::from(format!("{message}\n"));
+        let status = StatusCode::from_u16(fault::http_status(with))
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        record.finish(
+            status.as_u16(),
+            None,
+            ResponseFlags::FaultInjected,
+            body.len() as u64,
+        );
+        let mut response = Response::new(ProxyBody::local(body));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
     }
 
     /// The proxy's own answer, recorded at once.
@@ -337,6 +373,25 @@ pub async fn handle(
     let deadline = route
         .timeout_ms
         .map(|ms| tokio::time::Instant::from_std(started) + Duration::from_millis(ms));
+    if let Some(fault) = &route.fault {
+        let decision = fault::decide(fault, &mut rng);
+        let service = call.labels.destination_service.clone();
+        let protocol = call.labels.request_protocol;
+        if let Some(delay) = decision.delay {
+            call.context
+                .metrics
+                .resilience
+                .fault_delayed(&service, protocol);
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(with) = decision.abort {
+            call.context
+                .metrics
+                .resilience
+                .fault_aborted(&service, protocol);
+            return call.abort(with);
+        }
+    }
     forward(call, request, &cluster, &authority, deadline, &mut rng).await
 }
 

@@ -5,9 +5,11 @@
 //!   detector (whose per-endpoint state lives in [`crate::lb::outlier`], shared by every
 //!   protocol), and the policy from xDS or the rules.
 //! - [`retry`]: retry conditions, the retry budget, and which requests may be retried at all.
+//! - [`fault`]: fault injection (delay, abort) for gRPC and HTTP routes.
 //! - [`metrics`]: `causeway_proxy_retries_total`, `causeway_proxy_outlier_ejections_total`,
 //!   `causeway_proxy_outlier_ejected_endpoints`, the mirror and fault counters.
 
+pub mod fault;
 pub mod metrics;
 pub mod outlier;
 pub mod retry;
