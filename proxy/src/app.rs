@@ -146,7 +146,12 @@ pub async fn start(
         admin_listener,
         admin_state.clone(),
     ))];
-    let balancer = Arc::new(Balancer::new());
+    let balancer = Arc::new(Balancer::with_metrics(metrics.clone()));
+    tasks.push(tokio::spawn(crate::resilience::outlier::publish_ejections(
+        balancer.clone(),
+        store.clone(),
+        metrics.clone(),
+    )));
     let context = Arc::new(DubboContext::new(
         store.clone(),
         balancer.clone(),

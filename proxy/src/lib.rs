@@ -7,7 +7,8 @@
 //! [`config`] (the file), [`local`] (config → routing snapshot, file watching), [`routing`] (the
 //! pure snapshot), [`state`] (the snapshot in force), [`lb`] (endpoint choice), [`dubbo`],
 //! [`thrift`] and [`http`] (the data planes), [`auto`] (protocol detection), [`metrics`] and
-//! [`admin`], and [`app`] wiring them together.
+//! [`admin`], [`resilience`] (outlier classes, retries, faults, mirrors), and [`app`] wiring them
+//! together.
 
 pub mod admin;
 pub mod app;
@@ -23,6 +24,7 @@ pub mod lb;
 pub mod local;
 pub mod logging;
 pub mod metrics;
+pub mod resilience;
 pub mod routing;
 pub mod state;
 pub mod thrift;

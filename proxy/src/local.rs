@@ -311,6 +311,10 @@ fn service_clusters(service: &ServiceConfig, rules: &RuleSet, me: &Locality) -> 
                     }
                 })
                 .collect();
+            let outlier = policy
+                .outlier_detection
+                .as_ref()
+                .map(crate::resilience::outlier::policy_from_rule);
             Cluster {
                 name: Arc::from(cluster_name(service.port, &subset, &service.host)),
                 host: service.host.clone(),
@@ -319,6 +323,7 @@ fn service_clusters(service: &ServiceConfig, rules: &RuleSet, me: &Locality) -> 
                 endpoints,
                 lb,
                 breaker,
+                outlier,
             }
         })
         .collect()

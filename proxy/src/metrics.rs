@@ -91,6 +91,8 @@ pub enum ResponseFlags {
     DownstreamConnectionTermination,
     /// `RL`: refused by the local rate limit.
     RateLimited,
+    /// `FI`: fault injection aborted the request.
+    FaultInjected,
 }
 
 impl ResponseFlags {
@@ -107,6 +109,7 @@ impl ResponseFlags {
             Self::DownstreamProtocolError => "DPE",
             Self::DownstreamConnectionTermination => "DC",
             Self::RateLimited => "RL",
+            Self::FaultInjected => "FI",
         }
     }
 }
@@ -264,6 +267,8 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     xds_connected: Gauge,
     admissions: crate::isolation::Admissions,
+    /// Retries, outlier ejections, faults and mirrors.
+    pub resilience: crate::resilience::ResilienceMetrics,
     /// The four request series of every label set seen, found with one cheap hash per request
     /// instead of four SipHash lookups (one per family); bounded like the labels themselves.
     request_series: Mutex<FastMap<RequestLabels, RequestSeries>>,
@@ -368,6 +373,7 @@ impl Metrics {
         // and every protocol's request path already holds the metrics.
         let admissions = crate::isolation::Admissions::default();
         admissions.register(internal);
+        let resilience = crate::resilience::ResilienceMetrics::register(internal);
         Self {
             registry,
             requests,
@@ -384,6 +390,7 @@ impl Metrics {
             reloads,
             xds_connected,
             admissions,
+            resilience,
             request_series: Mutex::default(),
         }
     }

@@ -595,3 +595,79 @@ async fn failures_are_answered_in_the_callers_protocol() {
         assert_eq!(metric(&text, parts), n, "{parts:?}\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_abort_and_delay_in_the_callers_protocol() {
+    let v1 = Backend::start("v1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let service = |host: &str, protocol: &str| {
+        format!(
+            "- host: {host}\n  port: 80\n  protocol: {protocol}\n  endpoints:\n{}",
+            endpoint(&v1, "v1")
+        )
+    };
+    let yaml = format!(
+        "{HEADER}services:\n{}{}{}rules: |\n  apiVersion: networking.istio.io/v1\n  kind: VirtualService\n  metadata: {{name: faulty-grpc}}\n  spec:\n    hosts: [faulty.grpc]\n    http:\n    - fault: {{abort: {{grpcStatus: UNAVAILABLE, percentage: {{value: 50}}}}}}\n      route: [{{destination: {{host: faulty.grpc}}}}]\n  ---\n  apiVersion: networking.istio.io/v1\n  kind: VirtualService\n  metadata: {{name: faulty-web}}\n  spec:\n    hosts: [faulty.web]\n    http:\n    - fault: {{abort: {{httpStatus: 418, percentage: {{value: 100}}}}}}\n      route: [{{destination: {{host: faulty.web}}}}]\n  ---\n  apiVersion: networking.istio.io/v1\n  kind: VirtualService\n  metadata: {{name: slow-web}}\n  spec:\n    hosts: [slow.web]\n    http:\n    - fault: {{delay: {{fixedDelay: 300ms, percentage: {{value: 100}}}}}}\n      route: [{{destination: {{host: slow.web}}}}]\n",
+        service("faulty.grpc", "grpc"),
+        service("faulty.web", "http"),
+        service("slow.web", "http"),
+    );
+    let proxy = start_proxy(dir.path(), &yaml).await;
+    let h2 = H2::connect(proxy.addr(ListenProtocol::Grpc).unwrap()).await;
+    let mut h1 = H1::connect(proxy.addr(ListenProtocol::Http).unwrap()).await;
+
+    // Half of the gRPC calls get UNAVAILABLE from the proxy; the others reach the provider.
+    let (mut aborted, mut served) = (0, 0);
+    for _ in 0..200 {
+        let got = h2.grpc("faulty.grpc", "/demo.Greeter/SayHello", &[]).await;
+        match got.grpc_status() {
+            Some(14) => {
+                assert!(got.grpc_message().contains("fault injected"), "{got:?}");
+                assert_eq!(got.backend(), "-");
+                aborted += 1;
+            }
+            Some(0) => served += 1,
+            other => panic!("unexpected status {other:?}"),
+        }
+    }
+    assert!(
+        (60..140).contains(&aborted),
+        "{aborted} aborted, {served} served"
+    );
+
+    let got = h1.get("faulty.web", "/", &[]).await;
+    assert_eq!(got.status.as_u16(), 418, "{got:?}");
+    assert_eq!(got.backend(), "-", "never forwarded");
+
+    let started = std::time::Instant::now();
+    let got = h1.get("slow.web", "/", &[]).await;
+    assert_eq!((got.status, got.backend()), (StatusCode::OK, "v1"));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    let text = proxy.metrics.encode().unwrap();
+    assert_eq!(
+        metric(
+            &text,
+            &["response_flags=\"FI\"", "grpc_response_status=\"14\""]
+        ),
+        f64::from(aborted)
+    );
+    assert_eq!(
+        metric(&text, &["response_flags=\"FI\"", "response_code=\"418\""]),
+        1.0
+    );
+    let counter = |name: &str, service: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains(service))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    assert_eq!(
+        counter("causeway_proxy_faults_aborted_total", "faulty.grpc"),
+        f64::from(aborted)
+    );
+    assert_eq!(
+        counter("causeway_proxy_faults_delayed_total", "slow.web"),
+        1.0
+    );
+}

@@ -39,6 +39,8 @@ use super::writer::write_loop;
 use crate::isolation::{MatchKind, Permit, Refusal, RequestAttributes};
 use crate::lb::{EndpointState, InFlight, RequestKey};
 use crate::metrics::{Direction, Protocol, ProtocolErrorKind, RequestLabels, ResponseFlags};
+use crate::resilience::metrics::RetryReason;
+use crate::resilience::retry;
 use crate::routing::{
     Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, cluster_name, normalize_version,
 };
@@ -445,7 +447,7 @@ fn forward_now(
         return Some((plan, pending));
     };
     if let Some(pending) = pending.as_mut() {
-        attach(pending, context, endpoint, &state, &load);
+        attach(pending, context, endpoint, &state, &load, &plan.cluster);
     }
     let Plan {
         frame,
@@ -489,16 +491,20 @@ fn attach(
     endpoint: &Endpoint,
     state: &Arc<EndpointState>,
     load: &Arc<AtomicU32>,
+    cluster: &Arc<Cluster>,
 ) {
     let labels = pending.labels_mut();
     labels.destination_version = endpoint.metric_labels.version.clone();
     labels.destination_workload = endpoint.metric_labels.app.clone();
     load.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    pending.set_in_flight(Some(InFlight::new(
-        state.clone(),
-        load.clone(),
-        context.metrics.upstream_in_flight().clone(),
-    )));
+    pending.set_in_flight(Some(
+        InFlight::new(
+            state.clone(),
+            load.clone(),
+            context.metrics.upstream_in_flight().clone(),
+        )
+        .with_outliers(context.balancer.clone(), cluster.clone()),
+    ));
 }
 
 /// Picks an endpoint, opens or reuses its connection and sends; on a connect failure another
@@ -550,7 +556,8 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
     let mut rng = fastrand::Rng::new();
     let mut exclude = Vec::new();
     let mut flags = ResponseFlags::NoHealthyUpstream;
-    for _ in 0..MAX_ATTEMPTS {
+    let mut _retry = None;
+    for attempt in 0..MAX_ATTEMPTS {
         let Some((index, state)) =
             context
                 .balancer
@@ -561,6 +568,26 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
         let Some(endpoint) = cluster.endpoints.get(index) else {
             break;
         };
+        // Every pass after the first is a retry: the budget decides whether it may go.
+        if attempt > 0 {
+            let reason = if flags == ResponseFlags::UpstreamConnectFailure {
+                RetryReason::ConnectFailure
+            } else {
+                RetryReason::Reset
+            };
+            match retry::admit(
+                context.balancer.retry_budgets(),
+                &context.metrics,
+                &cluster.name,
+                &Arc::from(cluster.host.as_str()),
+                load.load(std::sync::atomic::Ordering::Relaxed),
+                Protocol::Dubbo,
+                reason,
+            ) {
+                Some(token) => _retry = Some(token),
+                None => break,
+            }
+        }
         let conn = match context
             .upstreams
             .connection(endpoint.address, &state, connect_timeout)
@@ -568,7 +595,9 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
         {
             Ok(conn) => conn,
             Err(error) => {
-                let ejected = state.connect_failed(Instant::now());
+                let ejected = context
+                    .balancer
+                    .connect_failed(&cluster, &state, Instant::now());
                 tracing::debug!(address = %endpoint.address, %error, ?ejected, "provider connect failed; endpoint ejected");
                 context.metrics.connect_failure(&cluster.name);
                 exclude.push(endpoint.address);
@@ -577,7 +606,7 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
             }
         };
         if let Some(pending) = pending.as_mut() {
-            attach(pending, &context, endpoint, &state, &load);
+            attach(pending, &context, endpoint, &state, &load, &cluster);
         }
         match conn.send(frame, pending).await {
             Ok(()) => return,

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::lb::InFlight;
 use crate::metrics::{Metrics, RequestLabels, ResponseFlags, status_label};
+use crate::resilience::outlier;
 
 /// How a request ended.
 #[derive(Debug)]
@@ -108,6 +109,7 @@ impl Pending {
                 let status = frame.header().status;
                 if let Some(in_flight) = self.in_flight.as_mut() {
                     in_flight.answered();
+                    in_flight.report(outlier::dubbo_verdict(status));
                 }
                 (Some(frame.into_bytes()), status, ResponseFlags::None)
             }
@@ -115,7 +117,13 @@ impl Pending {
                 status,
                 flags,
                 message,
-            } => (error_frame(&self.request, status, &message), status, flags),
+            } => {
+                // Only failures after the request reached an endpoint carry its load.
+                if let Some(in_flight) = self.in_flight.as_mut() {
+                    in_flight.report(outlier::local_verdict(flags));
+                }
+                (error_frame(&self.request, status, &message), status, flags)
+            }
         };
         self.in_flight = None;
         // Released before the caller can see the answer and send its next request.

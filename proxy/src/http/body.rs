@@ -23,8 +23,10 @@ use hyper::client::conn::http1;
 use prometheus_client::metrics::gauge::Gauge;
 
 use super::upstream::UpstreamPool;
-use crate::lb::EndpointState;
+use crate::lb::{Balancer, EndpointState, Verdict};
 use crate::metrics::{Metrics, RequestLabels, ResponseFlags, number_label};
+use crate::resilience::outlier;
+use crate::routing::Cluster;
 
 /// The error type of the bodies: whatever the peer's connection reported.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -80,6 +82,8 @@ pub struct InFlight {
     /// Time to the response headers: the latency sample for load balancing (a stream's total
     /// length says nothing about the endpoint's speed).
     latency: Option<Duration>,
+    /// Where the request's result goes for outlier detection (taken by the first report).
+    outlier: Option<(Arc<Balancer>, Arc<Cluster>)>,
 }
 
 // === impl InFlight ===
@@ -95,6 +99,21 @@ impl InFlight {
             cluster,
             gauge,
             latency: None,
+            outlier: None,
+        }
+    }
+
+    /// Reports this request's result to `cluster`'s outlier detector in `balancer`.
+    #[must_use]
+    pub fn with_outliers(mut self, balancer: Arc<Balancer>, cluster: Arc<Cluster>) -> Self {
+        self.outlier = Some((balancer, cluster));
+        self
+    }
+
+    /// Tells the outlier detector how the request went (once; later reports are ignored).
+    pub fn report(&mut self, verdict: Verdict) {
+        if let Some((balancer, cluster)) = self.outlier.take() {
+            balancer.report(&cluster, &self.endpoint, verdict, Instant::now());
         }
     }
 
@@ -189,7 +208,16 @@ impl Streaming {
             reusable,
             ..
         } = self;
-        drop(in_flight);
+        if let Some(mut in_flight) = in_flight {
+            let verdict = match (flags, record.grpc) {
+                (ResponseFlags::None, true) => outlier::grpc_verdict(
+                    grpc_status.unwrap_or_else(|| Code::from_http_status(status).as_u32()),
+                ),
+                (ResponseFlags::None, false) => outlier::http_verdict(status),
+                _ => outlier::local_verdict(flags),
+            };
+            in_flight.report(verdict);
+        }
         if flags == ResponseFlags::None
             && let Some(reusable) = reusable
         {

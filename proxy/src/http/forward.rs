@@ -30,8 +30,11 @@ use hyper::body::Incoming;
 use super::body::{InFlight, ProxyBody, Record, RequestBody, Reusable};
 use super::upstream::Sender;
 use super::{HttpContext, ListenerKind};
-use crate::lb::RequestKey;
+use crate::lb::{RequestKey, Verdict};
 use crate::metrics::{Protocol, Reporter, RequestLabels, ResponseFlags};
+use crate::resilience::metrics::RetryReason;
+use crate::resilience::{fault, retry};
+use crate::routing::http::AbortWith;
 use crate::routing::{Cluster, HashOn, HttpAttributes, HttpRouteTable, LbPolicy};
 
 /// Endpoints tried for one request when connections cannot be opened.
@@ -140,6 +143,41 @@ impl Call {
             request_bytes: self.request_bytes.clone(),
             grpc: self.grpc,
         }
+    }
+
+    /// Fault injection's abort, in the caller's protocol, recorded at once.
+    fn abort(&self, with: AbortWith) -> Response<ProxyBody> {
+        let record = self.record();
+        let message = "causeway-proxy: fault injected";
+        if self.grpc {
+            let status = Status::new(fault::grpc_code(with), message);
+            let (parts, ()) = status
+                .trailers_only(self.content_type.as_ref())
+                .into_parts();
+            record.finish(
+                parts.status.as_u16(),
+                Some(status.code.as_u32()),
+                ResponseFlags::FaultInjected,
+                0,
+            );
+            return Response::from_parts(parts, ProxyBody::local(Bytes::new()));
+        }
+        let body = Bytes::from(format!("{message}\n"));
+        let status = StatusCode::from_u16(fault::http_status(with))
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        record.finish(
+            status.as_u16(),
+            None,
+            ResponseFlags::FaultInjected,
+            body.len() as u64,
+        );
+        let mut response = Response::new(ProxyBody::local(body));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
     }
 
     /// The proxy's own answer, recorded at once.
@@ -335,6 +373,25 @@ pub async fn handle(
     let deadline = route
         .timeout_ms
         .map(|ms| tokio::time::Instant::from_std(started) + Duration::from_millis(ms));
+    if let Some(fault) = &route.fault {
+        let decision = fault::decide(fault, &mut rng);
+        let service = call.labels.destination_service.clone();
+        let protocol = call.labels.request_protocol;
+        if let Some(delay) = decision.delay {
+            call.context
+                .metrics
+                .resilience
+                .fault_delayed(&service, protocol);
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(with) = decision.abort {
+            call.context
+                .metrics
+                .resilience
+                .fault_aborted(&service, protocol);
+            return call.abort(with);
+        }
+    }
     forward(call, request, &cluster, &authority, deadline, &mut rng).await
 }
 
@@ -398,7 +455,8 @@ async fn forward(
     let mut failure = Failure::NoHealthyUpstream;
     let connect_timeout = Duration::from_millis(cluster.breaker.connect_timeout_ms);
     let protocol = call.labels.request_protocol;
-    for _ in 0..MAX_ATTEMPTS {
+    let mut _retry = None;
+    for attempt in 0..MAX_ATTEMPTS {
         let chosen = {
             let key = RequestKey {
                 method: &method,
@@ -415,6 +473,26 @@ async fn forward(
         let Some(endpoint) = cluster.endpoints.get(index) else {
             break;
         };
+        // Every pass after the first is a retry: the budget decides whether it may go.
+        if attempt > 0 {
+            let reason = if failure == Failure::ConnectRefused {
+                RetryReason::ConnectFailure
+            } else {
+                RetryReason::Reset
+            };
+            match retry::admit(
+                context.balancer.retry_budgets(),
+                &context.metrics,
+                &cluster.name,
+                &Arc::from(cluster.host.as_str()),
+                load.load(Ordering::Relaxed),
+                protocol,
+                reason,
+            ) {
+                Some(token) => _retry = Some(token),
+                None => break,
+            }
+        }
         let sender = context
             .upstreams
             .sender(endpoint.address, h2, connect_timeout, protocol)
@@ -422,7 +500,9 @@ async fn forward(
         let sender = match sender {
             Ok(sender) => sender,
             Err(error) => {
-                let ejected = state.connect_failed(Instant::now());
+                let ejected = context
+                    .balancer
+                    .connect_failed(cluster, &state, Instant::now());
                 tracing::debug!(address = %endpoint.address, %error, ?ejected, "upstream connect failed; endpoint ejected");
                 context.metrics.connect_failure(&cluster.name);
                 exclude.push(endpoint.address);
@@ -463,7 +543,8 @@ async fn forward(
             state.clone(),
             load.clone(),
             context.metrics.upstream_in_flight().clone(),
-        );
+        )
+        .with_outliers(context.balancer.clone(), cluster.clone());
         let sent_at = Instant::now();
         let (result, h1) = match sender {
             Sender::Http2(mut sender) => {
@@ -478,6 +559,7 @@ async fn forward(
         };
         let response = match result {
             None => {
+                in_flight.report(Verdict::GatewayError);
                 return call.fail(
                     Failure::Timeout,
                     format!(
@@ -499,6 +581,7 @@ async fn forward(
                     failure = Failure::ConnectionTermination;
                     continue;
                 }
+                in_flight.report(Verdict::GatewayError);
                 return call.fail(
                     Failure::ConnectionTermination,
                     format!(

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::EndpointState;
+use super::{Balancer, EndpointState, Verdict};
+use crate::routing::Cluster;
 
 /// Load a forwarded request puts on its endpoint and cluster, released once.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ pub struct InFlight {
     /// routing and connecting, which say nothing about the provider's speed.
     sent: Instant,
     done: bool,
+    /// Where the request's result goes for outlier detection (taken by the first report).
+    outlier: Option<(Arc<Balancer>, Arc<Cluster>)>,
 }
 
 // === impl InFlight ===
@@ -37,6 +40,22 @@ impl InFlight {
             gauge,
             sent: Instant::now(),
             done: false,
+            outlier: None,
+        }
+    }
+
+    /// Reports this request's result to `cluster`'s outlier detector in `balancer` (see
+    /// [`InFlight::report`]).
+    #[must_use]
+    pub fn with_outliers(mut self, balancer: Arc<Balancer>, cluster: Arc<Cluster>) -> Self {
+        self.outlier = Some((balancer, cluster));
+        self
+    }
+
+    /// Tells the outlier detector how the request went (once; later reports are ignored).
+    pub fn report(&mut self, verdict: Verdict) {
+        if let Some((balancer, cluster)) = self.outlier.take() {
+            balancer.report(&cluster, &self.endpoint, verdict, Instant::now());
         }
     }
 

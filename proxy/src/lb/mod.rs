@@ -12,6 +12,7 @@
 //! a random source and the clock.
 
 mod in_flight;
+pub mod outlier;
 mod state;
 
 #[cfg(test)]
@@ -23,9 +24,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 pub use in_flight::InFlight;
+pub use outlier::{EjectionReason, Verdict};
 pub use state::EndpointState;
 
 use crate::fasthash::FastMap;
+use crate::metrics::Metrics;
 use crate::routing::{Cluster, HashOn, LbPolicy};
 
 /// The hash of a request property for consistent-hash clusters (FNV-1a, stable across processes
@@ -83,6 +86,10 @@ impl RequestKey<'_> {
 pub struct Balancer {
     states: Mutex<FastMap<SocketAddr, Arc<EndpointState>>>,
     cursors: Mutex<FastMap<Arc<str>, Arc<AtomicU64>>>,
+    /// Where ejections are counted (none in unit tests).
+    metrics: Option<Arc<Metrics>>,
+    /// Retries in flight per cluster, shared by every protocol like the endpoint state.
+    retries: crate::resilience::retry::RetryBudgets,
 }
 
 // === impl Balancer ===
@@ -91,6 +98,82 @@ impl Balancer {
     /// A balancer with no endpoints known yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A balancer that counts ejections in `metrics`.
+    pub fn with_metrics(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..Self::default()
+        }
+    }
+
+    /// Feeds one request's result on `state` (an endpoint of `cluster`) to the cluster's outlier
+    /// detector; ejects the endpoint when a threshold is reached and the cluster's maximum
+    /// ejected share allows it. Returns the reason of an ejection.
+    pub fn report(
+        &self,
+        cluster: &Cluster,
+        state: &EndpointState,
+        verdict: Verdict,
+        now: Instant,
+    ) -> Option<EjectionReason> {
+        let policy = cluster.outlier.as_ref()?;
+        let reason = state.outlier.observe(verdict, policy)?;
+        if state.is_ejected(now) {
+            return None;
+        }
+        // Envoy's rule: at most this share of the cluster, but one endpoint always may go.
+        let total = cluster.endpoints.len();
+        let allowed = (total * policy.max_ejection_percent.min(100) as usize / 100).max(1);
+        if self.ejected_count(cluster, now) >= allowed {
+            tracing::debug!(cluster = %cluster.name, reason = reason.as_str(), "outlier not ejected: the cluster's maximum ejected share is reached");
+            return None;
+        }
+        let length = state.outlier.eject(now, policy);
+        tracing::info!(cluster = %cluster.name, reason = reason.as_str(), ?length, "outlier endpoint ejected");
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .resilience
+                .ejection(&cluster.host, &cluster.name, reason);
+        }
+        Some(reason)
+    }
+
+    /// A connection to `state` (an endpoint of `cluster`) could not be opened at `now`: ejects
+    /// it (doubling per consecutive failure; failures during an ejection do not count again)
+    /// and counts a new ejection. Returns the ejection's remaining time.
+    pub fn connect_failed(
+        &self,
+        cluster: &Cluster,
+        state: &EndpointState,
+        now: Instant,
+    ) -> std::time::Duration {
+        let already = state.is_connect_ejected(now);
+        let length = state.connect_failed(now);
+        if !already && let Some(metrics) = &self.metrics {
+            metrics.resilience.ejection(
+                &cluster.host,
+                &cluster.name,
+                EjectionReason::ConnectFailure,
+            );
+        }
+        length
+    }
+
+    /// The retry budgets of every cluster.
+    pub fn retry_budgets(&self) -> &crate::resilience::retry::RetryBudgets {
+        &self.retries
+    }
+
+    /// How many endpoints of `cluster` are ejected at `now` (either way).
+    pub fn ejected_count(&self, cluster: &Cluster, now: Instant) -> usize {
+        let states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        cluster
+            .endpoints
+            .iter()
+            .filter(|e| states.get(&e.address).is_some_and(|s| s.is_ejected(now)))
+            .count()
     }
 
     /// The shared state of the endpoint at `address` (created on first use).

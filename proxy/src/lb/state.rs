@@ -1,11 +1,14 @@
 //! [`EndpointState`]: what the proxy has learnt about one endpoint by talking to it — requests in
 //! flight, a latency EWMA, whether it asked to be drained (READONLY) and whether it is ejected
-//! after connect failures. Lock-free: every request touches it.
+//! after connect failures or by the outlier detector ([`super::outlier`]). Lock-free on the
+//! request path except for the ejection checks' uncontended mutexes.
 
 use std::sync::Mutex;
 use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use super::outlier::OutlierState;
 
 /// Latency assumed before the first response, in microseconds: low enough that a new endpoint is
 /// tried soon, high enough that it does not attract everything.
@@ -35,6 +38,9 @@ pub struct EndpointState {
     draining: AtomicBool,
     consecutive_failures: AtomicU32,
     ejected_until: Mutex<Option<Instant>>,
+    /// The outlier detector's counts and ejection (separate from the connect-failure ejection,
+    /// which a successful connect ends; an outlier ejection only time ends).
+    pub(super) outlier: OutlierState,
 }
 
 impl Default for EndpointState {
@@ -46,6 +52,7 @@ impl Default for EndpointState {
             draining: AtomicBool::new(false),
             consecutive_failures: AtomicU32::new(0),
             ejected_until: Mutex::new(None),
+            outlier: OutlierState::default(),
         }
     }
 }
@@ -55,12 +62,13 @@ impl Default for EndpointState {
 impl EndpointState {
     /// Whether new requests may go here at `now`.
     pub fn is_usable(&self, now: Instant) -> bool {
-        !self.draining.load(Ordering::Relaxed)
-            && self
-                .ejected_until
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_none_or(|until| now >= until)
+        !self.draining.load(Ordering::Relaxed) && !self.is_ejected(now)
+    }
+
+    /// Whether the endpoint is ejected at `now`, after connect failures or by the outlier
+    /// detector.
+    pub fn is_ejected(&self, now: Instant) -> bool {
+        self.is_connect_ejected(now) || self.outlier.is_ejected(now)
     }
 
     /// P2C's cost at `now`: (in flight + 1) × latency EWMA, the EWMA at least the latency floor
@@ -132,17 +140,35 @@ impl EndpointState {
     }
 
     /// A connection could not be opened at `now`: eject for a time that doubles per
-    /// consecutive failure. Returns the ejection time.
+    /// consecutive failure. Returns the ejection time. Prefer [`super::Balancer::connect_failed`],
+    /// which also counts the ejection.
     pub fn connect_failed(&self, now: Instant) -> Duration {
+        let mut until = self
+            .ejected_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Requests that were already connecting when the endpoint was ejected fail too; they
+        // are the same failure, so they must not double the ejection again and again (a
+        // provider killed under load would otherwise be kept out for the maximum at once).
+        if let Some(at) = *until
+            && at > now
+        {
+            return at - now;
+        }
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
         let ejection = BASE_EJECTION
             .saturating_mul(1u32 << failures.min(10))
             .min(MAX_EJECTION);
-        *self
-            .ejected_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(now + ejection);
+        *until = Some(now + ejection);
         ejection
+    }
+
+    /// Whether a connect-failure ejection is in force at `now`.
+    pub fn is_connect_ejected(&self, now: Instant) -> bool {
+        self.ejected_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|until| now < until)
     }
 
     /// A connection was opened: the endpoint is back, and a new connection is a fresh start

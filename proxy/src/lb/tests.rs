@@ -28,6 +28,7 @@ fn cluster(lb: LbPolicy, endpoints: Vec<Endpoint>) -> Cluster {
         endpoints,
         lb,
         breaker: CircuitBreaker::default(),
+        outlier: None,
     }
 }
 
@@ -197,11 +198,14 @@ fn ejection_backs_off() {
     let s = EndpointState::default();
     let now = Instant::now();
     let first = s.connect_failed(now);
-    let second = s.connect_failed(now);
+    // Failures during the ejection are the same outage: no doubling.
+    assert!(s.connect_failed(now) <= first);
+    let later = now + first;
+    let second = s.connect_failed(later);
     assert!(second > first);
-    assert!(!s.is_usable(now));
+    assert!(!s.is_usable(later));
     s.connected();
-    assert!(s.is_usable(now));
+    assert!(s.is_usable(later));
     s.finish(None);
     assert_eq!(s.in_flight(), 0, "finish without start saturates");
 }
@@ -224,4 +228,94 @@ fn a_stale_slow_sample_decays() {
     fast.start();
     fast.finish(Some(Duration::from_micros(100)));
     assert_eq!(fast.load_score(now), idle.load_score(now));
+}
+
+fn outlier_cluster(n: u16, policy: crate::routing::OutlierPolicy) -> Cluster {
+    let mut c = cluster(
+        LbPolicy::LeastRequest,
+        (1..=n).map(|p| endpoint(p, 1, 0)).collect(),
+    );
+    c.outlier = Some(policy);
+    c
+}
+
+#[test]
+fn consecutive_errors_eject_for_base_times_count_then_return() {
+    let policy = crate::routing::OutlierPolicy {
+        consecutive_errors: Some(3),
+        consecutive_gateway_errors: None,
+        interval_ms: 1000,
+        base_ejection_ms: 1000,
+        max_ejection_percent: 100,
+    };
+    let c = outlier_cluster(3, policy);
+    let b = Balancer::new();
+    let s = b.state(c.endpoints[0].address);
+    let now = Instant::now();
+    assert_eq!(b.report(&c, &s, Verdict::Error, now), None);
+    assert_eq!(b.report(&c, &s, Verdict::Error, now), None);
+    // A success resets the count.
+    assert_eq!(b.report(&c, &s, Verdict::Success, now), None);
+    assert_eq!(b.report(&c, &s, Verdict::Error, now), None);
+    assert_eq!(b.report(&c, &s, Verdict::Ignored, now), None);
+    assert_eq!(b.report(&c, &s, Verdict::GatewayError, now), None);
+    assert_eq!(
+        b.report(&c, &s, Verdict::Error, now),
+        Some(EjectionReason::ConsecutiveErrors)
+    );
+    assert!(!s.is_usable(now));
+    assert_eq!(b.ejected_count(&c, now), 1);
+    let got = counts(&b, &c, &RequestKey::default(), 200);
+    assert_eq!(got.get(&1), None, "an ejected endpoint takes nothing");
+    let back = now + Duration::from_millis(1000);
+    assert!(s.is_usable(back), "returns after the base ejection time");
+    // Ejected again at once: twice the base.
+    for _ in 0..2 {
+        b.report(&c, &s, Verdict::Error, back);
+    }
+    assert!(b.report(&c, &s, Verdict::Error, back).is_some());
+    assert!(!s.is_usable(back + Duration::from_millis(1999)));
+    assert!(s.is_usable(back + Duration::from_millis(2000)));
+}
+
+#[test]
+fn gateway_errors_and_the_maximum_ejected_share() {
+    let policy = crate::routing::OutlierPolicy {
+        consecutive_errors: None,
+        consecutive_gateway_errors: Some(2),
+        interval_ms: 1000,
+        base_ejection_ms: 30_000,
+        max_ejection_percent: 10,
+    };
+    let c = outlier_cluster(3, policy);
+    let b = Balancer::new();
+    let now = Instant::now();
+    let first = b.state(c.endpoints[0].address);
+    let second = b.state(c.endpoints[1].address);
+    // Errors that are not gateway errors do not count for this detector.
+    for _ in 0..5 {
+        assert_eq!(b.report(&c, &first, Verdict::Error, now), None);
+    }
+    b.report(&c, &first, Verdict::GatewayError, now);
+    assert_eq!(
+        b.report(&c, &first, Verdict::GatewayError, now),
+        Some(EjectionReason::ConsecutiveGatewayErrors)
+    );
+    // 10 % of 3 rounds to none, but one endpoint may always go; a second may not.
+    b.report(&c, &second, Verdict::GatewayError, now);
+    assert_eq!(b.report(&c, &second, Verdict::GatewayError, now), None);
+    assert!(second.is_usable(now));
+    assert_eq!(b.ejected_count(&c, now), 1);
+}
+
+#[test]
+fn without_a_policy_results_eject_nothing() {
+    let c = cluster(LbPolicy::LeastRequest, vec![endpoint(1, 1, 0)]);
+    let b = Balancer::new();
+    let s = b.state(c.endpoints[0].address);
+    let now = Instant::now();
+    for _ in 0..100 {
+        assert_eq!(b.report(&c, &s, Verdict::GatewayError, now), None);
+    }
+    assert!(s.is_usable(now));
 }

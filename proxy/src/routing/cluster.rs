@@ -161,6 +161,38 @@ impl Default for CircuitBreaker {
     }
 }
 
+/// Outlier detection of a cluster (Envoy's `OutlierDetection`, Istio's `outlierDetection`):
+/// endpoints that fail consecutively are ejected for a while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OutlierPolicy {
+    /// Consecutive errors (a protocol's 5xx class, gateway errors included) before ejection;
+    /// `None` when not enforced.
+    pub consecutive_errors: Option<u32>,
+    /// Consecutive gateway errors (connect failure, reset, timeout, 502/503/504,
+    /// UNAVAILABLE) before ejection; `None` when not enforced.
+    pub consecutive_gateway_errors: Option<u32>,
+    /// How often ejections are reviewed and published, in milliseconds.
+    pub interval_ms: u64,
+    /// The first ejection's length; the n-th ejection lasts n times as long (capped).
+    pub base_ejection_ms: u64,
+    /// Share of the cluster's endpoints that may be ejected at once (at least one always may).
+    pub max_ejection_percent: u32,
+}
+
+impl Default for OutlierPolicy {
+    /// Envoy's defaults: 5 consecutive errors enforced, gateway errors counted but not
+    /// enforced, 10 s interval, 30 s base ejection, at most 10 % ejected.
+    fn default() -> Self {
+        Self {
+            consecutive_errors: Some(5),
+            consecutive_gateway_errors: None,
+            interval_ms: 10_000,
+            base_ejection_ms: 30_000,
+            max_ejection_percent: 10,
+        }
+    }
+}
+
 /// A named set of endpoints and how traffic is spread over them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cluster {
@@ -178,4 +210,7 @@ pub struct Cluster {
     pub lb: LbPolicy,
     /// Thresholds.
     pub breaker: CircuitBreaker,
+    /// Outlier detection (`None`: only connect failures eject).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outlier: Option<OutlierPolicy>,
 }

@@ -21,7 +21,8 @@ use serde::Serialize;
 use crate::isolation::AdmissionPolicy;
 
 pub use cluster::{
-    CircuitBreaker, Cluster, Endpoint, EndpointLabels, HashOn, LbPolicy, Locality, cluster_name,
+    CircuitBreaker, Cluster, Endpoint, EndpointLabels, HashOn, LbPolicy, Locality, OutlierPolicy,
+    cluster_name,
 };
 pub use dubbo::{
     DubboAttributes, DubboRoute, DubboRouteTable, ServiceMatch, TableLabels, WeightedClusters,

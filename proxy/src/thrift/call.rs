@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::lb::InFlight;
 use crate::metrics::{Metrics, RequestLabels, ResponseFlags};
+use crate::resilience::outlier;
 
 /// `response_code` of a normal reply (docs/observability.md).
 pub const CODE_REPLY: &str = "0";
@@ -165,6 +166,9 @@ impl PendingCall {
             Outcome::Reply(message) => {
                 if let Some(in_flight) = self.in_flight.as_mut() {
                     in_flight.answered();
+                    in_flight.report(outlier::thrift_verdict(
+                        message.header.message_type == MessageType::Exception,
+                    ));
                 }
                 let code = match message.header.message_type {
                     MessageType::Reply => CODE_REPLY,
@@ -180,7 +184,13 @@ impl PendingCall {
                 kind,
                 flags,
                 message,
-            } => (self.info.exception(kind, &message), CODE_EXCEPTION, flags),
+            } => {
+                // Only failures after the call reached an endpoint carry its load.
+                if let Some(in_flight) = self.in_flight.as_mut() {
+                    in_flight.report(outlier::local_verdict(flags));
+                }
+                (self.info.exception(kind, &message), CODE_EXCEPTION, flags)
+            }
         };
         self.in_flight = None;
         // Released before the caller can see the answer and send its next call.

@@ -43,6 +43,8 @@ use crate::lb::RequestKey;
 use crate::metrics::{
     Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags,
 };
+use crate::resilience::metrics::RetryReason;
+use crate::resilience::retry;
 use crate::routing::{Cluster, Endpoint, HashOn, LbPolicy, ThriftAttributes, cluster_name};
 
 /// Endpoints tried for one call when connections cannot be opened or written.
@@ -407,7 +409,8 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
     let mut rng = fastrand::Rng::new();
     let mut exclude = Vec::new();
     let mut flags = ResponseFlags::NoHealthyUpstream;
-    for _ in 0..MAX_ATTEMPTS {
+    let mut _retry = None;
+    for attempt in 0..MAX_ATTEMPTS {
         let Some((index, state)) =
             context
                 .balancer
@@ -418,6 +421,26 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         let Some(endpoint) = cluster.endpoints.get(index) else {
             break;
         };
+        // Every pass after the first is a retry: the budget decides whether it may go.
+        if attempt > 0 {
+            let reason = if flags == ResponseFlags::UpstreamConnectFailure {
+                RetryReason::ConnectFailure
+            } else {
+                RetryReason::Reset
+            };
+            match retry::admit(
+                context.balancer.retry_budgets(),
+                &context.metrics,
+                &cluster.name,
+                &Arc::from(cluster.host.as_str()),
+                load.load(Ordering::Relaxed),
+                Protocol::Thrift,
+                reason,
+            ) {
+                Some(token) => _retry = Some(token),
+                None => break,
+            }
+        }
         let pool_key = PoolKey {
             address: endpoint.address,
             transport: info.transport,
@@ -430,7 +453,9 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         {
             Ok(conn) => conn,
             Err(error) => {
-                let ejected = state.connect_failed(Instant::now());
+                let ejected = context
+                    .balancer
+                    .connect_failed(&cluster, &state, Instant::now());
                 tracing::debug!(address = %endpoint.address, %error, ?ejected, "thrift server connect failed; endpoint ejected");
                 context.metrics.connect_failure(&cluster.name);
                 exclude.push(endpoint.address);
@@ -441,11 +466,14 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         if let Some(pending) = pending.as_mut() {
             set_destination(pending, endpoint);
             load.fetch_add(1, Ordering::Relaxed);
-            pending.set_in_flight(Some(InFlight::new(
-                state.clone(),
-                load.clone(),
-                context.metrics.upstream_in_flight().clone(),
-            )));
+            pending.set_in_flight(Some(
+                InFlight::new(
+                    state.clone(),
+                    load.clone(),
+                    context.metrics.upstream_in_flight().clone(),
+                )
+                .with_outliers(context.balancer.clone(), cluster.clone()),
+            ));
             if let Some(in_flight) = pending.in_flight_mut() {
                 in_flight.sent_now();
             }

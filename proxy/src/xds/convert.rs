@@ -36,7 +36,7 @@ use prost::{Message, Name};
 use crate::isolation::AdmissionPolicy;
 use crate::routing::{
     CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, EndpointLabels, HashOn,
-    LbPolicy, Locality, ServiceMatch, Snapshot, TableLabels, WeightedClusters,
+    LbPolicy, Locality, OutlierPolicy, ServiceMatch, Snapshot, TableLabels, WeightedClusters,
 };
 
 /// Why a resource was rejected (the NACK's message).
@@ -74,6 +74,7 @@ pub struct ClusterSpec {
     subset: String,
     balancing: Balancing,
     breaker: CircuitBreaker,
+    outlier: Option<OutlierPolicy>,
     methods: Vec<String>,
     admission: Option<AdmissionPolicy>,
 }
@@ -153,6 +154,10 @@ pub fn cluster_spec(cluster: &EnvoyCluster) -> Result<ClusterSpec, ConvertError>
         subset,
         balancing,
         breaker,
+        outlier: cluster
+            .outlier_detection
+            .as_ref()
+            .map(crate::resilience::outlier::policy_from_envoy),
         methods,
         admission,
     })
@@ -449,6 +454,7 @@ pub fn assemble(
                     .unwrap_or_default(),
                 lb,
                 breaker: spec.breaker,
+                outlier: spec.outlier,
             }
         })
         .collect();

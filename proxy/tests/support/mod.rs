@@ -36,6 +36,8 @@ pub struct Provider {
     pub heartbeats: Arc<AtomicUsize>,
     /// Attachments of the last request.
     pub last_attachments: Arc<Mutex<HashMap<String, String>>>,
+    /// While set, every two-way request is answered with SERVER_ERROR (a sick provider).
+    pub failing: Arc<std::sync::atomic::AtomicBool>,
     peers: Arc<Mutex<Vec<mpsc::UnboundedSender<Bytes>>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -52,6 +54,8 @@ impl Provider {
         let heartbeats = Arc::new(AtomicUsize::new(0));
         let last_attachments = Arc::new(Mutex::new(HashMap::new()));
         let peers = Arc::new(Mutex::new(Vec::new()));
+        let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f = failing.clone();
         let (r, h, a, p, t) = (
             requests.clone(),
             heartbeats.clone(),
@@ -77,7 +81,7 @@ impl Provider {
                         }
                     }
                 });
-                let (r, h, a, t) = (r.clone(), h.clone(), a.clone(), t.clone());
+                let (r, h, a, t, f) = (r.clone(), h.clone(), a.clone(), t.clone(), f.clone());
                 connections.spawn(async move {
                     let mut frames = FramedRead::new(read, DubboCodec::new());
                     while let Some(Ok(frame)) = frames.next().await {
@@ -100,6 +104,16 @@ impl Provider {
                             .collect();
                         *a.lock().unwrap() = attachments;
                         if !header.is_two_way() {
+                            continue;
+                        }
+                        if f.load(Ordering::SeqCst) {
+                            let error = causeway_protocols::dubbo::error_response(
+                                &header,
+                                Status::SERVER_ERROR,
+                                &format!("{t}: sick"),
+                            )
+                            .unwrap();
+                            let _ = tx.send(error.into_bytes());
                             continue;
                         }
                         let value = Value::String(format!("{t}:{method}"));
@@ -128,6 +142,7 @@ impl Provider {
             requests,
             heartbeats,
             last_attachments,
+            failing,
             peers,
             task,
         }

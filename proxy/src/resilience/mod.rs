@@ -1,0 +1,17 @@
+//! Resilience (issue 7): what the proxy does about failing or slow providers besides choosing
+//! another endpoint.
+//!
+//! - [`outlier`]: what each protocol counts as an error or a gateway error for the outlier
+//!   detector (whose per-endpoint state lives in [`crate::lb::outlier`], shared by every
+//!   protocol), and the policy from xDS or the rules.
+//! - [`retry`]: retry conditions, the retry budget, and which requests may be retried at all.
+//! - [`fault`]: fault injection (delay, abort) for gRPC and HTTP routes.
+//! - [`metrics`]: `causeway_proxy_retries_total`, `causeway_proxy_outlier_ejections_total`,
+//!   `causeway_proxy_outlier_ejected_endpoints`, the mirror and fault counters.
+
+pub mod fault;
+pub mod metrics;
+pub mod outlier;
+pub mod retry;
+
+pub use metrics::ResilienceMetrics;
