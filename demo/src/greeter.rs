@@ -79,7 +79,12 @@ impl Drop for Provider {
 impl Provider {
     /// Starts a provider on a free loopback port.
     pub async fn start(identity: Identity) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), identity).await
+    }
+
+    /// Starts a provider listening on `addr` (a pod's `0.0.0.0:20880`).
+    pub async fn start_on(addr: std::net::SocketAddr, identity: Identity) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(accept(listener, identity.clone()));
         Ok(Self {

@@ -15,8 +15,16 @@ use clap::Parser;
 /// Runs the Causeway demo mesh on this machine: a registry, the bridge, the consumer's proxy and
 /// Dubbo providers v1/v2 in two zones, then walks the scenarios.
 #[derive(Debug, Parser)]
-#[command(name = "causeway-demo", version, about)]
+#[command(
+    name = "causeway-demo",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// Run one demo application instead of the whole mesh (as the Kubernetes manifests do).
+    #[command(subcommand)]
+    app: Option<App>,
     /// YAML file with defaults for the flags below (`scenario`, `calls`, `file_registry`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -38,6 +46,137 @@ struct Cli {
     /// After the scenarios, keep the mesh running with a live view until Ctrl-C.
     #[arg(long)]
     stay: bool,
+}
+
+/// The demo's applications, each on its own (one per container in `demo/k8s/`).
+#[derive(Debug, clap::Subcommand)]
+enum App {
+    /// A GreetingService provider that registers itself in ZooKeeper, as a Dubbo provider does.
+    Provider(ProviderArgs),
+    /// A consumer calling a Dubbo endpoint (its sidecar proxy) at a steady rate.
+    Consumer(ConsumerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ProviderArgs {
+    /// ZooKeeper, `host:port`.
+    #[arg(long, env = "ZOOKEEPER")]
+    zookeeper: String,
+    /// Where to listen.
+    #[arg(long, default_value = "0.0.0.0:20880")]
+    listen: std::net::SocketAddr,
+    /// The address registered for callers (the pod IP); default: the listen address.
+    #[arg(long, env = "POD_IP")]
+    advertise: Option<std::net::IpAddr>,
+    /// The version label.
+    #[arg(long, default_value = "v1")]
+    version: String,
+    /// The zone (region `local`).
+    #[arg(long, default_value = "zone-a")]
+    zone: String,
+    /// Calls in progress at once before refusing with SERVER_THREADPOOL_EXHAUSTED.
+    #[arg(long, default_value_t = 200)]
+    capacity: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct ConsumerArgs {
+    /// The Dubbo endpoint to call (the consumer's proxy).
+    #[arg(long, default_value = "127.0.0.1:20880")]
+    target: std::net::SocketAddr,
+    /// The method.
+    #[arg(long, default_value = "greet")]
+    method: String,
+    /// Calls per second.
+    #[arg(long, default_value_t = 50)]
+    rate: u32,
+    /// Attachments `key=value` sent with every call (e.g. `batch=true` for the batch job).
+    #[arg(long, value_parser = parse_attachment)]
+    attachment: Vec<(String, String)>,
+}
+
+fn parse_attachment(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected key=value, got `{text}`"))
+}
+
+/// Runs one application until Ctrl-C or SIGTERM.
+async fn run_app(app: App) -> anyhow::Result<bool> {
+    match app {
+        App::Provider(args) => {
+            let identity = causeway_demo::greeter::Identity {
+                version: args.version,
+                zone: args.zone,
+                slow_latency: Duration::from_millis(20),
+                capacity: args.capacity,
+            };
+            let provider = causeway_demo::greeter::Provider::start_on(args.listen, identity)
+                .await
+                .context("listen")?;
+            let advertised = std::net::SocketAddr::new(
+                args.advertise.unwrap_or(provider.addr.ip()),
+                provider.addr.port(),
+            );
+            let mut registry =
+                causeway_demo::registry::Registry::connect_zookeeper(&args.zookeeper).await?;
+            registry.register(&provider.identity, advertised).await?;
+            println!(
+                "provider {} in {} serving on {} (registered as {advertised})",
+                provider.identity.version, provider.identity.zone, provider.addr
+            );
+            shutdown_signal().await;
+            registry.deregister(&provider.identity, advertised).await?;
+            Ok(true)
+        }
+        App::Consumer(args) => {
+            let client = Client::connect(args.target)
+                .await
+                .with_context(|| format!("connect to {}", args.target))?;
+            let attachments: Vec<(&str, &str)> = args
+                .attachment
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let period = Duration::from_secs(1) / args.rate.max(1);
+            let mut ticker = tokio::time::interval(period);
+            let mut window = std::collections::BTreeMap::<String, usize>::new();
+            let mut last = Instant::now();
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    () = shutdown_signal() => return Ok(true),
+                }
+                let outcome = match client.call(&args.method, &attachments).await {
+                    Ok(served) => format!("{} in {}", served.version, served.zone),
+                    Err(error) => format!("failed: {error}"),
+                };
+                *window.entry(outcome).or_default() += 1;
+                if last.elapsed() >= Duration::from_secs(5) {
+                    println!("{} {:?}", args.method, window);
+                    window.clear();
+                    last = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+/// Ctrl-C, or SIGTERM as Kubernetes sends it.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// The `--config` file: defaults for the flags, which override it.
@@ -98,7 +237,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = match cli.app.take() {
+        Some(app) => runtime.block_on(run_app(app)),
+        None => runtime.block_on(run(cli)),
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(error) => {

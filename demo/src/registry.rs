@@ -21,8 +21,11 @@ pub const REGION: &str = "local";
 pub enum Registry {
     /// A ZooKeeper server the demo started, and a client session to it.
     ZooKeeper {
-        /// The server; stopped when the demo ends.
-        server: ZooKeeperServer,
+        /// The server the demo started (stopped when the demo ends); `None` for a server it
+        /// only connects to (`causeway-demo provider` in Kubernetes).
+        server: Option<ZooKeeperServer>,
+        /// Where the server is, `host:port`.
+        connect: String,
         /// The session providers are registered with (boxed: it is far larger than the file
         /// variant).
         client: Box<zk::Client>,
@@ -60,9 +63,28 @@ impl Registry {
     pub async fn start(prefer_file: bool, dir: &std::path::Path) -> anyhow::Result<Self> {
         if !prefer_file && std::path::Path::new("/usr/share/java/zookeeper.jar").exists() {
             let server = ZooKeeperServer::start().await?;
-            let client = zk::Client::connect(&server.connect_string())
+            let connect = server.connect_string();
+            let mut registry = Self::connect_zookeeper(&connect).await?;
+            if let Self::ZooKeeper { server: slot, .. } = &mut registry {
+                *slot = Some(server);
+            }
+            return Ok(registry);
+        }
+        let path = dir.join("registry.yaml");
+        let registry = Self::File {
+            path,
+            providers: Vec::new(),
+        };
+        registry.write_file()?;
+        Ok(registry)
+    }
+
+    /// A session to a ZooKeeper server at `connect` (`host:port`), with Dubbo's provider folders.
+    pub async fn connect_zookeeper(connect: &str) -> anyhow::Result<Self> {
+        {
+            let client = zk::Client::connect(connect)
                 .await
-                .context("connect to the demo's ZooKeeper")?;
+                .with_context(|| format!("connect to ZooKeeper at {connect}"))?;
             let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
             for path in [
                 "/dubbo".to_owned(),
@@ -74,24 +96,18 @@ impl Registry {
                     Err(error) => return Err(error).with_context(|| format!("create {path}")),
                 }
             }
-            return Ok(Self::ZooKeeper {
-                server,
+            Ok(Self::ZooKeeper {
+                server: None,
+                connect: connect.to_owned(),
                 client: Box::new(client),
-            });
+            })
         }
-        let path = dir.join("registry.yaml");
-        let registry = Self::File {
-            path,
-            providers: Vec::new(),
-        };
-        registry.write_file()?;
-        Ok(registry)
     }
 
     /// What the bridge's `--registry` should be.
     pub fn bridge_url(&self) -> String {
         match self {
-            Self::ZooKeeper { server, .. } => format!("zookeeper://{}", server.connect_string()),
+            Self::ZooKeeper { connect, .. } => format!("zookeeper://{connect}"),
             Self::File { path, .. } => format!("file://{}", path.display()),
         }
     }
@@ -99,9 +115,8 @@ impl Registry {
     /// One line saying which registry is in use.
     pub fn describe(&self) -> String {
         match self {
-            Self::ZooKeeper { server, .. } => format!(
-                "ZooKeeper at {} (started by the demo; providers register as Dubbo does)",
-                server.connect_string()
+            Self::ZooKeeper { connect, .. } => format!(
+                "ZooKeeper at {connect} (started by the demo; providers register as Dubbo does)"
             ),
             Self::File { path, .. } => format!(
                 "the bridge's static file registry {} (ZooKeeper is not installed: \
