@@ -39,7 +39,6 @@ use super::writer::write_loop;
 use crate::isolation::{MatchKind, Permit, Refusal, RequestAttributes};
 use crate::lb::{EndpointState, InFlight, RequestKey};
 use crate::metrics::{Direction, Protocol, ProtocolErrorKind, RequestLabels, ResponseFlags};
-use crate::resilience::metrics::RetryReason;
 use crate::resilience::retry;
 use crate::routing::{
     Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, cluster_name, normalize_version,
@@ -570,20 +569,16 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
         };
         // Every pass after the first is a retry: the budget decides whether it may go.
         if attempt > 0 {
-            let reason = if flags == ResponseFlags::UpstreamConnectFailure {
-                RetryReason::ConnectFailure
-            } else {
-                RetryReason::Reset
-            };
-            match retry::admit(
-                context.balancer.retry_budgets(),
+            let active = load.load(std::sync::atomic::Ordering::Relaxed);
+            let token = retry::admit_next(
+                flags,
+                &context.balancer,
                 &context.metrics,
-                &cluster.name,
-                &Arc::from(cluster.host.as_str()),
-                load.load(std::sync::atomic::Ordering::Relaxed),
+                &cluster,
+                active,
                 Protocol::Dubbo,
-                reason,
-            ) {
+            );
+            match token {
                 Some(token) => _retry = Some(token),
                 None => break,
             }

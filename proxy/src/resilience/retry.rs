@@ -93,6 +93,32 @@ pub fn admit(
     token
 }
 
+/// [`admit`] for the next attempt of a request whose last attempt ended with `flags` (never
+/// sent: a refused connect, or a connection found closed before the request was written).
+pub fn admit_next(
+    flags: crate::metrics::ResponseFlags,
+    balancer: &crate::lb::Balancer,
+    metrics: &Metrics,
+    cluster: &crate::routing::Cluster,
+    active: u32,
+    protocol: Protocol,
+) -> Option<RetryToken> {
+    let reason = if flags == crate::metrics::ResponseFlags::UpstreamConnectFailure {
+        RetryReason::ConnectFailure
+    } else {
+        RetryReason::Reset
+    };
+    admit(
+        balancer.retry_budgets(),
+        metrics,
+        &cluster.name,
+        &Arc::from(cluster.host.as_str()),
+        active,
+        protocol,
+        reason,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,6 @@ use crate::lb::RequestKey;
 use crate::metrics::{
     Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags,
 };
-use crate::resilience::metrics::RetryReason;
 use crate::resilience::retry;
 use crate::routing::{Cluster, Endpoint, HashOn, LbPolicy, ThriftAttributes, cluster_name};
 
@@ -423,20 +422,16 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         };
         // Every pass after the first is a retry: the budget decides whether it may go.
         if attempt > 0 {
-            let reason = if flags == ResponseFlags::UpstreamConnectFailure {
-                RetryReason::ConnectFailure
-            } else {
-                RetryReason::Reset
-            };
-            match retry::admit(
-                context.balancer.retry_budgets(),
+            let active = load.load(Ordering::Relaxed);
+            let token = retry::admit_next(
+                flags,
+                &context.balancer,
                 &context.metrics,
-                &cluster.name,
-                &Arc::from(cluster.host.as_str()),
-                load.load(Ordering::Relaxed),
+                &cluster,
+                active,
                 Protocol::Thrift,
-                reason,
-            ) {
+            );
+            match token {
                 Some(token) => _retry = Some(token),
                 None => break,
             }
