@@ -126,11 +126,17 @@ fn from_b3(ids: &B3Ids, sampling: Option<Sampling>, span: SpanId) -> TraceParent
     }
 }
 
-/// A cheap guess, over raw bytes, whether a message may carry trace context: lets the Dubbo fast
-/// path skip decoding attachments for the (common) untraced request. False positives only cost
-/// that decoding.
+/// A cheap guess, over a Hessian 2 body, whether a message may carry trace context: lets the
+/// Dubbo fast path skip decoding attachments for the (common) untraced request. False positives
+/// only cost that decoding.
+///
+/// The bare `b3` key is looked for with its Hessian short-string length byte (`0x02`): two hex
+/// characters alone turn up in about one random hex id out of eight, which would make most
+/// calls carrying ids pay for the decoding.
 pub fn may_carry_context(bytes: &[u8]) -> bool {
-    contains(bytes, TRACEPARENT.as_bytes()) || contains(bytes, B3_SINGLE.as_bytes())
+    contains(bytes, TRACEPARENT.as_bytes())
+        || contains(bytes, b"x-b3-")
+        || contains(bytes, b"\x02b3")
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -244,6 +250,11 @@ mod tests {
     fn the_byte_guess_finds_either_format() {
         assert!(may_carry_context(b"..\x0btraceparent.."));
         assert!(may_carry_context(b"..\x0bx-b3-spanid.."));
+        assert!(may_carry_context(b"..\x02b3\x30.."));
         assert!(!may_carry_context(b"greet demo.Greeter"));
+        assert!(
+            !may_carry_context(b"\x20e457b3a2e4d86bd1"),
+            "hex ids are not a hit"
+        );
     }
 }
