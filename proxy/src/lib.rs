@@ -7,8 +7,8 @@
 //! [`config`] (the file), [`local`] (config → routing snapshot, file watching), [`routing`] (the
 //! pure snapshot), [`state`] (the snapshot in force), [`lb`] (endpoint choice), [`dubbo`],
 //! [`thrift`] and [`http`] (the data planes), [`auto`] (protocol detection), [`metrics`] and
-//! [`admin`], [`resilience`] (outlier classes, retries, faults, mirrors), and [`app`] wiring them
-//! together.
+//! [`admin`], [`resilience`] (outlier classes, retries, faults, mirrors), [`trace_context`] (the
+//! proxy's hop in a trace), and [`app`] wiring them together.
 
 pub mod admin;
 pub mod app;
@@ -28,4 +28,5 @@ pub mod resilience;
 pub mod routing;
 pub mod state;
 pub mod thrift;
+pub mod trace_context;
 pub mod xds;

@@ -501,3 +501,50 @@ async fn a_config_change_under_load_fails_no_request() {
         ) >= 1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carries_traceparent_and_b3_to_the_provider_with_the_proxys_span_as_parent() {
+    let provider = Provider::start("v1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config(&service_yaml(&[(&provider, "v1", "eu/eu-a")]), "");
+    let (proxy, _) = start_proxy(dir.path(), &yaml).await;
+    let client = Client::connect(proxy.dubbo_addr().unwrap()).await;
+    let seen = |key: &str| provider.last_attachments.lock().unwrap().get(key).cloned();
+
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let b3 = "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1";
+    let a = client
+        .call("greet", &[("traceparent", caller), ("b3", b3)])
+        .await;
+    assert_eq!(a.status, Status::OK, "{a:?}");
+    let got = seen("traceparent").unwrap();
+    let fields: Vec<&str> = got.split('-').collect();
+    assert_eq!(fields.len(), 4, "{got}");
+    assert_eq!(fields[0], "00");
+    assert_eq!(fields[1], "4bf92f3577b34da6a3ce929d0e0e4736", "same trace");
+    assert_ne!(
+        fields[2], "00f067aa0ba902b7",
+        "the proxy's span is the parent"
+    );
+    assert_eq!(fields[3], "01", "sampled kept");
+    // B3 moves one hop too, with the same proxy span, the caller's span as its parent.
+    assert_eq!(
+        seen("b3").unwrap(),
+        format!(
+            "4bf92f3577b34da6a3ce929d0e0e4736-{}-1-00f067aa0ba902b7",
+            fields[2]
+        )
+    );
+
+    // Each request is its own hop: a new proxy span every time.
+    let first_span = fields[2].to_owned();
+    client.call("greet", &[("traceparent", caller)]).await;
+    let again = seen("traceparent").unwrap();
+    assert!(again.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    assert!(!again.contains(&first_span), "{again}");
+
+    // An untraced call stays untraced (and takes the fast path).
+    client.call("greet", &[("other", "x")]).await;
+    assert_eq!(seen("traceparent"), None);
+    assert_eq!(seen("other").as_deref(), Some("x"));
+}

@@ -74,6 +74,20 @@ async fn answer(
         .map(|h| h.to_str().unwrap().to_owned())
         .or_else(|| request.uri().authority().map(|a| a.to_string()))
         .unwrap_or_default();
+    // The trace context the provider received, echoed as `x-seen-<name>`.
+    let seen_trace: Vec<(String, http::HeaderValue)> = [
+        "traceparent",
+        "b3",
+        "x-b3-traceid",
+        "x-b3-spanid",
+        "x-b3-parentspanid",
+    ]
+    .into_iter()
+    .filter_map(|name| {
+        let value = request.headers().get(name)?.clone();
+        Some((format!("x-seen-{name}"), value))
+    })
+    .collect();
     if path == "/slow" {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -122,6 +136,11 @@ async fn answer(
     response
         .headers_mut()
         .insert("x-seen-host", host.parse().unwrap());
+    for (name, value) in seen_trace {
+        response
+            .headers_mut()
+            .insert(http::HeaderName::try_from(name).unwrap(), value);
+    }
     Ok(response)
 }
 
@@ -670,4 +689,78 @@ async fn faults_abort_and_delay_in_the_callers_protocol() {
         counter("causeway_proxy_faults_delayed_total", "slow.web"),
         1.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carries_traceparent_and_b3_to_the_provider_with_the_proxys_span_as_parent() {
+    let v1 = Backend::start("v1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{HEADER}services:\n- host: web.shop\n  port: 8080\n  protocol: http\n  endpoints:\n{}- host: demo.greeter\n  port: 50051\n  protocol: grpc\n  endpoints:\n{}",
+        endpoint(&v1, "v1"),
+        endpoint(&v1, "v1"),
+    );
+    let proxy = start_proxy(dir.path(), &yaml).await;
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let seen = |got: &Got, name: &str| {
+        got.headers
+            .get(format!("x-seen-{name}").as_str())
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    // Same trace, sampled kept, and the proxy's own span (not the caller's) as the parent.
+    let check = |got: &Got| -> String {
+        let traceparent = seen(got, "traceparent").expect("traceparent reaches the provider");
+        let fields: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(fields.len(), 4, "{traceparent}");
+        assert_eq!(fields[1], "4bf92f3577b34da6a3ce929d0e0e4736", "same trace");
+        assert_ne!(
+            fields[2], "00f067aa0ba902b7",
+            "the proxy's span is the parent"
+        );
+        assert_eq!(fields[3], "01", "sampled kept");
+        fields[2].to_owned()
+    };
+
+    // HTTP/1.1, with B3 multi headers alongside.
+    let mut h1 = H1::connect(proxy.addr(ListenProtocol::Http).unwrap()).await;
+    let got = h1
+        .get(
+            "web.shop",
+            "/",
+            &[
+                ("traceparent", caller),
+                ("x-b3-traceid", "4bf92f3577b34da6a3ce929d0e0e4736"),
+                ("x-b3-spanid", "00f067aa0ba902b7"),
+                ("x-b3-sampled", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::OK);
+    let span = check(&got);
+    assert_eq!(seen(&got, "x-b3-spanid"), Some(span));
+    assert_eq!(
+        seen(&got, "x-b3-parentspanid").as_deref(),
+        Some("00f067aa0ba902b7")
+    );
+    assert_eq!(
+        seen(&got, "x-b3-traceid").as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+
+    // gRPC over HTTP/2.
+    let h2 = H2::connect(proxy.addr(ListenProtocol::Grpc).unwrap()).await;
+    let got = h2
+        .grpc(
+            "demo.greeter",
+            "/demo.Greeter/Greet",
+            &[("traceparent", caller)],
+        )
+        .await;
+    assert_eq!(got.grpc_status(), Some(0), "{got:?}");
+    check(&got);
+
+    // An untraced call stays untraced.
+    let got = h1.get("web.shop", "/", &[]).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(seen(&got, "traceparent"), None);
 }

@@ -628,3 +628,32 @@ async fn classes_and_rate_limits_read_theader_headers() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carries_traceparent_in_theader_headers_with_the_proxys_span_as_parent() {
+    let (v1, v2) = (Server::start("v1").await, Server::start("v2").await);
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, _) = start_proxy(dir.path(), &config(LISTEN, &services(&v1, &v2, ""), "")).await;
+    let mut caller =
+        Caller::connect(proxy.listeners[0].1, Transport::Header, Protocol::Binary).await;
+    let caller_context = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let reply = caller
+        .call_with("Calculator:add", &[("traceparent", caller_context)])
+        .await;
+    let server = if tag(&reply) == "v1" { &v1 } else { &v2 };
+    let seen = server.last_headers.lock().unwrap().clone();
+    let got = seen
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "traceparent")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("no traceparent in {seen:?}"));
+    assert!(
+        got.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && got.ends_with("-01"),
+        "{got}"
+    );
+    assert!(
+        !got.contains("00f067aa0ba902b7"),
+        "the proxy's span is the parent: {got}"
+    );
+}

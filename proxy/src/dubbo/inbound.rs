@@ -43,6 +43,7 @@ use crate::resilience::retry;
 use crate::routing::{
     Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, cluster_name, normalize_version,
 };
+use crate::trace_context::{Hop, may_carry_context};
 
 /// Read buffer per caller connection: a pipelining caller's burst (a window of 1 KiB calls) in
 /// one system call, yet small for thousands of mostly idle connections.
@@ -297,7 +298,7 @@ fn route(
     labels: &mut RequestLabels,
 ) -> Result<Plan, Rejection> {
     let snapshot = context.store.load();
-    let (cluster, mutation, method, interface, hash_attachment, permit) = {
+    let (cluster, mutation, method, interface, hash_attachment, permit, hop) = {
         let view: RequestView<'_> = frame.request().map_err(|e| Rejection::bad_request(&e))?;
         let interface = view.service();
         let version = normalize_version(view.service_version());
@@ -307,6 +308,20 @@ fn route(
         let method = generic.as_deref().unwrap_or(view.method());
         let attachments = if snapshot.needs_attachments(interface) {
             Some(view.attachments().map_err(|e| Rejection::bad_request(&e))?)
+        } else {
+            None
+        };
+        // Trace context: only a request whose bytes may hold some pays for decoding its
+        // attachments (when routing did not already), and an undecodable map just goes
+        // untraced, since tracing must never fail a call.
+        let hop = if may_carry_context(view.body()) {
+            match &attachments {
+                Some(a) => Hop::from_incoming(|key| a.get_str(key)),
+                None => view
+                    .attachments()
+                    .ok()
+                    .and_then(|a| Hop::from_incoming(|key| a.get_str(key))),
+            }
         } else {
             None
         };
@@ -384,12 +399,17 @@ fn route(
             interface.to_owned(),
             hash_attachment,
             permit,
+            hop,
         )
     };
-    if !mutation.is_empty() {
+    // The trace pairs go after the route's mutation so they win on the provider, where later
+    // entries override earlier ones.
+    let trace_pairs = hop.map(|hop| hop.pairs()).unwrap_or_default();
+    if !mutation.is_empty() || !trace_pairs.is_empty() {
         let pairs: Vec<(&str, &str)> = mutation
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(trace_pairs.iter().map(|(k, v)| (*k, v.as_str())))
             .collect();
         frame
             .add_attachments(&pairs)

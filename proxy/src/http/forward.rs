@@ -36,6 +36,7 @@ use crate::resilience::metrics::RetryReason;
 use crate::resilience::{fault, retry};
 use crate::routing::http::AbortWith;
 use crate::routing::{Cluster, HashOn, HttpAttributes, HttpRouteTable, LbPolicy};
+use crate::trace_context::Hop;
 
 /// Endpoints tried for one request when connections cannot be opened.
 const MAX_ATTEMPTS: usize = 3;
@@ -419,6 +420,21 @@ async fn forward(
     let h2 = call.grpc;
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    // The proxy's hop in the caller's trace. An untraced call stays untraced: the proxy exports
+    // no spans yet, and a root it invented would impose its sampling decision on the provider.
+    let hop = Hop::from_incoming(|name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    });
+    if let Some(hop) = hop {
+        for (name, value) in hop.pairs() {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                parts.headers.insert(name, value);
+            }
+        }
+    }
     if h2 {
         // gRPC needs `te: trailers` (it was stripped with the other hop-by-hop headers).
         parts

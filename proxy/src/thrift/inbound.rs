@@ -45,6 +45,7 @@ use crate::metrics::{
 };
 use crate::resilience::retry;
 use crate::routing::{Cluster, Endpoint, HashOn, LbPolicy, ThriftAttributes, cluster_name};
+use crate::trace_context::Hop;
 
 /// Endpoints tried for one call when connections cannot be opened or written.
 const MAX_ATTEMPTS: usize = 3;
@@ -326,7 +327,20 @@ fn route(
         _ => None,
     };
     let cluster = cluster.clone();
-    let mutation = route.request_mutation.clone();
+    let mut mutation = route.request_mutation.clone();
+    // Trace context rides THeader info headers; only THeader messages can carry it, so the other
+    // transports pass through untouched. It goes after the route's mutation so it wins.
+    if let Some(hop) = message
+        .theader
+        .as_ref()
+        .and_then(|theader| Hop::from_incoming(|key| theader.get(key)))
+    {
+        mutation.extend(
+            hop.pairs()
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value)),
+        );
+    }
     let message = match (&message.theader, mutation.is_empty()) {
         (Some(theader), false) => {
             let mut headers = theader.headers.clone();
