@@ -31,7 +31,10 @@ pub struct Debounce {
 impl Default for Debounce {
     fn default() -> Self {
         Self {
-            quiet_ms: 50,
+            // Short: a change's snapshot, translation and fan-out are O(changed) now, so waiting
+            // is the largest part of change → client latency (50 ms missed the 100 ms p99 target
+            // with 1,000 delta clients; 5 ms met it). `max_ms` still bounds a burst.
+            quiet_ms: 10,
             max_ms: 1000,
         }
     }

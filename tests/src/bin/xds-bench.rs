@@ -92,8 +92,8 @@ usage: xds-bench [--clients N] [--services N[,N…]] [--providers N] [--changes 
   --subscriptions  clusters each client subscribes to by name, CDS and EDS, the changing one
                    included (default: 20)
   --wildcard-cds   clients that subscribe to CDS by wildcard instead (default: 10)
-  --quiet-ms       the bridge's debounce quiet periods to run with (default: 50,5; 50 is the
-                   bridge's default)
+  --quiet-ms       the bridge's debounce quiet periods to run with (default: 10,50; 10 is the
+                   bridge's default, 50 its earlier one)
   --gap-ms         pause after every client has a change, before the next (default: 100)
   --doc PATH       append the results here (default: docs/benchmarks.md of the workspace)
   --no-doc         do not write the results anywhere but stdout
@@ -137,7 +137,7 @@ impl Options {
             changes: 60,
             subscriptions: 20,
             wildcard_cds: 10,
-            quiet_ms: vec![50, 5],
+            quiet_ms: vec![10, 50],
             gap: Duration::from_millis(100),
             doc: Some(workspace_root().join("docs").join("benchmarks.md")),
             bridge: None,
