@@ -31,6 +31,7 @@
 //! reported. Launched by `cargo run`, the bench first builds `causeway-bridge` in the same target
 //! directory and profile, so the figures are always for the current source.
 
+use causeway_tests::bench::entry::{self, Runtime};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -685,37 +686,15 @@ async fn run(options: Options) -> anyhow::Result<bool> {
 }
 
 fn main() -> ExitCode {
-    let options = match Options::parse(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(error) => {
-            eprintln!("bridge-bench: {error:#}");
-            return ExitCode::from(2);
-        }
-    };
     // One thread: the bench shares two cores with the registry and the bridge, and should take as
     // little of them as it can.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("bridge-bench: cannot start a runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
-            eprintln!("bridge-bench: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    entry::main(
+        "bridge-bench",
+        USAGE,
+        Runtime::CurrentThread,
+        || Options::parse(std::env::args().skip(1)),
+        run,
+    )
 }
 
 #[cfg(test)]

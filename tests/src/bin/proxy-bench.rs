@@ -35,6 +35,7 @@
 //! whose progress lines frame the measured window) are separate, so they are new phases against
 //! the same targets.
 
+use causeway_tests::bench::entry::{self, Runtime};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -1275,36 +1276,14 @@ async fn run(options: Options) -> anyhow::Result<bool> {
 }
 
 fn main() -> ExitCode {
-    let options = match Options::parse(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(error) => {
-            eprintln!("proxy-bench: {error:#}");
-            return ExitCode::from(2);
-        }
-    };
     // One thread: the driver mostly waits, and should take as little CPU as it can.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("proxy-bench: cannot start a runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
-            eprintln!("proxy-bench: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    entry::main(
+        "proxy-bench",
+        USAGE,
+        Runtime::CurrentThread,
+        || Options::parse(std::env::args().skip(1)),
+        run,
+    )
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@
 //! The summary is printed and appended to the "Bridge: xDS fan-out" section of
 //! `docs/benchmarks.md`.
 
+use causeway_tests::bench::entry::{self, Runtime};
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -961,38 +962,16 @@ async fn run(options: Options) -> anyhow::Result<bool> {
 }
 
 fn main() -> ExitCode {
-    let options = match Options::parse(std::env::args().skip(1)) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(error) => {
-            eprintln!("xds-bench: {error:#}");
-            return ExitCode::from(2);
-        }
-    };
     // Multi-threaded: 1,000 streams decoding and ACKing would serialise on one thread and make
     // the clients, not the bridge, the bottleneck. They still share the cores with the bridge
     // and ZooKeeper; their CPU time is reported.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("xds-bench: cannot start a runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
-            eprintln!("xds-bench: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    entry::main(
+        "xds-bench",
+        USAGE,
+        Runtime::MultiThread,
+        || Options::parse(std::env::args().skip(1)),
+        run,
+    )
 }
 
 #[cfg(test)]
