@@ -7,9 +7,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use causeway_demo::estate::Service;
 use causeway_demo::greeter::Client;
 use causeway_demo::mesh::Mesh;
 use causeway_demo::scenario::{self, Scenario, Step};
+use causeway_proxy::config::ListenProtocol;
 use clap::Parser;
 
 /// Runs the Causeway demo mesh on this machine: a registry, the bridge, the consumer's proxy and
@@ -120,13 +122,14 @@ async fn run_app(app: App) -> anyhow::Result<bool> {
             );
             let mut registry =
                 causeway_demo::registry::Registry::connect_zookeeper(&args.zookeeper).await?;
-            registry.register(&provider.identity, advertised).await?;
+            let registration = provider.identity.registration(advertised);
+            registry.register(&registration).await?;
             println!(
                 "provider {} in {} serving on {} (registered as {advertised})",
                 provider.identity.version, provider.identity.zone, provider.addr
             );
             shutdown_signal().await;
-            registry.deregister(&provider.identity, advertised).await?;
+            registry.deregister(&registration).await?;
             Ok(true)
         }
         App::Consumer(args) => {
@@ -274,9 +277,22 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         mesh.proxy.admin
     );
     println!(
-        "  service:         {} (v1 and v2 in zone-a and zone-b)",
+        "  proxy listeners: thrift://{}  grpc://{}  http://{}",
+        mesh.listener(ListenProtocol::Thrift)?,
+        mesh.listener(ListenProtocol::Grpc)?,
+        mesh.listener(ListenProtocol::Http)?
+    );
+    println!(
+        "  service:         {} (Dubbo, v1 and v2 in zone-a and zone-b)",
         mesh.host
     );
+    for service in Service::MIXED {
+        println!(
+            "  service:         {} ({}, v1 and v2 in zone-a)",
+            service.host(),
+            service.protocol()
+        );
+    }
     println!("  ServiceEntries:  {}", mesh.service_entries.display());
     println!();
     println!("{:<24} {:<34} measured", "step", "expected");

@@ -1,7 +1,8 @@
-//! The local mesh: a registry, the bridge, one proxy (the consumer's sidecar, in zone-a) in xDS
-//! mode, and Dubbo providers v1 and v2 in zones a and b, all in this process on free loopback
-//! ports; the traffic rules live in a file the bridge watches. Dropping the mesh stops everything
-//! and removes its temporary directory.
+//! The local mesh: a registry, the bridge, one proxy (the consumer's sidecar, in zone-a, with a
+//! Dubbo, a Thrift, a gRPC and an HTTP listener) in xDS mode, Dubbo providers v1 and v2 in zones
+//! a and b, and the mixed estate's Thrift, gRPC and HTTP providers v1 and v2 in zone a, all in
+//! this process on free loopback ports; the traffic rules live in a file the bridge watches.
+//! Dropping the mesh stops everything and removes its temporary directory.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,8 +15,10 @@ use causeway_bridge::pipeline::Debounce;
 use causeway_proxy::app::{self as proxy_app, RunningProxy};
 use causeway_proxy::config::{Listen, ListenProtocol, ProxyConfig, XdsConfig};
 
+use crate::estate::{Registration, Service};
 use crate::greeter::{INTERFACE, Identity, Provider, SERVICE_VERSION};
 use crate::registry::{REGION, Registry};
+use crate::{catalog, inventory, quotes};
 
 /// The zone of the consumer and its proxy.
 pub const HOME_ZONE: &str = "zone-a";
@@ -25,10 +28,38 @@ pub const OTHER_ZONE: &str = "zone-b";
 /// Calls each provider works on at once (its "thread pool"): small, so a batch flood can fill it.
 pub const PROVIDER_CAPACITY: usize = 24;
 
+/// A provider of the mixed estate (kept to keep it serving).
+enum EstateProvider {
+    Inventory(inventory::Provider),
+    Quotes(quotes::Provider),
+    Catalog(catalog::Provider),
+}
+
+impl EstateProvider {
+    async fn start(service: Service, version: &str, zone: &str) -> anyhow::Result<Self> {
+        Ok(match service {
+            Service::Inventory => Self::Inventory(inventory::Provider::start(version, zone).await?),
+            Service::Quotes => Self::Quotes(quotes::Provider::start(version, zone).await?),
+            Service::Catalog => Self::Catalog(catalog::Provider::start(version, zone).await?),
+            Service::Greeter => anyhow::bail!("the greeter is not part of the mixed estate"),
+        })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Self::Inventory(p) => p.addr,
+            Self::Quotes(p) => p.addr,
+            Self::Catalog(p) => p.addr,
+        }
+    }
+}
+
 /// A running local mesh.
 pub struct Mesh {
-    /// The providers, with their registration state.
+    /// The Dubbo providers, with their registration state.
     providers: Vec<(Provider, bool)>,
+    /// The mixed estate's providers.
+    estate: Vec<(EstateProvider, Registration)>,
     /// The consumer's proxy.
     pub proxy: RunningProxy,
     /// The bridge.
@@ -77,7 +108,12 @@ impl Mesh {
         let proxy = proxy_app::start(
             ProxyConfig {
                 admin_listen: any,
-                listen: vec![Listen::new(ListenProtocol::Dubbo, any)],
+                listen: vec![
+                    Listen::new(ListenProtocol::Dubbo, any),
+                    Listen::new(ListenProtocol::Thrift, any),
+                    Listen::new(ListenProtocol::Grpc, any),
+                    Listen::new(ListenProtocol::Http, any),
+                ],
                 locality: format!("{REGION}/{HOME_ZONE}"),
                 workload: "greeter-consumer".into(),
                 xds: Some(XdsConfig {
@@ -105,11 +141,30 @@ impl Mesh {
             })
             .await
             .context("start a provider")?;
-            registry.register(&provider.identity, provider.addr).await?;
+            registry
+                .register(&provider.identity.registration(provider.addr))
+                .await?;
             providers.push((provider, true));
+        }
+        let mut estate = Vec::new();
+        for service in Service::MIXED {
+            for version in ["v1", "v2"] {
+                let provider = EstateProvider::start(service, version, HOME_ZONE)
+                    .await
+                    .with_context(|| format!("start a {} provider", service.protocol()))?;
+                let registration = Registration {
+                    service,
+                    version: version.into(),
+                    zone: HOME_ZONE.into(),
+                    addr: provider.addr(),
+                };
+                registry.register(&registration).await?;
+                estate.push((provider, registration));
+            }
         }
         let mut mesh = Self {
             providers,
+            estate,
             proxy,
             bridge,
             registry,
@@ -120,6 +175,9 @@ impl Mesh {
         };
         mesh.host = mesh.wait_for_host().await?;
         mesh.wait_for_endpoints(4).await?;
+        for service in Service::MIXED {
+            mesh.wait_for_cluster(&service.host(), 2).await?;
+        }
         Ok(mesh)
     }
 
@@ -149,25 +207,42 @@ impl Mesh {
         }
     }
 
-    /// Waits until the proxy's whole-service cluster has `count` endpoints.
+    /// Waits until the proxy's whole-service cluster of the greeter has `count` endpoints.
     pub async fn wait_for_endpoints(&self, count: usize) -> anyhow::Result<()> {
+        self.wait_for_cluster(&self.host, count).await
+    }
+
+    /// Waits until the proxy's whole-service cluster of `host` has `count` endpoints.
+    async fn wait_for_cluster(&self, host: &str, count: usize) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let snapshot = self.proxy.store.load();
             let have = snapshot
                 .clusters
                 .values()
-                .find(|c| c.host == self.host && c.subset.is_empty())
+                .find(|c| c.host == host && c.subset.is_empty())
                 .map_or(0, |c| c.endpoints.len());
             if have == count {
                 return Ok(());
             }
             anyhow::ensure!(
                 tokio::time::Instant::now() < deadline,
-                "the proxy has {have} endpoints, expected {count}"
+                "the proxy has {have} endpoints of {host}, expected {count}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The proxy's listener for `protocol`.
+    pub fn listener(&self, protocol: ListenProtocol) -> anyhow::Result<SocketAddr> {
+        self.proxy
+            .addr(protocol)
+            .with_context(|| format!("the proxy has no {protocol:?} listener"))
+    }
+
+    /// The mixed estate's providers: service, version and address.
+    pub fn estate(&self) -> impl Iterator<Item = &Registration> {
+        self.estate.iter().map(|(_, registration)| registration)
     }
 
     /// The proxy's Dubbo listener, where the consumer points.
@@ -204,7 +279,7 @@ impl Mesh {
         for (provider, registered) in &mut self.providers {
             if provider.identity.zone == zone && *registered {
                 self.registry
-                    .deregister(&provider.identity, provider.addr)
+                    .deregister(&provider.identity.registration(provider.addr))
                     .await?;
                 *registered = false;
             }
@@ -221,7 +296,7 @@ impl Mesh {
         for (provider, registered) in &mut self.providers {
             if provider.identity.zone == zone && !*registered {
                 self.registry
-                    .register(&provider.identity, provider.addr)
+                    .register(&provider.identity.registration(provider.addr))
                     .await?;
                 *registered = true;
             }

@@ -31,10 +31,14 @@ fn every_scenario_passes_with_zookeeper() {
         "locality zone-a down",
         "batch flood, no rule",
         "batch flood, isolated",
+        "mixed thrift 80/20",
+        "mixed grpc x-canary",
+        "mixed http 50/50",
+        "mixed metrics",
     ] {
         assert!(text.contains(&format!("✓ {step}")), "{step}: {text}");
     }
-    assert!(text.contains("All 12 steps passed."), "{text}");
+    assert!(text.contains("All 17 steps passed."), "{text}");
 }
 
 #[test]
@@ -42,5 +46,5 @@ fn every_scenario_passes_with_the_file_registry() {
     let (ok, text) = demo(&["--quick", "--file-registry"]);
     assert!(ok, "{text}");
     assert!(text.contains("static file registry"), "{text}");
-    assert!(text.contains("All 12 steps passed."), "{text}");
+    assert!(text.contains("All 17 steps passed."), "{text}");
 }
