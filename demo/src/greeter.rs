@@ -32,6 +32,9 @@ pub const SERVICE_VERSION: &str = "1.0.0";
 /// The methods it serves.
 pub const METHODS: [&str; 4] = ["greet", "place", "report", "slow"];
 
+/// What a `slow` call asks the Java sample to sleep, in milliseconds (the Rust provider takes
+/// its own [`Identity::slow_latency`]).
+pub const SLOW_MILLIS: i32 = 20;
 /// Latency of `place`, a user call doing real work.
 pub const PLACE_LATENCY: Duration = Duration::from_millis(5);
 /// Latency of `report`, a batch job's call.
@@ -251,6 +254,14 @@ impl Client {
             ("version", SERVICE_VERSION),
         ];
         all.extend_from_slice(attachments);
+        // The Java sample's signatures: `slow(String name, int millis)`, the rest take a name.
+        // The Rust provider reads only the method, so both answer the same call.
+        let name = Value::String("causeway".into());
+        let (param_types, arguments) = if method == "slow" {
+            ("Ljava/lang/String;I", vec![name, Value::Int(SLOW_MILLIS)])
+        } else {
+            ("Ljava/lang/String;", vec![name])
+        };
         let frame = encode_request(
             id,
             true,
@@ -259,8 +270,8 @@ impl Client {
                 service: INTERFACE,
                 service_version: Some(SERVICE_VERSION),
                 method,
-                param_types: "Ljava/lang/String;",
-                arguments: &[Value::String("causeway".into())],
+                param_types,
+                arguments: &arguments,
                 attachments: &all,
             },
         )

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use causeway_demo::estate::Service;
 use causeway_demo::greeter::Client;
-use causeway_demo::mesh::Mesh;
+use causeway_demo::mesh::{Mesh, MeshOptions};
 use causeway_demo::scenario::{self, Scenario, Step};
 use causeway_proxy::config::ListenProtocol;
 use clap::Parser;
@@ -48,6 +48,11 @@ struct Cli {
     /// After the scenarios, keep the mesh running with a live view until Ctrl-C.
     #[arg(long)]
     stay: bool,
+    /// Run the real Apache Dubbo Java sample (`demo/java/`) as the greeter providers, and its
+    /// consumer through the proxy (needs ZooKeeper, Java 17 and Maven; the batch scenario needs
+    /// the Rust providers and is skipped).
+    #[arg(long)]
+    java: bool,
 }
 
 /// The demo's applications, each on its own (one per container in `demo/k8s/`).
@@ -192,6 +197,8 @@ struct DemoConfig {
     calls: Option<usize>,
     #[serde(default)]
     file_registry: bool,
+    #[serde(default)]
+    java: bool,
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<DemoConfig> {
@@ -222,6 +229,7 @@ fn main() -> ExitCode {
     cli.scenario = cli.scenario.or(config.scenario);
     cli.calls = cli.calls.or(config.calls);
     cli.file_registry |= config.file_registry;
+    cli.java |= config.java;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -261,9 +269,18 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         cli.calls.unwrap_or(1000).max(50)
     };
     let scenario = cli.scenario.unwrap_or(Scenario::All);
+    if cli.java && scenario == Scenario::Batch {
+        anyhow::bail!(
+            "the batch scenario needs the Rust providers (the Java sample has no `report` \
+             method and no small thread pool to fill); run it without --java"
+        );
+    }
     println!("Starting the local mesh…");
     let mut mesh = tokio::select! {
-        mesh = Mesh::start(cli.file_registry) => mesh?,
+        mesh = Mesh::start(MeshOptions {
+            prefer_file_registry: cli.file_registry,
+            java: cli.java,
+        }) => mesh?,
         _ = tokio::signal::ctrl_c() => return Ok(false),
     };
     println!("  registry:        {}", mesh.registry.describe());
@@ -282,8 +299,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         mesh.listener(ListenProtocol::Grpc)?,
         mesh.listener(ListenProtocol::Http)?
     );
+    let greeters = if cli.java {
+        "the Apache Dubbo Java sample"
+    } else {
+        "Rust providers"
+    };
     println!(
-        "  service:         {} (Dubbo, v1 and v2 in zone-a and zone-b)",
+        "  service:         {} (Dubbo, v1 and v2 in zone-a and zone-b: {greeters})",
         mesh.host
     );
     for service in Service::MIXED {

@@ -139,6 +139,67 @@ impl Registry {
         }
     }
 
+    /// The node a provider that registered itself (the Java sample) wrote for `interface` at
+    /// `port`: its path and data, so the demo can withdraw and restore it as a zone outage
+    /// with graceful shutdown would. ZooKeeper only.
+    pub async fn find_provider_node(
+        &self,
+        interface: &str,
+        port: u16,
+    ) -> anyhow::Result<(String, Vec<u8>)> {
+        let Self::ZooKeeper { client, .. } = self else {
+            anyhow::bail!("providers register themselves only in ZooKeeper");
+        };
+        let parent = format!("/dubbo/{interface}/providers");
+        // Node names are URL-encoded provider URLs: `dubbo%3A%2F%2F<ip>%3A<port>%2F…`.
+        let needle = format!("%3A{port}%2F");
+        let children = client
+            .list_children(&parent)
+            .await
+            .with_context(|| format!("list {parent}"))?;
+        let name = children
+            .into_iter()
+            .find(|child| child.contains(&needle))
+            .with_context(|| format!("no provider node for port {port} under {parent}"))?;
+        let path = format!("{parent}/{name}");
+        let (data, _) = client
+            .get_data(&path)
+            .await
+            .with_context(|| format!("read {path}"))?;
+        Ok((path, data))
+    }
+
+    /// Deletes a node another session wrote (see [`Registry::find_provider_node`]).
+    pub async fn remove_node(&self, path: &str) -> anyhow::Result<()> {
+        let Self::ZooKeeper { client, .. } = self else {
+            anyhow::bail!("only ZooKeeper has provider nodes");
+        };
+        match client.delete(path, None).await {
+            Ok(()) | Err(zk::Error::NoNode) => Ok(()),
+            Err(error) => Err(error).with_context(|| format!("delete {path}")),
+        }
+    }
+
+    /// Writes a removed node back (ephemeral, under the demo's session).
+    pub async fn restore_node(&self, path: &str, data: &[u8]) -> anyhow::Result<()> {
+        let Self::ZooKeeper { client, .. } = self else {
+            anyhow::bail!("only ZooKeeper has provider nodes");
+        };
+        let ephemeral = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+        match client.create(path, data, &ephemeral).await {
+            Ok(_) | Err(zk::Error::NodeExists) => Ok(()),
+            Err(error) => Err(error).with_context(|| format!("create {path}")),
+        }
+    }
+
+    /// `host:port` of the ZooKeeper server, when this is ZooKeeper.
+    pub fn zookeeper_connect(&self) -> Option<&str> {
+        match self {
+            Self::ZooKeeper { connect, .. } => Some(connect),
+            Self::File { .. } => None,
+        }
+    }
+
     fn write_file(&self) -> anyhow::Result<()> {
         let Self::File { path, providers } = self else {
             return Ok(());

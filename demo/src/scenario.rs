@@ -511,6 +511,35 @@ pub async fn canary(mesh: &Mesh, client: &Client, calls: usize) -> anyhow::Resul
     Ok(steps)
 }
 
+/// The Apache Dubbo Java sample's consumer through the proxy at 80/20: a real Dubbo client's
+/// calls split by the same rules.
+async fn java_consumer(
+    mesh: &Mesh,
+    program: &causeway_tests::java::JavaProgram,
+    calls: usize,
+) -> anyhow::Result<Vec<Step>> {
+    apply(mesh, 80, 20, false).await?;
+    let run = crate::java::consumer(program, mesh.proxy_addr()?, calls).await?;
+    let total = run.failed + run.by_version.values().sum::<usize>();
+    let v2 = run.by_version.get("v2").copied().unwrap_or(0);
+    let share = v2 as f64 / total.max(1) as f64;
+    let mut measured: Vec<String> = run
+        .by_version
+        .iter()
+        .map(|(version, n)| format!("{version} {n}"))
+        .collect();
+    measured.push(format!("failed {}", run.failed));
+    if let Some(error) = &run.first_error {
+        measured.push(format!("first failure: {error}"));
+    }
+    Ok(vec![Step {
+        name: "java consumer 80/20".into(),
+        expected: "v2 share 20% of greet".into(),
+        measured: measured.join(" | "),
+        passed: run.failed == 0 && close(share, 0.2, total),
+    }])
+}
+
 /// Method routing: `slow` only to v2, `greet` only to v1.
 pub async fn method(mesh: &Mesh, client: &Client, calls: usize) -> anyhow::Result<Vec<Step>> {
     apply(mesh, 100, 0, true).await?;
@@ -584,7 +613,14 @@ pub async fn run(
     if wanted(Scenario::Locality) {
         record(locality(mesh, &client, calls).await?, &mut all);
     }
-    if wanted(Scenario::Batch) {
+    if let Some(program) = mesh.java()
+        && wanted(Scenario::Canary)
+    {
+        record(java_consumer(mesh, program, calls).await?, &mut all);
+    }
+    // The batch scenario fills the Rust providers' small "thread pools" with `report` calls;
+    // the Java sample has neither.
+    if wanted(Scenario::Batch) && mesh.java().is_none() {
         record(batch(mesh, &client, calls).await?, &mut all);
     }
     if wanted(Scenario::Mixed) {

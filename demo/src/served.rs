@@ -47,6 +47,8 @@ impl Served {
     pub fn parse(text: &str) -> Option<Self> {
         let who = text.rsplit_once("(from ")?.1.strip_suffix(')')?;
         let (version, zone) = who.split_once(" in ")?;
+        // The Java sample adds where it listens: `v2 in zone-a on port 20880`.
+        let zone = zone.split(" on port ").next().unwrap_or(zone);
         (!version.is_empty() && !zone.is_empty()).then(|| Self {
             version: version.to_owned(),
             zone: zone.to_owned(),
@@ -68,6 +70,15 @@ mod tests {
                 version: "v2".into(),
                 zone: "zone-a".into()
             })
+        );
+    }
+
+    #[test]
+    fn the_java_samples_answer_names_version_and_zone() {
+        let served = Served::parse("Hello, causeway (from v1 in zone-b on port 20880)").unwrap();
+        assert_eq!(
+            (served.version.as_str(), served.zone.as_str()),
+            ("v1", "zone-b")
         );
     }
 

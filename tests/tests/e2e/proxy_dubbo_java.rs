@@ -2,7 +2,7 @@
 //! Dubbo listener directly (`--url dubbo://…`, no registry), and the proxy, in local-config mode,
 //! routes to two real Java providers (v1 and v2, not registered anywhere): `slow` only to v2 (a
 //! MetaRouter method route) and `greet` 80/20 over v1/v2. The providers name themselves in every
-//! answer (`from v2 on port …`), so the consumer's output shows where each call went.
+//! answer (`from v2 in <zone> on port …`), so the consumer's output shows where each call went.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -79,7 +79,7 @@ rules: |
     )
 }
 
-/// Per method, which provider version answered (`Hello, causeway (from v2 on port 1234)`); every
+/// Per method, which provider version answered (`Hello, causeway (from v2 in <zone> on port 1234)`); every
 /// call must have succeeded.
 pub(crate) fn answers_by_method_and_version(run: &ConsumerRun) -> HashMap<(String, String), usize> {
     let mut counts: HashMap<(String, String), usize> = HashMap::new();
