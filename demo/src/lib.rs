@@ -8,6 +8,7 @@
 //! - [`registry`]: how providers publish themselves (ZooKeeper, or the bridge's file registry);
 //! - [`mesh`]: registry + bridge + the consumer's proxy + Dubbo providers v1/v2 in two zones and
 //!   the mixed estate's providers v1/v2;
+//! - [`live`]: the live view (`--stay`), a round of calls a second on every protocol;
 //! - [`scenario`]: canary, method routing and locality failover, each checked against what it
 //!   expects.
 
@@ -16,6 +17,7 @@ pub mod estate;
 pub mod greeter;
 pub mod inventory;
 pub mod java;
+pub mod live;
 pub mod mesh;
 pub mod quotes;
 pub mod registry;

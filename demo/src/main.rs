@@ -281,7 +281,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             prefer_file_registry: cli.file_registry,
             java: cli.java,
         }) => mesh?,
-        _ = tokio::signal::ctrl_c() => return Ok(false),
+        () = shutdown_signal() => return Ok(false),
     };
     println!("  registry:        {}", mesh.registry.describe());
     println!(
@@ -327,7 +327,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     };
     let steps = tokio::select! {
         steps = scenario::run(&mut mesh, scenario, calls, &mut report) => steps?,
-        _ = tokio::signal::ctrl_c() => return Ok(false),
+        () = shutdown_signal() => return Ok(false),
     };
     let failed = steps.iter().filter(|s| !s.passed).count();
     if steps.is_empty() {
@@ -350,26 +350,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     Ok(failed == 0)
 }
 
-/// A steady consumer (about 200 calls/s) with one line per second, until Ctrl-C.
+/// The live view until Ctrl-C (or SIGTERM).
 async fn live(mesh: &Mesh) -> anyhow::Result<()> {
     println!(
-        "\nLive view (Ctrl-C to stop); edit the rules through the bridge's file to see them move."
+        "\nLive view, one round of calls a second on every protocol (Ctrl-C to stop); edit the \
+         rules through the bridge's file to see them move."
     );
-    let client = Client::connect(mesh.proxy_addr()?)
-        .await
-        .context("connect to the proxy")?;
-    let started = Instant::now();
-    loop {
-        let second = Instant::now();
-        let mut tally = tokio::select! {
-            tally = scenario::burst(&client, "greet", 200) => tally,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        };
-        println!("t={:>4}s  {}", started.elapsed().as_secs(), tally.summary());
-        let rest = Duration::from_secs(1).saturating_sub(second.elapsed());
-        tokio::select! {
-            () = tokio::time::sleep(rest) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        }
-    }
+    causeway_demo::live::run(mesh, shutdown_signal()).await
 }

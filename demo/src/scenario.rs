@@ -95,11 +95,13 @@ impl Tally {
         }
     }
 
-    fn total(&self) -> usize {
+    /// Calls counted.
+    pub fn total(&self) -> usize {
         self.by_version.values().sum::<usize>() + self.failed
     }
 
-    pub(crate) fn share(&self, version: &str) -> f64 {
+    /// The share of calls `version` served.
+    pub fn share(&self, version: &str) -> f64 {
         let total = self.total().max(1);
         self.by_version.get(version).copied().unwrap_or(0) as f64 / total as f64
     }
