@@ -76,16 +76,22 @@ fn main() -> ExitCode {
             }
         }
     }
-    let started = std::time::Instant::now();
-    match PythonEnv::shared() {
-        Ok(env) => println!(
-            "prepared Python venv {} in {:.1}s",
-            env.python().display(),
-            started.elapsed().as_secs_f64()
-        ),
-        Err(error) => {
-            eprintln!("cannot prepare the Python venv: {error:#}");
-            failed = true;
+    for requirements in python_requirements(&root) {
+        let started = std::time::Instant::now();
+        match PythonEnv::from_requirements(&requirements) {
+            Ok(env) => println!(
+                "prepared Python venv {} for {} in {:.1}s",
+                env.python().display(),
+                requirements.display(),
+                started.elapsed().as_secs_f64()
+            ),
+            Err(error) => {
+                eprintln!(
+                    "cannot prepare the Python venv of {}: {error:#}",
+                    requirements.display()
+                );
+                failed = true;
+            }
         }
     }
     let started = std::time::Instant::now();
@@ -106,4 +112,21 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Every `requirements.txt` under `tests/python` (the shared venv's and the ones of clients
+/// whose pins clash with it), in a stable order.
+fn python_requirements(root: &Path) -> Vec<PathBuf> {
+    let base = root.join("tests/python");
+    let mut found = vec![base.join("requirements.txt")];
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        let mut nested: Vec<_> = entries
+            .flatten()
+            .map(|entry| entry.path().join("requirements.txt"))
+            .filter(|path| path.is_file())
+            .collect();
+        nested.sort();
+        found.extend(nested);
+    }
+    found
 }
