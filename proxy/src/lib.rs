@@ -8,7 +8,8 @@
 //! pure snapshot), [`state`] (the snapshot in force), [`lb`] (endpoint choice), [`dubbo`],
 //! [`thrift`] and [`http`] (the data planes), [`auto`] (protocol detection), [`metrics`] and
 //! [`admin`], [`resilience`] (outlier classes, retries, faults, mirrors), [`trace_context`] (the
-//! proxy's hop in a trace), and [`app`] wiring them together.
+//! proxy's hop in a trace), [`spans`] (its spans, exported over OTLP), and [`app`] wiring them
+//! together.
 
 pub mod admin;
 pub mod app;
@@ -26,6 +27,7 @@ pub mod logging;
 pub mod metrics;
 pub mod resilience;
 pub mod routing;
+pub mod spans;
 pub mod state;
 pub mod thrift;
 pub mod trace_context;

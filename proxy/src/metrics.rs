@@ -267,6 +267,7 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     xds_connected: Gauge,
     admissions: crate::isolation::Admissions,
+    spans: crate::spans::Spans,
     /// Retries, outlier ejections, faults and mirrors.
     pub resilience: crate::resilience::ResilienceMetrics,
     /// The four request series of every label set seen, found with one cheap hash per request
@@ -374,6 +375,9 @@ impl Metrics {
         let admissions = crate::isolation::Admissions::default();
         admissions.register(internal);
         let resilience = crate::resilience::ResilienceMetrics::register(internal);
+        // The span recorder too: every protocol path completes its requests here.
+        let spans = crate::spans::Spans::default();
+        spans.register(internal);
         Self {
             registry,
             requests,
@@ -390,6 +394,7 @@ impl Metrics {
             reloads,
             xds_connected,
             admissions,
+            spans,
             resilience,
             request_series: Mutex::default(),
         }
@@ -398,6 +403,11 @@ impl Metrics {
     /// Admission state (traffic classes, local rate limits) and its metrics.
     pub fn admissions(&self) -> &crate::isolation::Admissions {
         &self.admissions
+    }
+
+    /// The span recorder (OTLP export) and its counters.
+    pub fn spans(&self) -> &crate::spans::Spans {
+        &self.spans
     }
 
     /// OpenMetrics text of every metric.

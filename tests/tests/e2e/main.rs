@@ -10,6 +10,7 @@ mod bridge_nacos;
 mod bridge_zookeeper;
 mod dashboards;
 mod hessian_crosscheck;
+mod otlp_spans;
 mod proxy_dubbo_java;
 mod proxy_grpc;
 mod proxy_thrift;
