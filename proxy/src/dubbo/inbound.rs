@@ -525,6 +525,9 @@ fn attach(
     let labels = pending.labels_mut();
     labels.destination_version = endpoint.metric_labels.version.clone();
     labels.destination_workload = endpoint.metric_labels.app.clone();
+    context
+        .metrics
+        .upstream_request(&labels.destination_service, &endpoint.metric_labels);
     load.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     pending.set_in_flight(Some(
         InFlight::new(

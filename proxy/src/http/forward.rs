@@ -561,6 +561,9 @@ async fn forward(
         }
         call.labels.destination_version = label_of(&endpoint.labels, "version");
         call.labels.destination_workload = label_of(&endpoint.labels, "app");
+        context
+            .metrics
+            .upstream_request(&call.labels.destination_service, &endpoint.metric_labels);
         load.fetch_add(1, Ordering::Relaxed);
         let mut in_flight = InFlight::new(
             state.clone(),

@@ -482,6 +482,10 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         };
         if let Some(pending) = pending.as_mut() {
             set_destination(pending, endpoint);
+            context.metrics.upstream_request(
+                &pending.labels_mut().destination_service,
+                &endpoint.metric_labels,
+            );
             load.fetch_add(1, Ordering::Relaxed);
             pending.set_in_flight(Some(
                 InFlight::new(

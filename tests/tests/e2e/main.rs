@@ -9,6 +9,7 @@ mod bridge_mcp;
 mod bridge_nacos;
 mod bridge_zookeeper;
 mod dashboards;
+mod dashboards_live;
 mod hessian_crosscheck;
 mod otlp_spans;
 mod proxy_dubbo_java;
