@@ -394,6 +394,18 @@ async fn every_dashboard_query_returns_data_from_a_live_mesh() {
         EXPECTED_EMPTY.len(),
         "every listed query exists"
     );
+    // The recording rules ran on this traffic: the SLO series the burn-rate alerts read exist for
+    // every service that had requests (four here, plus the unrouted calls' `unknown`).
+    assert_eventually!(
+        prometheus
+            .query("causeway:service_error_ratio:rate5m")
+            .await
+            .is_ok_and(|r| r.len() >= 4),
+        "no recorded SLO series: {:?}",
+        prometheus
+            .query("causeway:service_error_ratio:rate5m")
+            .await
+    );
     // What the busy proxies export is the contract: every family they export is in it with the
     // same type and labels. (Families of events that did not happen here, such as fault
     // injection, have no series yet; the ones this traffic makes must all be there.)

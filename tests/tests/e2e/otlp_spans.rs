@@ -1,8 +1,9 @@
 //! The proxy's spans, judged by a real OTLP receiver: a Python program using the official
 //! `opentelemetry-proto` bindings (tests/python/otlp/receiver.py) decodes what causeway-proxy
 //! posts to `/v1/traces`. Traced calls go through the proxy (local mode) over gRPC, to a Python
-//! `grpcio` greeter that answers with the `traceparent` it received, and over Dubbo, to a provider
-//! in this test that records the attachments it received. Each exported span must continue the
+//! `grpcio` greeter that answers with the `traceparent` it received, over HTTP/1.1, to a Python
+//! `http.server` that does the same (tests/python/http_echo.py), and over Dubbo, to a provider in
+//! this test that records the attachments it received. Each exported span must continue the
 //! caller's trace, have the caller's span as its parent, and be the parent the provider saw;
 //! unsampled and untraced calls export nothing.
 
@@ -51,6 +52,47 @@ async fn receiver(port: u16, out: &Path) -> PeerProcess {
         .await
         .unwrap();
     process
+}
+
+/// The HTTP echo server on `port`.
+async fn http_echo(python: &PythonEnv, port: u16) -> PeerProcess {
+    let name = "http-echo";
+    let mut command = python.command(&workspace_root().join("tests/python/http_echo.py"));
+    command.arg("127.0.0.1").arg(port.to_string());
+    let mut process =
+        PeerProcess::spawn(name, command, PeerProcess::temp_dir(name).unwrap()).unwrap();
+    process
+        .wait_ready(Duration::from_secs(60), || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    process
+}
+
+/// One HTTP/1.1 GET through the proxy for `demo.web` with `headers`; (status, body).
+async fn http_get(proxy: SocketAddr, headers: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /trace HTTP/1.1\r\nHost: demo.web\r\n{headers}Connection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
 
 fn spans(out: &Path) -> Vec<Json> {
@@ -126,12 +168,13 @@ async fn dubbo_call(proxy: SocketAddr, id: i64, attachments: &[(&str, &str)]) ->
     buf[3]
 }
 
-fn config(otlp: u16, greeter_port: u16, dubbo: SocketAddr) -> ProxyConfig {
+fn config(otlp: u16, greeter_port: u16, web_port: u16, dubbo: SocketAddr) -> ProxyConfig {
     ProxyConfig::parse(&format!(
         "admin_listen: 127.0.0.1:0
 listen:
 - {{protocol: dubbo, address: 127.0.0.1:0}}
 - {{protocol: grpc, address: 127.0.0.1:0}}
+- {{protocol: http, address: 127.0.0.1:0}}
 workload: traced-caller
 otlp: {{endpoint: \"http://127.0.0.1:{otlp}\", service_name: causeway-proxy-e2e}}
 services:
@@ -141,6 +184,11 @@ services:
   methods: [SayHello]
   endpoints:
   - {{address: 127.0.0.1, port: {greeter_port}, labels: {{version: v1}}}}
+- host: demo.web
+  port: 8080
+  protocol: http
+  endpoints:
+  - {{address: 127.0.0.1, port: {web_port}, labels: {{version: v1}}}}
 - host: demo.echo
   port: 20880
   dubbo: {{interface: {INTERFACE}, methods: [echo]}}
@@ -157,19 +205,21 @@ fn attribute<'a>(span: &'a Json, key: &str) -> &'a Json {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn spans_of_traced_grpc_and_dubbo_calls_reach_an_otlp_receiver() {
+async fn spans_of_traced_grpc_http_and_dubbo_calls_reach_an_otlp_receiver() {
     logs::init();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("spans.jsonl");
     let otlp_port = free_port().unwrap();
     let greeter_port = free_port().unwrap();
+    let web_port = free_port().unwrap();
     let python = PythonEnv::shared().unwrap();
-    let (_receiver, _greeter, (dubbo, seen)) = tokio::join!(
+    let (_receiver, _greeter, _web, (dubbo, seen)) = tokio::join!(
         receiver(otlp_port, &out),
         greeter(&python, "127.0.0.1", greeter_port, "v1"),
+        http_echo(&python, web_port),
         dubbo_provider(),
     );
-    let proxy = proxy_app::start(config(otlp_port, greeter_port, dubbo), None)
+    let proxy = proxy_app::start(config(otlp_port, greeter_port, web_port, dubbo), None)
         .await
         .unwrap();
 
@@ -207,9 +257,20 @@ async fn spans_of_traced_grpc_and_dubbo_calls_reach_an_otlp_receiver() {
         .clone()
         .expect("the provider saw a traceparent");
 
-    // Exactly the two sampled calls arrive (batches go within a second).
+    // HTTP: the same three kinds of call.
+    let http = proxy.addr(ListenProtocol::Http).unwrap();
+    let http_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let http_caller = format!("00-{http_trace}-10f067aa0ba902b8-01");
+    let (status, http_received) = http_get(http, &format!("traceparent: {http_caller}\r\n")).await;
+    assert_eq!(status, 200, "{http_received}");
+    let http_unsampled = http_caller.replace("-01", "-00");
+    let (status, _) = http_get(http, &format!("traceparent: {http_unsampled}\r\n")).await;
+    assert_eq!(status, 200);
+    assert_eq!(http_get(http, "").await, (200, "-".to_owned()));
+
+    // Exactly the three sampled calls arrive (batches go within a second).
     assert_eventually!(
-        spans(&out).len() >= 2,
+        spans(&out).len() >= 3,
         "the receiver got no spans: {:?}\n{}",
         spans(&out),
         proxy.metrics.encode().unwrap()
@@ -219,20 +280,21 @@ async fn spans_of_traced_grpc_and_dubbo_calls_reach_an_otlp_receiver() {
             .metrics
             .encode()
             .unwrap()
-            .contains("causeway_proxy_spans_exported_total 2"),
+            .contains("causeway_proxy_spans_exported_total 3"),
         "{}",
         proxy.metrics.encode().unwrap()
     );
     let all = spans(&out);
-    assert_eq!(all.len(), 2, "only sampled calls are recorded: {all:#?}");
+    assert_eq!(all.len(), 3, "only sampled calls are recorded: {all:#?}");
     for (trace, caller_span, provider_saw, system) in [
-        (CALLER_TRACE, CALLER_SPAN, received, "grpc"),
+        (CALLER_TRACE, CALLER_SPAN, received, Some("grpc")),
         (
             dubbo_trace,
             "b7ad6b7169203331",
             dubbo_received.as_str(),
-            "dubbo",
+            Some("dubbo"),
         ),
+        (http_trace, "10f067aa0ba902b8", http_received.as_str(), None),
     ] {
         let span = all
             .iter()
@@ -248,7 +310,10 @@ async fn spans_of_traced_grpc_and_dubbo_calls_reach_an_otlp_receiver() {
         assert_eq!(span["kind"], "SPAN_KIND_CLIENT", "{span}");
         assert_eq!(span["status"], 0, "{span}");
         assert_eq!(span["resource"]["service.name"], "causeway-proxy-e2e");
-        assert_eq!(attribute(span, "rpc.system"), system, "{span}");
+        match system {
+            Some(system) => assert_eq!(attribute(span, "rpc.system"), system, "{span}"),
+            None => assert!(attribute(span, "rpc.system").is_null(), "{span}"),
+        }
         assert!(span["end"].as_u64() >= span["start"].as_u64(), "{span}");
         assert!(span["start"].as_u64().unwrap() > 0, "{span}");
     }
@@ -267,6 +332,10 @@ async fn spans_of_traced_grpc_and_dubbo_calls_reach_an_otlp_receiver() {
         "{dubbo_span}"
     );
     assert_eq!(attribute(dubbo_span, "causeway.response_code"), "20");
+    let web = all.iter().find(|s| s["trace_id"] == http_trace).unwrap();
+    assert_eq!(web["name"], "GET demo.web", "{web}");
+    assert_eq!(attribute(web, "http.request.method"), "GET");
+    assert_eq!(attribute(web, "http.response.status_code"), 200);
     assert!(
         !proxy
             .metrics
