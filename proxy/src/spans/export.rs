@@ -157,11 +157,16 @@ async fn run(
     let mut batcher = Batcher::new(settings.max_batch);
     let mut tick = tokio::time::interval(settings.flush_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let mut open = true;
+    while open {
         let batch = tokio::select! {
             received = queue.recv() => match received {
                 Some(span) => batcher.push(span),
-                None => Some(batcher.take()),
+                // Every sender is gone (the metrics were dropped): send what is left and stop.
+                None => {
+                    open = false;
+                    Some(batcher.take())
+                }
             },
             _ = tick.tick() => Some(batcher.take()),
         };
