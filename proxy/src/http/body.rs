@@ -144,6 +144,8 @@ pub struct Record {
     pub request_bytes: Arc<AtomicU64>,
     /// Whether the call is gRPC (its status comes from trailers).
     pub grpc: bool,
+    /// The proxy's span, recorded with the metrics.
+    pub span: Option<crate::spans::SpanStart>,
 }
 
 // === impl Record ===
@@ -170,6 +172,9 @@ impl Record {
             self.request_bytes.load(Ordering::Relaxed),
             response_bytes,
         );
+        if let Some(span) = self.span.take() {
+            self.metrics.spans().finish(span, &self.labels);
+        }
     }
 }
 

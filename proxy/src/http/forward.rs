@@ -36,6 +36,7 @@ use crate::resilience::metrics::RetryReason;
 use crate::resilience::{fault, retry};
 use crate::routing::http::AbortWith;
 use crate::routing::{Cluster, HashOn, HttpAttributes, HttpRouteTable, LbPolicy};
+use crate::spans::SpanStart;
 use crate::trace_context::Hop;
 
 /// Endpoints tried for one request when connections cannot be opened.
@@ -133,6 +134,8 @@ struct Call {
     labels: RequestLabels,
     content_type: Option<HeaderValue>,
     request_bytes: Arc<AtomicU64>,
+    /// The proxy's span once the request is forwarded (sampled traces, spans exported).
+    span: Option<SpanStart>,
 }
 
 impl Call {
@@ -143,6 +146,8 @@ impl Call {
             started: self.started,
             request_bytes: self.request_bytes.clone(),
             grpc: self.grpc,
+            // A call gets one response, so one record (and one span).
+            span: self.span.clone(),
         }
     }
 
@@ -303,6 +308,7 @@ pub async fn handle(
         started,
         content_type: request.headers().get(header::CONTENT_TYPE).cloned(),
         request_bytes: Arc::new(AtomicU64::new(0)),
+        span: None,
     };
     if !grpc {
         call.labels.request_method = Arc::from(http_method_label(request.method()));
@@ -420,14 +426,15 @@ async fn forward(
     let h2 = call.grpc;
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    // The proxy's hop in the caller's trace. An untraced call stays untraced: the proxy exports
-    // no spans yet, and a root it invented would impose its sampling decision on the provider.
+    // The proxy's hop in the caller's trace. An untraced call stays untraced: a root the proxy
+    // invented would impose its sampling decision on the provider.
     let hop = Hop::from_incoming(|name| {
         parts
             .headers
             .get(name)
             .and_then(|value| value.to_str().ok())
     });
+    call.span = context.metrics.spans().start(hop.as_ref(), &cluster.name);
     if let Some(hop) = hop {
         for (name, value) in hop.pairs() {
             if let Ok(value) = HeaderValue::from_str(&value) {
@@ -554,6 +561,9 @@ async fn forward(
         }
         call.labels.destination_version = label_of(&endpoint.labels, "version");
         call.labels.destination_workload = label_of(&endpoint.labels, "app");
+        context
+            .metrics
+            .upstream_request(&call.labels.destination_service, &endpoint.metric_labels);
         load.fetch_add(1, Ordering::Relaxed);
         let mut in_flight = InFlight::new(
             state.clone(),

@@ -1,8 +1,8 @@
 //! Prepares everything the end-to-end tests download or build, so the test run itself needs no
 //! network: every Maven project under `tests/java`, `tests/peers` and `demo/java` is built (its
 //! dependencies land in `~/.m2`), every Go module under `tests/go` is built (its dependencies land
-//! in the Go module cache, the binary in the harness cache), the harness's Python venv is
-//! created, and the npm packages of the Grafana dashboard schema check are installed and its
+//! in the Go module cache, the binary in the harness cache), the harness's Python venvs
+//! (`tests/python/requirements.txt` and `tests/python/*/requirements.txt`) are created, and the npm packages of the Grafana dashboard schema check are installed and its
 //! schemas generated. It uses the harness's own code paths, so the caches it fills are exactly the ones the
 //! tests look up. Idempotent.
 
@@ -76,22 +76,30 @@ fn main() -> ExitCode {
             }
         }
     }
-    for requirements in python_requirements(&root) {
-        let started = std::time::Instant::now();
-        match PythonEnv::from_requirements(&requirements) {
-            Ok(env) => println!(
-                "prepared Python venv {} for {} in {:.1}s",
-                env.python().display(),
-                requirements.display(),
-                started.elapsed().as_secs_f64()
-            ),
-            Err(error) => {
-                eprintln!(
-                    "cannot prepare the Python venv of {}: {error:#}",
-                    requirements.display()
-                );
-                failed = true;
+    match PythonEnv::requirement_files() {
+        Ok(files) => {
+            for requirements in files {
+                let started = std::time::Instant::now();
+                match PythonEnv::from_requirements(&requirements) {
+                    Ok(env) => println!(
+                        "prepared Python venv {} for {} in {:.1}s",
+                        env.python().display(),
+                        requirements.display(),
+                        started.elapsed().as_secs_f64()
+                    ),
+                    Err(error) => {
+                        eprintln!(
+                            "cannot prepare the Python venv of {}: {error:#}",
+                            requirements.display()
+                        );
+                        failed = true;
+                    }
+                }
             }
+        }
+        Err(error) => {
+            eprintln!("cannot list the Python requirements: {error:#}");
+            failed = true;
         }
     }
     let started = std::time::Instant::now();
@@ -112,21 +120,4 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// Every `requirements.txt` under `tests/python` (the shared venv's and the ones of clients
-/// whose pins clash with it), in a stable order.
-fn python_requirements(root: &Path) -> Vec<PathBuf> {
-    let base = root.join("tests/python");
-    let mut found = vec![base.join("requirements.txt")];
-    if let Ok(entries) = std::fs::read_dir(&base) {
-        let mut nested: Vec<_> = entries
-            .flatten()
-            .map(|entry| entry.path().join("requirements.txt"))
-            .filter(|path| path.is_file())
-            .collect();
-        nested.sort();
-        found.extend(nested);
-    }
-    found
 }

@@ -54,16 +54,23 @@ spec:
     )
 }
 
+/// What one run of grpc_client.py reports.
 #[derive(Debug, Deserialize)]
-struct Batch {
-    counts: BTreeMap<String, u32>,
+pub(crate) struct Batch {
+    /// Replies by text.
+    pub(crate) counts: BTreeMap<String, u32>,
     codes: BTreeMap<String, u32>,
-    errors: u32,
-    last_error: String,
+    pub(crate) errors: u32,
+    pub(crate) last_error: String,
 }
 
 /// Runs the Python grpcio client once: `calls` calls with `args` (see grpc_client.py).
-async fn grpc_batch(python: &PythonEnv, target: &str, calls: u32, args: &[&str]) -> Batch {
+pub(crate) async fn grpc_batch(
+    python: &PythonEnv,
+    target: &str,
+    calls: u32,
+    args: &[&str],
+) -> Batch {
     let output = tokio::process::Command::new(python.python())
         .arg(workspace_root().join("tests/python/grpc_client.py"))
         .arg(target)
@@ -81,7 +88,7 @@ async fn grpc_batch(python: &PythonEnv, target: &str, calls: u32, args: &[&str])
 }
 
 /// Python's `http.server` serving a directory with `hello.txt`.
-async fn http_server(python: &PythonEnv, port: u16) -> (PeerProcess, tempfile::TempDir) {
+pub(crate) async fn http_server(python: &PythonEnv, port: u16) -> (PeerProcess, tempfile::TempDir) {
     let files = tempfile::tempdir().unwrap();
     std::fs::write(files.path().join("hello.txt"), "hello from http.server").unwrap();
     let mut command = std::process::Command::new(python.python());
@@ -112,7 +119,7 @@ async fn http_server(python: &PythonEnv, port: u16) -> (PeerProcess, tempfile::T
 }
 
 /// One HTTP/1.1 GET through the proxy with `Host: host`; (status, body).
-async fn http_get(proxy: std::net::SocketAddr, host: &str, path: &str) -> (u16, String) {
+pub(crate) async fn http_get(proxy: std::net::SocketAddr, host: &str, path: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
     stream
         .write_all(
