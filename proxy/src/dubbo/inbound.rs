@@ -34,12 +34,13 @@ use tokio_util::codec::FramedRead;
 
 use super::DubboContext;
 use super::request::{Outcome, Pending};
-use super::upstream::SendError;
+use super::upstream::{ConnectError, SendError};
 use super::writer::write_loop;
 use crate::isolation::{MatchKind, Permit, Refusal, RequestAttributes};
 use crate::lb::{EndpointState, InFlight, RequestKey};
 use crate::metrics::{Direction, Protocol, ProtocolErrorKind, RequestLabels, ResponseFlags};
-use crate::resilience::retry;
+use crate::resilience::breaker::{self, Limit};
+use crate::resilience::{mirror, retry};
 use crate::routing::{
     Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, cluster_name, normalize_version,
 };
@@ -166,6 +167,7 @@ fn on_frame(
     let started = Instant::now();
     let mut labels = base_labels(context);
     let routed = route(frame, context, rng, &mut labels);
+    let service = labels.destination_service.clone();
     let timeout = Duration::from_millis(context.settings.request_timeout_ms);
     let pending = header.is_two_way().then(|| {
         Pending::new(
@@ -178,7 +180,19 @@ fn on_frame(
         )
     });
     match routed {
-        Ok(plan) => {
+        Ok((plan, mirrors)) => {
+            if !mirrors.is_empty() {
+                // Copied before the caller's frame is handed on (its id is rewritten there).
+                super::mirror::send_copies(
+                    &plan.frame,
+                    mirrors,
+                    &service,
+                    &plan.method,
+                    &plan.interface,
+                    context,
+                    rng,
+                );
+            }
             if let Some((plan, pending)) = forward_now(plan, pending, context, rng) {
                 tokio::spawn(forward(plan, pending, context.clone()));
             }
@@ -290,15 +304,15 @@ impl RequestAttributes for AdmissionView<'_> {
 }
 
 /// Routes a request on the snapshot in force, filling in the labels as it learns the
-/// destination.
+/// destination; also says which mirror clusters get a copy.
 fn route(
     mut frame: Frame,
     context: &DubboContext,
     rng: &mut fastrand::Rng,
     labels: &mut RequestLabels,
-) -> Result<Plan, Rejection> {
+) -> Result<(Plan, Vec<Arc<Cluster>>), Rejection> {
     let snapshot = context.store.load();
-    let (cluster, mutation, method, interface, hash_attachment, permit, hop) = {
+    let (cluster, mutation, method, interface, hash_attachment, permit, hop, mirrors) = {
         let view: RequestView<'_> = frame.request().map_err(|e| Rejection::bad_request(&e))?;
         let interface = view.service();
         let version = normalize_version(view.service_version());
@@ -392,6 +406,10 @@ fn route(
                 .map(|value| (key.clone(), value.to_owned())),
             _ => None,
         };
+        // Mirrors chosen now, on this snapshot; a mirror cluster the snapshot lacks is skipped.
+        let mirrors: Vec<Arc<Cluster>> = mirror::chosen(&route.mirrors, rng)
+            .filter_map(|m| snapshot.cluster(&m.cluster).cloned())
+            .collect();
         (
             cluster.clone(),
             route.request_mutation.clone(),
@@ -400,6 +418,7 @@ fn route(
             hash_attachment,
             permit,
             hop,
+            mirrors,
         )
     };
     // The trace pairs go after the route's mutation so they win on the provider, where later
@@ -415,14 +434,17 @@ fn route(
             .add_attachments(&pairs)
             .map_err(|e| Rejection::bad_request(&e))?;
     }
-    Ok(Plan {
-        frame,
-        cluster,
-        method,
-        interface,
-        hash_attachment,
-        permit,
-    })
+    Ok((
+        Plan {
+            frame,
+            cluster,
+            method,
+            interface,
+            hash_attachment,
+            permit,
+        },
+        mirrors,
+    ))
 }
 
 /// The common case, without a task of its own: the cluster has room, the chosen provider's
@@ -526,6 +548,19 @@ fn attach(
     ));
 }
 
+/// Refuses a request at a circuit-breaker limit: SERVER_THREADPOOL_EXHAUSTED (what Java
+/// consumers take for a provider out of capacity), `UO`, and the overflow counter.
+fn overflow(context: &DubboContext, cluster: &Cluster, pending: Option<Pending>, limit: Limit) {
+    context.metrics.overflow(&cluster.name);
+    if let Some(pending) = pending {
+        pending.complete(Outcome::Local {
+            status: Status::SERVER_THREADPOOL_EXHAUSTED,
+            flags: ResponseFlags::UpstreamOverflow,
+            message: breaker::overflow_message(&cluster.name, limit),
+        });
+    }
+}
+
 /// Picks an endpoint, opens or reuses its connection and sends; on a connect failure another
 /// endpoint is tried (the request was never sent, so this is always safe).
 async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboContext>) {
@@ -548,18 +583,16 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
         }
         None => permit,
     };
-    let load = context.cluster_load(&cluster.name);
-    if load.load(std::sync::atomic::Ordering::Relaxed) >= cluster.breaker.max_requests {
-        context.metrics.overflow(&cluster.name);
-        if let Some(pending) = pending {
-            pending.complete(Outcome::Local {
-                status: Status::SERVER_THREADPOOL_EXHAUSTED,
-                flags: ResponseFlags::UpstreamOverflow,
-                message: format!("causeway-proxy: {} is at its request limit", cluster.name),
-            });
-        }
-        return;
+    let counts = context.breakers.cluster(&cluster.name);
+    let load = counts.requests().clone();
+    if counts.requests_full(&cluster.breaker) {
+        return overflow(&context, &cluster, pending, Limit::Requests);
     }
+    // Past the fast path, a request waits (for a connection, or room in a provider's queue):
+    // that is what `max_pending` bounds.
+    let Some(_waiting) = counts.try_pending(&cluster.breaker) else {
+        return overflow(&context, &cluster, pending, Limit::Pending);
+    };
     let lookup = |key: &str| {
         hash_attachment
             .as_ref()
@@ -605,11 +638,19 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
         }
         let conn = match context
             .upstreams
-            .connection(endpoint.address, &state, connect_timeout)
+            .connection(
+                endpoint.address,
+                &state,
+                connect_timeout,
+                (&counts, &cluster.breaker),
+            )
             .await
         {
             Ok(conn) => conn,
-            Err(error) => {
+            Err(ConnectError::Overflow) => {
+                return overflow(&context, &cluster, pending, Limit::Connections);
+            }
+            Err(ConnectError::Io(error)) => {
                 let ejected = context
                     .balancer
                     .connect_failed(&cluster, &state, Instant::now());

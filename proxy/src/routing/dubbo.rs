@@ -10,6 +10,8 @@ use std::sync::Arc;
 use causeway_protocols::rules::common::StringMatch;
 use serde::Serialize;
 
+use super::http::MirrorSpec;
+
 /// Which service a route table serves. `None` in group or version matches any value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct ServiceMatch {
@@ -99,6 +101,9 @@ pub struct DubboRoute {
     pub destinations: WeightedClusters,
     /// Attachments set on the request before it is forwarded (MetaRouter `requestMutation`).
     pub request_mutation: Vec<(String, String)>,
+    /// Clusters a share of the requests is copied to, fire-and-forget (MetaRouter `mirror`,
+    /// `requestMirrorPolicies`).
+    pub mirrors: Vec<MirrorSpec>,
 }
 
 /// What routing needs to know about a request.

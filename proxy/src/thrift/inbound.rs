@@ -35,7 +35,7 @@ use tokio_util::codec::FramedRead;
 
 use super::ThriftContext;
 use super::call::{CallInfo, Outcome, PendingCall};
-use super::upstream::{Exchange, PoolKey};
+use super::upstream::{CheckoutError, Exchange, PoolKey};
 use crate::dubbo::write_loop;
 use crate::isolation::{MatchKind, Permit, RequestAttributes};
 use crate::lb::InFlight;
@@ -43,7 +43,8 @@ use crate::lb::RequestKey;
 use crate::metrics::{
     Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags,
 };
-use crate::resilience::retry;
+use crate::resilience::breaker::{self, Limit};
+use crate::resilience::{mirror, retry};
 use crate::routing::{Cluster, Endpoint, HashOn, LbPolicy, ThriftAttributes, cluster_name};
 use crate::trace_context::Hop;
 
@@ -135,7 +136,16 @@ fn on_message(
     let mut labels = base_labels(context);
     let routed = route(message, context, host, rng, &mut labels);
     match routed {
-        Ok(plan) => {
+        Ok((plan, mirrors)) => {
+            if !mirrors.is_empty() {
+                super::mirror::send_copies(
+                    &plan.message,
+                    mirrors,
+                    &labels.destination_service,
+                    context,
+                    rng,
+                );
+            }
             let pending = (!oneway).then(|| {
                 PendingCall::new(
                     tx.clone(),
@@ -225,15 +235,15 @@ impl ThriftAttributes for Attributes<'_> {
     }
 }
 
-/// Routes a call on the snapshot in force, filling in the labels as it learns the destination.
-/// A rejection carries what the exception reply needs and the message's size.
+/// Routes a call on the snapshot in force, filling in the labels as it learns the destination,
+/// and says which mirror clusters get a copy. A rejection carries what the exception reply needs and the message's size.
 fn route(
     message: ThriftMessage,
     context: &ThriftContext,
     host: Option<&Arc<str>>,
     rng: &mut fastrand::Rng,
     labels: &mut RequestLabels,
-) -> Result<Plan, Rejected> {
+) -> Result<(Plan, Vec<Arc<Cluster>>), Rejected> {
     let info = CallInfo::of(&message);
     let size = message.frame.len();
     let reject = |text: String| Rejected {
@@ -327,6 +337,10 @@ fn route(
         _ => None,
     };
     let cluster = cluster.clone();
+    // Mirrors chosen now, on this snapshot; a mirror cluster the snapshot lacks is skipped.
+    let mirrors: Vec<Arc<Cluster>> = mirror::chosen(&route.mirrors, rng)
+        .filter_map(|m| snapshot.cluster(&m.cluster).cloned())
+        .collect();
     let mut mutation = route.request_mutation.clone();
     // Trace context rides THeader info headers; only THeader messages can carry it, so the other
     // transports pass through untouched. It goes after the route's mutation so it wins.
@@ -356,14 +370,17 @@ fn route(
         }
         _ => message,
     };
-    Ok(Plan {
-        message,
-        info,
-        cluster,
-        service: service.unwrap_or_default(),
-        hash_header,
-        permit,
-    })
+    Ok((
+        Plan {
+            message,
+            info,
+            cluster,
+            service: service.unwrap_or_default(),
+            hash_header,
+            permit,
+        },
+        mirrors,
+    ))
 }
 
 /// Picks an endpoint, takes a pooled or new connection and makes the call; a call that could not
@@ -394,15 +411,18 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
             });
         }
     };
-    let load = context.cluster_load(&cluster.name);
-    if load.load(Ordering::Relaxed) >= cluster.breaker.max_requests {
+    let counts = context.breakers.cluster(&cluster.name);
+    let load = counts.requests().clone();
+    let overflow = |pending: Option<PendingCall>, limit: Limit| {
         context.metrics.overflow(&cluster.name);
         fail(
             pending,
             ResponseFlags::UpstreamOverflow,
-            format!("causeway-proxy: {} is at its request limit", cluster.name),
+            breaker::overflow_message(&cluster.name, limit),
         );
-        return;
+    };
+    if counts.requests_full(&cluster.breaker) {
+        return overflow(pending, Limit::Requests);
     }
     let lookup = |key: &str| {
         hash_header
@@ -455,13 +475,25 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
             transport: info.transport,
             protocol: info.protocol,
         };
-        let mut conn = match context
+        // Waiting for a connection (an idle one is taken at once; a new one is opened) is what
+        // `max_pending` bounds.
+        let Some(waiting) = counts.try_pending(&cluster.breaker) else {
+            return overflow(pending, Limit::Pending);
+        };
+        let checkout = context
             .upstreams
-            .checkout(pool_key, &state, connect_timeout)
-            .await
-        {
+            .checkout(
+                pool_key,
+                &state,
+                connect_timeout,
+                (&counts, &cluster.breaker),
+            )
+            .await;
+        drop(waiting);
+        let mut conn = match checkout {
             Ok(conn) => conn,
-            Err(error) => {
+            Err(CheckoutError::Overflow) => return overflow(pending, Limit::Connections),
+            Err(CheckoutError::Io(error)) => {
                 let ejected = context
                     .balancer
                     .connect_failed(&cluster, &state, Instant::now());

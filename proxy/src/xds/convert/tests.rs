@@ -101,7 +101,10 @@ fn routes(method: StringMatcher) -> dubbo::RouteConfiguration {
             value: "canary".into(),
         }],
         hash_attribute: "user".into(),
-        ..MetaRouteExtras::default()
+        mirrors: vec![causeway_protocols::xds_ext::Mirror {
+            cluster: V1.into(),
+            per_million: 250_000,
+        }],
     };
     let weighted = WeightedCluster {
         clusters: [(V1, 80), (V2, 20)]
@@ -215,6 +218,13 @@ fn the_bridge_shapes_become_a_routing_snapshot() {
     assert_eq!(
         table.routes[0].request_mutation,
         [("env".to_owned(), "canary".to_owned())]
+    );
+    assert_eq!(
+        table.routes[0].mirrors,
+        [crate::routing::http::MirrorSpec {
+            cluster: Arc::from(V1),
+            fraction: 0.25
+        }]
     );
     assert_eq!(table.routes[1].destinations.entries().len(), 2);
     assert!(snapshot.needs_attachments("demo.Greeter"));
