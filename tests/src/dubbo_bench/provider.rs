@@ -7,6 +7,7 @@
 //! costs one `read` and one `write` per batch rather than per request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 use causeway_protocols::dubbo::{DubboCodec, heartbeat_reply};
@@ -18,11 +19,17 @@ use super::Template;
 
 /// Serves callers on `listener` until the task is dropped; one task per connection.
 pub async fn serve(listener: TcpListener, response: Arc<Template>) {
+    serve_counted(listener, response, Arc::default()).await;
+}
+
+/// [`serve`], adding every request received (two-way or one-way, heartbeats not) to `served`: a
+/// test's view of what reached this provider.
+pub async fn serve_counted(listener: TcpListener, response: Arc<Template>, served: Arc<AtomicU64>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, response.clone()));
+                tokio::spawn(connection(stream, response.clone(), served.clone()));
             }
             Err(error) => {
                 // Out of file descriptors (the RSS phase opens a thousand connections): back off.
@@ -33,7 +40,7 @@ pub async fn serve(listener: TcpListener, response: Arc<Template>) {
     }
 }
 
-async fn connection(mut stream: TcpStream, response: Arc<Template>) {
+async fn connection(mut stream: TcpStream, response: Arc<Template>, served: Arc<AtomicU64>) {
     let mut codec = DubboCodec::new();
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = Vec::with_capacity(16 * 1024);
@@ -52,6 +59,9 @@ async fn connection(mut stream: TcpStream, response: Arc<Template>) {
                 }
             };
             let header = frame.header();
+            if header.is_request() && !header.is_event() {
+                served.fetch_add(1, Ordering::Relaxed);
+            }
             if !header.is_request() || !header.is_two_way() {
                 continue;
             }
