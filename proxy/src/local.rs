@@ -387,6 +387,7 @@ fn route_table(
                     .collect(),
 
                 mirrors,
+                policy: crate::routing::meta_policy::MetaPolicy::from_rule(route),
             });
         }
     }
@@ -403,6 +404,7 @@ fn route_table(
             ))),
             request_mutation: Vec::new(),
             mirrors: Vec::new(),
+            policy: crate::routing::meta_policy::MetaPolicy::default(),
         });
     }
     let methods: Vec<String> = methods.into_iter().collect();

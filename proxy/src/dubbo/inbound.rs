@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use causeway_protocols::dubbo::{
     Attachments, DubboCodec, DubboError, Frame, FrameError, Header, RequestView, Status,
     heartbeat_reply,
@@ -34,13 +34,15 @@ use tokio_util::codec::FramedRead;
 
 use super::DubboContext;
 use super::request::{Outcome, Pending};
+use super::retry::RetryState;
 use super::upstream::{ConnectError, SendError};
 use super::writer::write_loop;
 use crate::isolation::{MatchKind, Permit, Refusal, RequestAttributes};
 use crate::lb::{EndpointState, InFlight, RequestKey};
 use crate::metrics::{Direction, Protocol, ProtocolErrorKind, RequestLabels, ResponseFlags};
 use crate::resilience::breaker::{self, Limit};
-use crate::resilience::{mirror, retry};
+use crate::resilience::{fault, mirror, retry};
+use crate::routing::meta_policy::MetaPolicy;
 use crate::routing::{
     Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, cluster_name, normalize_version,
 };
@@ -168,8 +170,12 @@ fn on_frame(
     let mut labels = base_labels(context);
     let routed = route(frame, context, rng, &mut labels);
     let service = labels.destination_service.clone();
-    let timeout = Duration::from_millis(context.settings.request_timeout_ms);
-    let pending = header.is_two_way().then(|| {
+    let listener_ms = context.settings.request_timeout_ms;
+    let timeout = Duration::from_millis(match &routed {
+        Ok((_, _, policy)) => policy.call_timeout_ms(listener_ms),
+        Err(_) => listener_ms,
+    });
+    let mut pending = header.is_two_way().then(|| {
         Pending::new(
             tx.clone(),
             header,
@@ -180,7 +186,50 @@ fn on_frame(
         )
     });
     match routed {
-        Ok((plan, mirrors)) => {
+        Ok((plan, mirrors, policy)) => {
+            let mut delay = None;
+            if let Some(fault) = &policy.fault {
+                let (delayed, aborted) = fault::draw(fault.delay, fault.abort, rng);
+                if let Some(codes) = aborted {
+                    context
+                        .metrics
+                        .resilience
+                        .fault_aborted(&service, Protocol::Dubbo);
+                    if let Some(pending) = pending {
+                        pending.complete(Outcome::Local {
+                            status: Status(codes.dubbo_status),
+                            flags: ResponseFlags::FaultInjected,
+                            message: "causeway-proxy: fault injected by the route".to_owned(),
+                        });
+                    }
+                    return;
+                }
+                if delayed.is_some() {
+                    context
+                        .metrics
+                        .resilience
+                        .fault_delayed(&service, Protocol::Dubbo);
+                }
+                delay = delayed;
+            }
+            if let (Some(pending), Some(spec)) = (pending.as_mut(), &policy.retry) {
+                // A copy of the routed frame for the retries (only routes with retries pay).
+                if let Ok(copy) = Frame::from_bytes(BytesMut::from(plan.frame.as_bytes())) {
+                    pending.set_retry(Some(Box::new(RetryState {
+                        frame: copy,
+                        cluster: plan.cluster.clone(),
+                        method: plan.method.clone(),
+                        interface: plan.interface.clone(),
+                        hash_attachment: plan.hash_attachment.clone(),
+                        spec: spec.clone(),
+                        retries_left: spec.attempts,
+                        deadline: started + timeout,
+                        tried: Vec::new(),
+                        token: None,
+                        context: context.clone(),
+                    })));
+                }
+            }
             if !mirrors.is_empty() {
                 // Copied before the caller's frame is handed on (its id is rewritten there).
                 super::mirror::send_copies(
@@ -193,8 +242,16 @@ fn on_frame(
                     rng,
                 );
             }
+            if let Some(delay) = delay {
+                let context = context.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    forward(plan, pending, context, Vec::new()).await;
+                });
+                return;
+            }
             if let Some((plan, pending)) = forward_now(plan, pending, context, rng) {
-                tokio::spawn(forward(plan, pending, context.clone()));
+                tokio::spawn(forward(plan, pending, context.clone(), Vec::new()));
             }
         }
         Err(rejection) => {
@@ -304,15 +361,15 @@ impl RequestAttributes for AdmissionView<'_> {
 }
 
 /// Routes a request on the snapshot in force, filling in the labels as it learns the
-/// destination; also says which mirror clusters get a copy.
+/// destination; also says which mirror clusters get a copy and the route's resilience policy.
 fn route(
     mut frame: Frame,
     context: &DubboContext,
     rng: &mut fastrand::Rng,
     labels: &mut RequestLabels,
-) -> Result<(Plan, Vec<Arc<Cluster>>), Rejection> {
+) -> Result<(Plan, Vec<Arc<Cluster>>, MetaPolicy), Rejection> {
     let snapshot = context.store.load();
-    let (cluster, mutation, method, interface, hash_attachment, permit, hop, mirrors) = {
+    let (cluster, mutation, method, interface, hash_attachment, permit, hop, mirrors, policy) = {
         let view: RequestView<'_> = frame.request().map_err(|e| Rejection::bad_request(&e))?;
         let interface = view.service();
         let version = normalize_version(view.service_version());
@@ -419,6 +476,7 @@ fn route(
             permit,
             hop,
             mirrors,
+            route.policy.clone(),
         )
     };
     // The trace pairs go after the route's mutation so they win on the provider, where later
@@ -444,6 +502,7 @@ fn route(
             permit,
         },
         mirrors,
+        policy,
     ))
 }
 
@@ -537,6 +596,14 @@ fn attach(
     let labels = pending.labels_mut();
     labels.destination_version = endpoint.metric_labels.version.clone();
     labels.destination_workload = endpoint.metric_labels.app.clone();
+    // A retried request: this try's own deadline, and the endpoint the next try avoids.
+    if let Some(state) = pending.retry_mut() {
+        state.tried.push(endpoint.address);
+        let (per_try, deadline) = (state.spec.per_try_timeout_ms, state.deadline);
+        if let Some(ms) = per_try {
+            pending.set_deadline(deadline.min(Instant::now() + Duration::from_millis(ms)));
+        }
+    }
     load.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     pending.set_in_flight(Some(
         InFlight::new(
@@ -546,6 +613,34 @@ fn attach(
         )
         .with_outliers(context.balancer.clone(), cluster.clone()),
     ));
+}
+
+/// Sends a request again after a try its route retries (called from its completion): a copy of
+/// the routed frame, to an endpoint it has not tried yet when there is one.
+pub(super) async fn resend(mut pending: Pending) {
+    let Some(state) = pending.retry_mut() else {
+        return;
+    };
+    let copy = Frame::from_bytes(BytesMut::from(state.frame.as_bytes()));
+    let plan = copy.map(|frame| Plan {
+        frame,
+        cluster: state.cluster.clone(),
+        method: state.method.clone(),
+        interface: state.interface.clone(),
+        hash_attachment: state.hash_attachment.clone(),
+        permit: None,
+    });
+    let context = state.context.clone();
+    let tried = state.tried.clone();
+    match plan {
+        Ok(plan) => forward(plan, Some(pending), context, tried).await,
+        // The frame parsed once already; this cannot fail, but never leave a caller waiting.
+        Err(_) => pending.complete(Outcome::Local {
+            status: Status::SERVICE_ERROR,
+            flags: ResponseFlags::UpstreamConnectionTermination,
+            message: "causeway-proxy: the request could not be retried".to_owned(),
+        }),
+    }
 }
 
 /// Refuses a request at a circuit-breaker limit: SERVER_THREADPOOL_EXHAUSTED (what Java
@@ -563,7 +658,12 @@ fn overflow(context: &DubboContext, cluster: &Cluster, pending: Option<Pending>,
 
 /// Picks an endpoint, opens or reuses its connection and sends; on a connect failure another
 /// endpoint is tried (the request was never sent, so this is always safe).
-async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboContext>) {
+async fn forward(
+    plan: Plan,
+    mut pending: Option<Pending>,
+    context: Arc<DubboContext>,
+    mut exclude: Vec<SocketAddr>,
+) {
     let Plan {
         mut frame,
         cluster,
@@ -606,15 +706,22 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
     };
     let connect_timeout = Duration::from_millis(cluster.breaker.connect_timeout_ms);
     let mut rng = fastrand::Rng::new();
-    let mut exclude = Vec::new();
+    // A retry avoids the endpoints already tried, unless they are all there is.
+    let retried = !exclude.is_empty();
     let mut flags = ResponseFlags::NoHealthyUpstream;
     let mut _retry = None;
     for attempt in 0..MAX_ATTEMPTS {
-        let Some((index, state)) =
+        let mut chosen =
             context
                 .balancer
-                .choose(&cluster, &key, &exclude, &mut rng, Instant::now())
-        else {
+                .choose(&cluster, &key, &exclude, &mut rng, Instant::now());
+        if chosen.is_none() && retried && attempt == 0 {
+            exclude.clear();
+            chosen = context
+                .balancer
+                .choose(&cluster, &key, &[], &mut rng, Instant::now());
+        }
+        let Some((index, state)) = chosen else {
             break;
         };
         let Some(endpoint) = cluster.endpoints.get(index) else {

@@ -6,12 +6,15 @@
 //! - [`upstream`]: per-endpoint multiplexed connections with request-id rewriting, READONLY
 //!   draining and timeouts.
 //! - `mirror`: copies of requests to the route's mirror clusters, fire-and-forget.
+//! - `retry`: what a request whose route retries sent requests keeps for another try, and when
+//!   its outcome is retried instead of answered.
 //! - [`request`]: a request in flight and its single completion (answer, metrics, load).
 //! - `writer`: the writing half of every connection: bursts in one `writev`, no copies.
 
 pub mod inbound;
 mod mirror;
 pub mod request;
+mod retry;
 pub mod upstream;
 mod writer;
 

@@ -96,6 +96,7 @@ pub(super) fn route_table(
                     .collect(),
 
                 mirrors,
+                policy: crate::routing::meta_policy::MetaPolicy::from_rule(route),
             });
         }
     }
@@ -113,6 +114,7 @@ pub(super) fn route_table(
             ))),
             request_mutation: Vec::new(),
             mirrors: Vec::new(),
+            policy: crate::routing::meta_policy::MetaPolicy::default(),
         });
     }
     Ok(ThriftRouteTable {

@@ -11,6 +11,7 @@ use causeway_protocols::rules::common::StringMatch;
 use serde::Serialize;
 
 use super::http::MirrorSpec;
+use super::meta_policy::MetaPolicy;
 
 /// Which service a route table serves. `None` in group or version matches any value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
@@ -104,6 +105,8 @@ pub struct DubboRoute {
     /// Clusters a share of the requests is copied to, fire-and-forget (MetaRouter `mirror`,
     /// `requestMirrorPolicies`).
     pub mirrors: Vec<MirrorSpec>,
+    /// Timeout, retries and fault injection.
+    pub policy: MetaPolicy,
 }
 
 /// What routing needs to know about a request.

@@ -44,6 +44,7 @@ fn route(
         destinations: WeightedClusters::new(to.iter().map(|(c, w)| (Arc::from(*c), *w))),
         request_mutation: Vec::new(),
         mirrors: Vec::new(),
+        policy: Default::default(),
     }
 }
 

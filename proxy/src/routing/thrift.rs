@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use super::WeightedClusters;
 use super::http::MirrorSpec;
+use super::meta_policy::MetaPolicy;
 
 /// What routing needs to know about a Thrift call.
 pub trait ThriftAttributes {
@@ -49,6 +50,8 @@ pub struct ThriftRoute {
     pub request_mutation: Vec<(String, String)>,
     /// Clusters a share of the calls is copied to, fire-and-forget.
     pub mirrors: Vec<MirrorSpec>,
+    /// Timeout, retries and fault injection.
+    pub policy: MetaPolicy,
 }
 
 // === impl ThriftRoute ===
@@ -229,6 +232,7 @@ mod tests {
             destinations: WeightedClusters::single(Arc::from("c")),
             request_mutation: Vec::new(),
             mirrors: Vec::new(),
+            policy: MetaPolicy::default(),
         }
     }
 

@@ -22,7 +22,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use causeway_protocols::thrift::{
@@ -44,7 +44,8 @@ use crate::metrics::{
     Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags,
 };
 use crate::resilience::breaker::{self, Limit};
-use crate::resilience::{mirror, retry};
+use crate::resilience::{fault, mirror, retry};
+use crate::routing::meta_policy::MetaPolicy;
 use crate::routing::{Cluster, Endpoint, HashOn, LbPolicy, ThriftAttributes, cluster_name};
 use crate::trace_context::Hop;
 
@@ -192,6 +193,7 @@ struct Plan {
     service: String,
     hash_header: Option<(String, String)>,
     permit: Option<Permit>,
+    policy: MetaPolicy,
 }
 
 /// A call answered without being forwarded: what the exception reply needs.
@@ -341,6 +343,7 @@ fn route(
     let mirrors: Vec<Arc<Cluster>> = mirror::chosen(&route.mirrors, rng)
         .filter_map(|m| snapshot.cluster(&m.cluster).cloned())
         .collect();
+    let policy = route.policy.clone();
     let mut mutation = route.request_mutation.clone();
     // Trace context rides THeader info headers; only THeader messages can carry it, so the other
     // transports pass through untouched. It goes after the route's mutation so it wins.
@@ -378,6 +381,7 @@ fn route(
             service: service.unwrap_or_default(),
             hash_header,
             permit,
+            policy,
         },
         mirrors,
     ))
@@ -393,6 +397,7 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         service,
         hash_header,
         permit,
+        policy,
     } = plan;
     // A two-way call keeps its class slot until answered; a one-way one until it is sent.
     let _one_way_permit = match pending.as_mut() {
@@ -424,6 +429,40 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
     if counts.requests_full(&cluster.breaker) {
         return overflow(pending, Limit::Requests);
     }
+    let oneway = pending.is_none();
+    let call_timeout_ms = policy.call_timeout_ms(context.settings.request_timeout_ms);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(call_timeout_ms);
+    if let Some(fault) = &policy.fault {
+        let service_label: Arc<str> = Arc::from(cluster.host.as_str());
+        let (delay, abort) = fault::draw(fault.delay, fault.abort, &mut fastrand::Rng::new());
+        if let Some(delay) = delay {
+            context
+                .metrics
+                .resilience
+                .fault_delayed(&service_label, Protocol::Thrift);
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(codes) = abort {
+            context
+                .metrics
+                .resilience
+                .fault_aborted(&service_label, Protocol::Thrift);
+            if let Some(pending) = pending {
+                pending.complete(Outcome::Local {
+                    kind: ExceptionKind::from_i32(codes.thrift_exception),
+                    flags: ResponseFlags::FaultInjected,
+                    message: "causeway-proxy: fault injected by the route".to_owned(),
+                });
+            }
+            return;
+        }
+    }
+    // The call is kept for a retry only when the route retries what was sent; one-way calls
+    // are never retried once sent (nothing says whether they ran).
+    let retry = policy.retry.as_ref().filter(|_| !oneway);
+    let original = retry.map(|_| message.clone());
+    let mut retries_left = retry.map_or(0, |r| r.attempts);
+    let max_attempts = MAX_ATTEMPTS.max(1 + retries_left as usize);
     let lookup = |key: &str| {
         hash_header
             .as_ref()
@@ -435,15 +474,12 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         interface: &service,
         attachment: Some(&lookup),
     };
-    let oneway = pending.is_none();
-    let deadline = tokio::time::Instant::now()
-        + std::time::Duration::from_millis(context.settings.request_timeout_ms);
     let connect_timeout = std::time::Duration::from_millis(cluster.breaker.connect_timeout_ms);
     let mut rng = fastrand::Rng::new();
     let mut exclude = Vec::new();
     let mut flags = ResponseFlags::NoHealthyUpstream;
     let mut _retry = None;
-    for attempt in 0..MAX_ATTEMPTS {
+    for attempt in 0..max_attempts {
         let Some((index, state)) =
             context
                 .balancer
@@ -451,6 +487,12 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         else {
             break;
         };
+        // The try's own deadline: the per-try timeout, within the call's.
+        let try_deadline = retry
+            .and_then(|r| r.per_try_timeout_ms)
+            .map_or(deadline, |ms| {
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(ms))
+            });
         let Some(endpoint) = cluster.endpoints.get(index) else {
             break;
         };
@@ -519,7 +561,62 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
                 in_flight.sent_now();
             }
         }
-        match conn.call(message, info.seqid, oneway, deadline).await {
+        let exchange = conn.call(message, info.seqid, oneway, try_deadline).await;
+        // A sent call the route's policy retries: on another endpoint, with a copy of the
+        // original message, within the retry budget.
+        let retriable = match (&exchange, retry) {
+            (Exchange::Reply(reply), Some(r)) => {
+                r.on.thrift_exception && reply.header.message_type == MessageType::Exception
+            }
+            (Exchange::Closed, Some(r)) => r.on.reset,
+            (Exchange::TimedOut, Some(r)) => r.on.timeout && tokio::time::Instant::now() < deadline,
+            _ => false,
+        };
+        if retriable
+            && retries_left > 0
+            && let Some(copy) = original.as_ref()
+        {
+            if matches!(exchange, Exchange::Reply(_)) {
+                context.upstreams.checkin(conn);
+            }
+            // The failed try's load and verdict end here; the retry counts its own.
+            let try_flags = match &exchange {
+                Exchange::Reply(_) => ResponseFlags::None,
+                Exchange::TimedOut => ResponseFlags::UpstreamTimeout,
+                _ => ResponseFlags::UpstreamConnectionTermination,
+            };
+            if let Some(pending) = pending.as_mut()
+                && let Some(in_flight) = pending.in_flight_mut()
+            {
+                in_flight.report(crate::resilience::outlier::local_verdict(try_flags));
+            }
+            if let Some(pending) = pending.as_mut() {
+                pending.set_in_flight(None);
+            }
+            let active = load.load(Ordering::Relaxed);
+            match retry::admit_next(
+                try_flags,
+                &context.balancer,
+                &context.metrics,
+                &cluster,
+                active,
+                Protocol::Thrift,
+            ) {
+                Some(token) => {
+                    _retry = Some(token);
+                    retries_left -= 1;
+                    message = copy.clone();
+                    exclude.push(endpoint.address);
+                    flags = try_flags;
+                    continue;
+                }
+                None => {
+                    // Refused by the budget: the caller gets this try's outcome.
+                    return finish(exchange, pending, &cluster, call_timeout_ms);
+                }
+            }
+        }
+        match exchange {
             Exchange::Reply(reply) => {
                 context.upstreams.checkin(conn);
                 if let Some(pending) = pending {
@@ -553,7 +650,7 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
                     ResponseFlags::UpstreamTimeout,
                     format!(
                         "causeway-proxy: no reply from a server of {} within {} ms",
-                        cluster.name, context.settings.request_timeout_ms
+                        cluster.name, call_timeout_ms
                     ),
                 );
                 return;
@@ -590,6 +687,39 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         tracing::debug!(cluster = %cluster.name, "one-way call dropped: {text}");
     }
     fail(pending, flags, text);
+}
+
+/// Answers the caller with a try's outcome when its retry was refused by the budget (a reply
+/// was already returned to the pool by then).
+fn finish(
+    exchange: Exchange,
+    pending: Option<PendingCall>,
+    cluster: &Cluster,
+    call_timeout_ms: u64,
+) {
+    let Some(pending) = pending else { return };
+    let (flags, text) = match exchange {
+        Exchange::Reply(reply) => return pending.complete(Outcome::Reply(reply)),
+        Exchange::TimedOut => (
+            ResponseFlags::UpstreamTimeout,
+            format!(
+                "causeway-proxy: no reply from a server of {} within {call_timeout_ms} ms",
+                cluster.name
+            ),
+        ),
+        _ => (
+            ResponseFlags::UpstreamConnectionTermination,
+            format!(
+                "causeway-proxy: the connection to a server of {} closed before the reply",
+                cluster.name
+            ),
+        ),
+    };
+    pending.complete(Outcome::Local {
+        kind: ExceptionKind::InternalError,
+        flags,
+        message: text,
+    });
 }
 
 fn set_destination(pending: &mut PendingCall, endpoint: &Endpoint) {

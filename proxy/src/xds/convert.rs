@@ -378,7 +378,9 @@ pub fn dubbo_table(config: &dubbo::RouteConfiguration) -> Result<TableSpec, Conv
                 hash_attributes.push((cluster.clone(), extras.hash_attribute.clone()));
             }
         }
+        let policy = crate::routing::meta_policy::MetaPolicy::from_extras(&extras);
         routes.push(DubboRoute {
+            policy,
             name: format!("{name}#{index}"),
             method,
             attachments,

@@ -105,6 +105,8 @@ fn routes(method: StringMatcher) -> dubbo::RouteConfiguration {
             cluster: V1.into(),
             per_million: 250_000,
         }],
+        timeout_ms: 900,
+        ..MetaRouteExtras::default()
     };
     let weighted = WeightedCluster {
         clusters: [(V1, 80), (V2, 20)]
@@ -226,6 +228,7 @@ fn the_bridge_shapes_become_a_routing_snapshot() {
             fraction: 0.25
         }]
     );
+    assert_eq!(table.routes[0].policy.timeout_ms, Some(900));
     assert_eq!(table.routes[1].destinations.entries().len(), 2);
     assert!(snapshot.needs_attachments("demo.Greeter"));
 }

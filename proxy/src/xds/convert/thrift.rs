@@ -101,7 +101,9 @@ pub fn thrift_table(config: &thrift::RouteConfiguration) -> Result<ThriftTableSp
             Some(any) => unpack::<MetaRouteExtras>(&at, any)?,
             None => MetaRouteExtras::default(),
         };
+        let policy = crate::routing::meta_policy::MetaPolicy::from_extras(&extras);
         routes.push(ThriftRoute {
+            policy,
             name: format!("{name}#{index}"),
             method,
             service,
