@@ -463,6 +463,7 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
     let original = retry.map(|_| message.clone());
     let mut retries_left = retry.map_or(0, |r| r.attempts);
     let max_attempts = MAX_ATTEMPTS.max(1 + retries_left as usize);
+    let mut admitted = false;
     let lookup = |key: &str| {
         hash_header
             .as_ref()
@@ -496,8 +497,9 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         let Some(endpoint) = cluster.endpoints.get(index) else {
             break;
         };
-        // Every pass after the first is a retry: the budget decides whether it may go.
-        if attempt > 0 {
+        // Every pass after the first is a retry: the budget decides whether it may go (a retry
+        // after a sent try was admitted already, where its outcome was known).
+        if attempt > 0 && !std::mem::take(&mut admitted) {
             let active = load.load(Ordering::Relaxed);
             let token = retry::admit_next(
                 flags,
@@ -588,7 +590,11 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
             if let Some(pending) = pending.as_mut()
                 && let Some(in_flight) = pending.in_flight_mut()
             {
-                in_flight.report(crate::resilience::outlier::local_verdict(try_flags));
+                in_flight.report(match &exchange {
+                    // The server's exception counts against it as an error.
+                    Exchange::Reply(_) => crate::resilience::outlier::thrift_verdict(true),
+                    _ => crate::resilience::outlier::local_verdict(try_flags),
+                });
             }
             if let Some(pending) = pending.as_mut() {
                 pending.set_in_flight(None);
@@ -604,6 +610,7 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
             ) {
                 Some(token) => {
                     _retry = Some(token);
+                    admitted = true;
                     retries_left -= 1;
                     message = copy.clone();
                     exclude.push(endpoint.address);

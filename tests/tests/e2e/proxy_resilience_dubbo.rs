@@ -100,7 +100,7 @@ services:
   endpoints:
   - {{address: 127.0.0.1, port: {primary_port}, labels: {{version: primary}}}}
   - {{address: 127.0.0.1, port: {mirror_port}, labels: {{version: mirror}}}}
-  - {{address: 127.0.0.1, port: {dead_port}, labels: {{version: dead}}}}
+  - {{address: 127.0.0.3, port: {dead_port}, labels: {{version: dead}}}}
 rules: |
   apiVersion: networking.istio.io/v1
   kind: DestinationRule

@@ -143,7 +143,7 @@ services:
   endpoints:
   - {{address: 127.0.0.1, port: {primary_port}, labels: {{version: primary}}}}
   - {{address: 127.0.0.1, port: {mirror_port}, labels: {{version: mirror}}}}
-  - {{address: 127.0.0.1, port: {dead_port}, labels: {{version: dead}}}}
+  - {{address: 127.0.0.3, port: {dead_port}, labels: {{version: dead}}}}
 rules: |
   apiVersion: networking.istio.io/v1
   kind: DestinationRule
@@ -302,4 +302,202 @@ rules: |
     let slow = slow.await.unwrap();
     assert_eq!(slow.replies.get("slow").copied(), Some(1), "{slow:?}");
     println!("thrift breaker: 3 overflows answered in {took:?} while a 3 s call held the slot");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thrift_faults_and_retries_on_exceptions_from_the_route() {
+    logs::init();
+    let python = PythonEnv::shared().unwrap();
+    let (good_port, broken_port) = (free_port().unwrap(), free_port().unwrap());
+    let (_good, _broken) = tokio::join!(
+        server(&python, good_port, "good"),
+        server(&python, broken_port, "broken"),
+    );
+    let config = format!(
+        r#"admin_listen: 127.0.0.1:0
+listen: [{{protocol: thrift, address: 127.0.0.1:0}}]
+workload: calculator-client
+services:
+- host: calculator
+  port: 9090
+  protocol: thrift
+  thrift: {{service: Calculator, methods: [add, multiply, slow]}}
+  endpoints:
+  - {{address: 127.0.0.1, port: {good_port}, labels: {{version: good}}}}
+  - {{address: 127.0.0.1, port: {broken_port}, labels: {{version: broken}}}}
+rules: |
+  apiVersion: networking.istio.io/v1
+  kind: DestinationRule
+  metadata: {{name: calculator}}
+  spec:
+    host: calculator
+    subsets:
+    - {{name: good, labels: {{version: good}}}}
+  ---
+  apiVersion: metaprotocol.aeraki.io/v1alpha1
+  kind: MetaRouter
+  metadata: {{name: calculator}}
+  spec:
+    hosts: [calculator]
+    routes:
+    - name: multiply-half-aborted
+      match: {{attributes: {{method: {{exact: multiply}}}}}}
+      route: [{{destination: {{host: calculator, subset: good}}}}]
+      fault: {{abort: {{percentage: {{value: 50}}, thriftException: UNKNOWN_METHOD}}}}
+    - name: slow-delayed
+      match: {{attributes: {{method: {{exact: slow}}}}}}
+      route: [{{destination: {{host: calculator, subset: good}}}}]
+      fault: {{delay: {{percentage: {{value: 100}}, fixedDelay: 150ms}}}}
+    - name: add-retried-on-exceptions
+      route: [{{destination: {{host: calculator}}}}]
+      retries: {{attempts: 2, retryOn: exception}}
+"#
+    );
+    let (proxy, _dir) = start_proxy(&config).await;
+    let address = proxy.addr(ListenProtocol::Thrift).unwrap();
+    let service = "destination_service=\"calculator\"";
+
+    // Abort: about half the calls get the configured TApplicationException, decoded by Apache
+    // Thrift's own client; none of them reached the server.
+    let aborted = run(&python, address, "multiply", 200, 3, 4).await;
+    let exceptions = aborted.exceptions.len();
+    assert!(
+        exceptions.abs_diff(100) <= 40,
+        "{exceptions} of 200 aborted at 50%"
+    );
+    assert!(
+        aborted.exceptions.iter().all(|e| e.r#type == 1),
+        "{aborted:?}"
+    );
+    assert_eq!(aborted.replies.get("good").copied(), Some(200 - exceptions));
+    assert_eq!(
+        metric(&proxy, "causeway_proxy_faults_aborted_total", &[service]) as usize,
+        exceptions
+    );
+    assert_eq!(
+        metric(&proxy, "istio_requests_total", &["response_flags=\"FI\""]) as usize,
+        exceptions
+    );
+    assert_eq!(served(&python, good_port).await, 200 - exceptions);
+
+    // Delay: every call waits 150 ms first.
+    let started = Instant::now();
+    let delayed = run(&python, address, "slow", 4, 0, 1).await;
+    let took = started.elapsed();
+    assert_eq!(delayed.replies.get("good").copied(), Some(4), "{delayed:?}");
+    assert!(
+        took >= Duration::from_millis(600),
+        "4 delayed calls in {took:?}"
+    );
+    assert_eq!(
+        metric(&proxy, "causeway_proxy_faults_delayed_total", &[service]),
+        4.0
+    );
+
+    // Retries: calls that hit the broken server are answered by the good one. Two callers at
+    // a time stay within the retry budget's floor (3 retries in flight), so none is refused.
+    let retried = run(&python, address, "add", 100, 1, 2).await;
+    assert!(retried.exceptions.is_empty(), "{retried:?}");
+    assert_eq!(retried.replies.get("good").copied(), Some(100));
+    let broken = served(&python, broken_port).await;
+    let retries = metric(
+        &proxy,
+        "causeway_proxy_retries_total",
+        &[service, "reason=\"retriable_status\""],
+    ) as usize;
+    assert!(broken >= 1, "the broken server was never tried");
+    assert_eq!(
+        retries, broken,
+        "one retry per call the broken server failed"
+    );
+    println!(
+        "thrift faults: {exceptions}/200 aborted at 50%, 4 calls delayed 150 ms in {took:?}; \
+         {retries} retries after the broken server's exceptions, 100/100 answered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thrift_per_try_timeout_retries_two_way_calls_and_never_one_way_ones() {
+    logs::init();
+    let python = PythonEnv::shared().unwrap();
+    let (good_port, stuck_port) = (free_port().unwrap(), free_port().unwrap());
+    let (_good, _stuck) = tokio::join!(
+        server(&python, good_port, "good"),
+        server(&python, stuck_port, "stuck"),
+    );
+    let config = format!(
+        r#"admin_listen: 127.0.0.1:0
+listen: [{{protocol: thrift, address: 127.0.0.1:0}}]
+workload: calculator-client
+services:
+- host: calculator
+  port: 9090
+  protocol: thrift
+  thrift: {{service: Calculator, methods: [add]}}
+  endpoints:
+  - {{address: 127.0.0.1, port: {good_port}}}
+  - {{address: 127.0.0.1, port: {stuck_port}}}
+rules: |
+  apiVersion: metaprotocol.aeraki.io/v1alpha1
+  kind: MetaRouter
+  metadata: {{name: calculator}}
+  spec:
+    hosts: [calculator]
+    routes:
+    - route: [{{destination: {{host: calculator}}}}]
+      timeout: 4s
+      retries: {{attempts: 1, perTryTimeout: 300ms, retryOn: timeout}}
+"#
+    );
+    let (proxy, _dir) = start_proxy(&config).await;
+    let address = proxy.addr(ListenProtocol::Thrift).unwrap();
+    let timeouts = |proxy: &RunningProxy| {
+        metric(
+            proxy,
+            "causeway_proxy_retries_total",
+            &["reason=\"timeout\"", "request_protocol=\"thrift\""],
+        ) as usize
+    };
+
+    let started = Instant::now();
+    let outcome = run(&python, address, "add", 10, 1, 2).await;
+    let took = started.elapsed();
+    assert!(outcome.exceptions.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.replies.get("good").copied(), Some(10));
+    let stuck = served(&python, stuck_port).await;
+    assert!(stuck >= 1, "the stuck server was never tried");
+    assert_eq!(
+        timeouts(&proxy),
+        stuck,
+        "one retry per call the stuck server held"
+    );
+    // A stuck try costs its 300 ms, not the server's 5 s.
+    assert!(took < Duration::from_secs(5), "10 calls took {took:?}");
+
+    // One-way calls: sent once each, whichever server they reach, never retried.
+    let before = served(&python, good_port).await + served(&python, stuck_port).await;
+    let retries_before = timeouts(&proxy);
+    let mut command = tokio::process::Command::from(python.command(&script()));
+    command.args([
+        "oneway",
+        &address.ip().to_string(),
+        &address.port().to_string(),
+        "20",
+    ]);
+    let output = command.output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eventually!(
+        served(&python, good_port).await + served(&python, stuck_port).await == before + 20,
+        "the servers did not receive the 20 one-way calls exactly once"
+    );
+    assert_eq!(
+        timeouts(&proxy),
+        retries_before,
+        "a one-way call was retried"
+    );
+    println!("thrift per-try timeout: {stuck} stuck tries retried; 10 calls in {took:?}");
 }
