@@ -91,6 +91,9 @@ impl Pending {
         state.retries_left -= 1;
         // This try ends here; its verdict counts against its endpoint.
         if let Some(in_flight) = self.in_flight.as_mut() {
+            if flags == crate::metrics::ResponseFlags::UpstreamTimeout {
+                in_flight.timed_out();
+            }
             in_flight.report(match &outcome {
                 Outcome::Response(frame) => outlier::dubbo_verdict(frame.header().status),
                 Outcome::Local { flags, .. } => outlier::local_verdict(*flags),
@@ -187,6 +190,9 @@ impl Pending {
             } => {
                 // Only failures after the request reached an endpoint carry its load.
                 if let Some(in_flight) = self.in_flight.as_mut() {
+                    if flags == ResponseFlags::UpstreamTimeout {
+                        in_flight.timed_out();
+                    }
                     in_flight.report(outlier::local_verdict(flags));
                 }
                 (error_frame(&self.request, status, &message), status, flags)

@@ -590,6 +590,9 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
             if let Some(pending) = pending.as_mut()
                 && let Some(in_flight) = pending.in_flight_mut()
             {
+                if matches!(exchange, Exchange::TimedOut) {
+                    in_flight.timed_out();
+                }
                 in_flight.report(match &exchange {
                     // The server's exception counts against it as an error.
                     Exchange::Reply(_) => crate::resilience::outlier::thrift_verdict(true),

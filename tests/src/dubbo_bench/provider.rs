@@ -1,4 +1,5 @@
-//! A fixed-response Dubbo provider for benchmarks: every two-way request gets the same
+//! A fixed-response Dubbo provider for benchmarks (and tests: [`serve_counted`] counts what it
+//! receives, [`serve_silent`] never answers): every two-way request gets the same
 //! pre-encoded OK response (a 1 KiB Hessian string by default) with the request's id; heartbeats
 //! get heartbeat replies; everything else is ignored.
 //!
@@ -37,6 +38,28 @@ pub async fn serve_counted(listener: TcpListener, response: Arc<Template>, serve
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
+    }
+}
+
+/// A provider that hangs: it reads and counts requests (in `served`) and never answers, as a
+/// provider whose threads are all stuck does.
+pub async fn serve_silent(listener: TcpListener, served: Arc<AtomicU64>) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let served = served.clone();
+        tokio::spawn(async move {
+            let mut codec = DubboCodec::new();
+            let mut input = BytesMut::with_capacity(16 * 1024);
+            while let Ok(n) = stream.read_buf(&mut input).await {
+                if n == 0 {
+                    return;
+                }
+                while let Ok(Some(frame)) = codec.decode(&mut input) {
+                    if frame.header().is_request() && !frame.header().is_event() {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
     }
 }
 

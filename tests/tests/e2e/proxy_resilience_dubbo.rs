@@ -291,3 +291,114 @@ rules: |
     println!("dubbo breaker: 3 refusals, consumer-side µs {micros:?}");
     slow.abort();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dubbo_faults_and_per_try_timeout_retries_for_the_java_consumer() {
+    logs::init();
+    let program = sample().await.unwrap();
+    let (_provider, java_port) = java_provider(&program, "v1").await;
+    // A provider that reads requests and never answers.
+    let stuck = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stuck_port = stuck.local_addr().unwrap().port();
+    let stuck_served = Arc::new(AtomicU64::new(0));
+    tokio::spawn(provider::serve_silent(stuck, stuck_served.clone()));
+    let config = format!(
+        r#"admin_listen: 127.0.0.1:0
+listen: [{{protocol: dubbo, address: 127.0.0.1:0}}]
+workload: greeter-consumer
+services:
+- host: {HOST}
+  port: 20880
+  dubbo: {{interface: {INTERFACE}, version: 1.0.0, methods: [greet, slow]}}
+  endpoints:
+  - {{address: 127.0.0.1, port: {java_port}, labels: {{version: v1}}}}
+  - {{address: 127.0.0.1, port: {stuck_port}, labels: {{version: stuck}}}}
+rules: |
+  apiVersion: networking.istio.io/v1
+  kind: DestinationRule
+  metadata: {{name: greeter}}
+  spec:
+    host: {HOST}
+    subsets:
+    - {{name: v1, labels: {{version: v1}}}}
+  ---
+  apiVersion: metaprotocol.aeraki.io/v1alpha1
+  kind: MetaRouter
+  metadata: {{name: greeter}}
+  spec:
+    hosts: [{HOST}]
+    routes:
+    - name: slow-half-aborted
+      match: {{attributes: {{method: {{exact: slow}}}}}}
+      route: [{{destination: {{host: {HOST}, subset: v1}}}}]
+      fault: {{abort: {{percentage: {{value: 50}}, dubboStatus: SERVER_ERROR}}}}
+    - name: greet-with-per-try-timeouts
+      route: [{{destination: {{host: {HOST}}}}}]
+      timeout: 5s
+      retries: {{attempts: 2, perTryTimeout: 300ms, retryOn: timeout}}
+"#
+    );
+    let (proxy, _dir) = start_proxy(&config).await;
+    let url = proxy_url(&proxy);
+
+    // Abort: the Java consumer decodes the injected status and its message.
+    let run = run_consumer(
+        &program,
+        &[
+            "--url", &url, "--method", "slow", "--millis", "0", "--calls", "100",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.lines.len(), 100, "{}", run.stderr);
+    let failed: Vec<_> = run.lines.iter().filter(|l| l["ok"] == false).collect();
+    assert!(
+        failed.len().abs_diff(50) <= 30,
+        "{} of 100 aborted at 50%",
+        failed.len()
+    );
+    for line in &failed {
+        let message = line["message"].as_str().unwrap_or_default();
+        assert!(message.contains("fault injected"), "{line}");
+    }
+    let aborted = metric(
+        &proxy,
+        "causeway_proxy_faults_aborted_total",
+        &["request_protocol=\"dubbo\""],
+    ) as usize;
+    assert_eq!(aborted, failed.len());
+    assert_eq!(
+        metric(
+            &proxy,
+            "istio_requests_total",
+            &["response_code=\"80\"", "response_flags=\"FI\""]
+        ) as usize,
+        failed.len()
+    );
+
+    // Per-try timeout: a try that reaches the stuck provider is abandoned after 300 ms and the
+    // call retried on the Java provider.
+    let started = Instant::now();
+    let run = run_consumer(&program, &["--url", &url, "--calls", "30"])
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(run.success, "the consumer failed:\n{}", run.stderr);
+    assert!(
+        run.lines
+            .iter()
+            .all(|l| l["result"].as_str().unwrap_or_default().contains("from v1"))
+    );
+    let stuck = stuck_served.load(Ordering::Relaxed) as usize;
+    let retries = metric(
+        &proxy,
+        "causeway_proxy_retries_total",
+        &["reason=\"timeout\"", "request_protocol=\"dubbo\""],
+    ) as usize;
+    assert!(stuck >= 1, "the stuck provider was never tried");
+    assert_eq!(retries, stuck, "one retry per try the stuck provider held");
+    println!(
+        "dubbo: {} of 100 aborted at 50% (status 80 decoded by Java); {retries} per-try timeouts retried, 30 calls in {took:?} (JVM start included)",
+        failed.len()
+    );
+}
