@@ -8,14 +8,19 @@
 //! | no usable endpoint | 70 SERVICE_ERROR | `UH` |
 //! | provider connection cannot be opened (after trying others) | 70 SERVICE_ERROR | `UF` |
 //! | provider connection closed with the request in flight | 70 SERVICE_ERROR | `UC` |
-//! | no answer before the deadline | 31 SERVER_TIMEOUT | `UT` |
-//! | circuit breaker full | 100 SERVER_THREADPOOL_EXHAUSTED | `UO` |
+//! | no answer before the deadline (the route's `timeout`, else the listener's) | 31 SERVER_TIMEOUT | `UT` |
+//! | circuit breaker full (requests, pending requests, connections) | 100 SERVER_THREADPOOL_EXHAUSTED | `UO` |
+//! | the route's fault injection aborted it | the configured status | `FI` |
 //! | traffic class shed (its budget, or the host full) | 100 SERVER_THREADPOOL_EXHAUSTED | `UO` |
 //! | local rate limit | 100 SERVER_THREADPOOL_EXHAUSTED | `RL` |
 //! | undecodable request, unsupported serialization, oversized body | 40 BAD_REQUEST | `DPE` |
 //!
 //! Input that is not Dubbo at all (wrong magic, negative length) cannot be answered: only this
 //! connection is closed, and `causeway_proxy_protocol_errors_total` counts it.
+//!
+//! A routed request may first be delayed or aborted by the route's fault injection, copied to
+//! its mirrors (`mirror`), and, when its route retries sent requests, keep a copy of itself for
+//! the retries (`retry`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -10,14 +10,19 @@
 //! | no usable endpoint | 6 INTERNAL_ERROR | `UH` |
 //! | endpoints refuse connections (after trying others) | 6 INTERNAL_ERROR | `UF` |
 //! | connection closed, or a reply that does not belong to the call | 6 INTERNAL_ERROR | `UC` |
-//! | no reply before the deadline | 6 INTERNAL_ERROR | `UT` |
-//! | circuit breaker full | 6 INTERNAL_ERROR | `UO` |
+//! | no reply before the deadline (the route's `timeout`, else the listener's) | 6 INTERNAL_ERROR | `UT` |
+//! | circuit breaker full (requests, pending calls, connections) | 6 INTERNAL_ERROR | `UO` |
+//! | the route's fault injection aborted it | the configured type | `FI` |
 //! | traffic class shed (its budget, or the host full) | 6 INTERNAL_ERROR "overloaded" | `UO` |
 //! | local rate limit | 6 INTERNAL_ERROR "rate limited" | `RL` |
 //!
 //! Input that is not Thrift (or a frame over the limit, or a THeader transform the proxy cannot
 //! undo) cannot be answered — its seqid is unknown or the stream is out of sync — so only this
 //! connection is closed, and `causeway_proxy_protocol_errors_total{protocol="thrift"}` counts it.
+//!
+//! A routed call may be delayed or aborted by the route's fault injection and copied to its
+//! mirrors; a two-way call whose route retries is sent again, on another endpoint, after a
+//! per-try timeout, a closed connection or a `TApplicationException` its policy names.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
