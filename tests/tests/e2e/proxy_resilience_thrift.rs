@@ -501,3 +501,60 @@ rules: |
     );
     println!("thrift per-try timeout: {stuck} stuck tries retried; 10 calls in {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thrift_breaker_connection_limit_refuses_a_second_connection() {
+    logs::init();
+    let python = PythonEnv::shared().unwrap();
+    let port = free_port().unwrap();
+    let _server = server(&python, port, "slow").await;
+    let config = format!(
+        r#"admin_listen: 127.0.0.1:0
+listen: [{{protocol: thrift, address: 127.0.0.1:0}}]
+workload: calculator-client
+services:
+- host: calculator
+  port: 9090
+  protocol: thrift
+  thrift: {{service: Calculator, methods: [add, slow]}}
+  endpoints:
+  - {{address: 127.0.0.1, port: {port}}}
+rules: |
+  apiVersion: networking.istio.io/v1
+  kind: DestinationRule
+  metadata: {{name: calculator}}
+  spec:
+    host: calculator
+    trafficPolicy:
+      connectionPool:
+        tcp: {{maxConnections: 1}}
+"#
+    );
+    let (proxy, _dir) = start_proxy(&config).await;
+    let address = proxy.addr(ListenProtocol::Thrift).unwrap();
+    // One call at a time per Thrift connection: a slow call holds the only connection...
+    let slow = {
+        let python = python.clone();
+        tokio::spawn(async move { run(&python, address, "slow", 1, 2000, 1).await })
+    };
+    assert_eventually!(
+        metric(&proxy, "causeway_proxy_upstream_requests_in_flight", &[]) == 1.0,
+        "the slow call never reached the server"
+    );
+    // ...so a concurrent call, which needs a second one, is refused at once.
+    let refused = run(&python, address, "add", 1, 1, 1).await;
+    assert_eq!(refused.exceptions.len(), 1, "{refused:?}");
+    assert!(
+        refused.exceptions[0].message.contains("connection limit"),
+        "{refused:?}"
+    );
+    // Once the slow call is done, its connection is reused: calls go through again.
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.replies.get("slow").copied(), Some(1), "{slow:?}");
+    let after = run(&python, address, "add", 3, 1, 1).await;
+    assert_eq!(after.replies.get("slow").copied(), Some(3), "{after:?}");
+    assert_eq!(
+        metric(&proxy, "causeway_proxy_upstream_overflow_total", &[]),
+        1.0
+    );
+}
