@@ -1,5 +1,5 @@
 //! A fixed-response Dubbo provider for benchmarks (and tests: [`serve_counted`] counts what it
-//! receives, [`serve_silent`] never answers): every two-way request gets the same
+//! receives, [`serve_silent`] never answers, [`serve_exhausted`] always refuses): every two-way request gets the same
 //! pre-encoded OK response (a 1 KiB Hessian string by default) with the request's id; heartbeats
 //! get heartbeat replies; everything else is ignored.
 //!
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
-use causeway_protocols::dubbo::{DubboCodec, heartbeat_reply};
+use causeway_protocols::dubbo::{DubboCodec, Status, error_response, heartbeat_reply};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Decoder as _;
@@ -57,6 +57,44 @@ pub async fn serve_silent(listener: TcpListener, served: Arc<AtomicU64>) {
                     if frame.header().is_request() && !frame.header().is_event() {
                         served.fetch_add(1, Ordering::Relaxed);
                     }
+                }
+            }
+        });
+    }
+}
+
+/// A provider whose thread pool is always full: it counts requests (in `served`) and answers
+/// every two-way one with status 100 SERVER_THREADPOOL_EXHAUSTED, as Apache Dubbo does when
+/// its pool rejects a request.
+pub async fn serve_exhausted(listener: TcpListener, served: Arc<AtomicU64>) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let served = served.clone();
+        tokio::spawn(async move {
+            let mut codec = DubboCodec::new();
+            let mut input = BytesMut::with_capacity(16 * 1024);
+            while let Ok(n) = stream.read_buf(&mut input).await {
+                if n == 0 {
+                    return;
+                }
+                let mut output = Vec::new();
+                while let Ok(Some(frame)) = codec.decode(&mut input) {
+                    let header = frame.header();
+                    if !header.is_request() || header.is_event() {
+                        continue;
+                    }
+                    served.fetch_add(1, Ordering::Relaxed);
+                    if header.is_two_way()
+                        && let Ok(reply) = error_response(
+                            header,
+                            Status::SERVER_THREADPOOL_EXHAUSTED,
+                            "Thread pool is EXHAUSTED!",
+                        )
+                    {
+                        output.extend_from_slice(reply.as_bytes());
+                    }
+                }
+                if stream.write_all(&output).await.is_err() {
+                    return;
                 }
             }
         });

@@ -402,3 +402,65 @@ rules: |
         failed.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dubbo_threadpool_exhausted_answers_are_retried_on_another_provider() {
+    logs::init();
+    let program = sample().await.unwrap();
+    let (_provider, java_port) = java_provider(&program, "v1").await;
+    // A provider whose thread pool is always full (status 100 to every request).
+    let exhausted = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let exhausted_port = exhausted.local_addr().unwrap().port();
+    let exhausted_served = Arc::new(AtomicU64::new(0));
+    tokio::spawn(provider::serve_exhausted(
+        exhausted,
+        exhausted_served.clone(),
+    ));
+    let config = format!(
+        r#"admin_listen: 127.0.0.1:0
+listen: [{{protocol: dubbo, address: 127.0.0.1:0}}]
+workload: greeter-consumer
+services:
+- host: {HOST}
+  port: 20880
+  dubbo: {{interface: {INTERFACE}, version: 1.0.0, methods: [greet, slow]}}
+  endpoints:
+  - {{address: 127.0.0.1, port: {java_port}, labels: {{version: v1}}}}
+  - {{address: 127.0.0.1, port: {exhausted_port}, labels: {{version: busy}}}}
+rules: |
+  apiVersion: metaprotocol.aeraki.io/v1alpha1
+  kind: MetaRouter
+  metadata: {{name: greeter}}
+  spec:
+    hosts: [{HOST}]
+    routes:
+    - route: [{{destination: {{host: {HOST}}}}}]
+      retries: {{attempts: 2, retryOn: threadpool-exhausted}}
+"#
+    );
+    let (proxy, _dir) = start_proxy(&config).await;
+    let url = proxy_url(&proxy);
+    let run = run_consumer(&program, &["--url", &url, "--calls", "60"])
+        .await
+        .unwrap();
+    assert!(run.success, "the consumer failed:\n{}", run.stderr);
+    assert!(
+        run.lines
+            .iter()
+            .all(|l| l["result"].as_str().unwrap_or_default().contains("from v1"))
+    );
+    let exhausted = exhausted_served.load(Ordering::Relaxed) as usize;
+    let retries = metric(
+        &proxy,
+        "causeway_proxy_retries_total",
+        &["reason=\"retriable_status\"", "request_protocol=\"dubbo\""],
+    ) as usize;
+    assert!(exhausted >= 1, "the exhausted provider was never tried");
+    assert_eq!(retries, exhausted, "one retry per status-100 answer");
+    // The caller saw only successes: the status-100 tries are not in its request metrics.
+    assert_eq!(
+        metric(&proxy, "istio_requests_total", &["response_code=\"100\""]),
+        0.0
+    );
+    println!("dubbo retry-on threadpool-exhausted: {retries} retried, 60/60 answered by v1");
+}
