@@ -157,6 +157,9 @@ enum Waiter {
     Caller(Pending),
     /// A mirrored copy: the answer is discarded.
     Mirror(MirrorCopy),
+    /// A request answered with a timeout (and perhaps retried elsewhere) until this instant: an
+    /// answer arriving late is discarded, not counted as a stray.
+    Abandoned(Instant),
 }
 
 impl Waiter {
@@ -164,9 +167,13 @@ impl Waiter {
         match self {
             Self::Caller(pending) => pending.deadline(),
             Self::Mirror(copy) => copy.deadline,
+            Self::Abandoned(until) => *until,
         }
     }
 }
+
+/// How long a timed-out request's id is remembered, so its late answer is recognised.
+const ABANDONED_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 struct PendingMap {
@@ -347,7 +354,7 @@ impl UpstreamConn {
                 .drain()
                 .filter_map(|(_, waiter)| match waiter {
                     Waiter::Caller(pending) => Some(pending),
-                    Waiter::Mirror(_) => None,
+                    Waiter::Mirror(_) | Waiter::Abandoned(_) => None,
                 })
                 .collect()
         };
@@ -395,8 +402,9 @@ impl UpstreamConn {
         let waiter = self.lock().requests.remove(&header.request_id);
         match waiter {
             Some(Waiter::Caller(pending)) => pending.complete(Outcome::Response(frame)),
-            // A mirrored copy's answer: read, and discarded (the slot is freed here).
-            Some(Waiter::Mirror(_)) => {}
+            // A mirrored copy's answer, or a late one to a request already answered with a
+            // timeout: read, and discarded (a copy's slot is freed here).
+            Some(Waiter::Mirror(_) | Waiter::Abandoned(_)) => {}
             None => metrics.protocol_error(
                 Protocol::Dubbo,
                 Direction::Upstream,
@@ -414,13 +422,17 @@ impl UpstreamConn {
                 .filter(|(_, p)| p.deadline() <= now)
                 .map(|(id, _)| *id)
                 .collect();
-            ids.iter()
-                .filter_map(|id| match map.requests.remove(id) {
-                    Some(Waiter::Caller(pending)) => Some(pending),
-                    // An expired copy ends silently.
-                    _ => None,
-                })
-                .collect()
+            let mut expired = Vec::new();
+            for id in ids {
+                // An expired copy or abandoned id ends silently; a caller's request is answered
+                // and its id remembered for a while.
+                if let Some(Waiter::Caller(pending)) = map.requests.remove(&id) {
+                    map.requests
+                        .insert(id, Waiter::Abandoned(now + ABANDONED_GRACE));
+                    expired.push(pending);
+                }
+            }
+            expired
         };
         for pending in expired {
             pending.complete(Outcome::Local {

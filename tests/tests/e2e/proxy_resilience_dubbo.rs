@@ -334,8 +334,8 @@ rules: |
       fault: {{abort: {{percentage: {{value: 50}}, dubboStatus: SERVER_ERROR}}}}
     - name: greet-with-per-try-timeouts
       route: [{{destination: {{host: {HOST}}}}}]
-      timeout: 5s
-      retries: {{attempts: 2, perTryTimeout: 300ms, retryOn: timeout}}
+      timeout: 8s
+      retries: {{attempts: 2, perTryTimeout: 1s, retryOn: timeout}}
 "#
     );
     let (proxy, _dir) = start_proxy(&config).await;
@@ -376,12 +376,16 @@ rules: |
         failed.len()
     );
 
-    // Per-try timeout: a try that reaches the stuck provider is abandoned after 300 ms and the
-    // call retried on the Java provider.
+    // Per-try timeout: a try that reaches the stuck provider is abandoned after 1 s (roomy: the
+    // Java provider must never need that long, even on a loaded machine) and the call retried
+    // on the Java provider.
     let started = Instant::now();
-    let run = run_consumer(&program, &["--url", &url, "--calls", "30"])
-        .await
-        .unwrap();
+    let run = run_consumer(
+        &program,
+        &["--url", &url, "--calls", "30", "--timeout", "10000"],
+    )
+    .await
+    .unwrap();
     let took = started.elapsed();
     assert!(run.success, "the consumer failed:\n{}", run.stderr);
     assert!(
