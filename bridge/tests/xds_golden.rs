@@ -157,6 +157,11 @@ spec:
     - name: slow-calls-to-v2
       match: {attributes: {method: {exact: slow}}}
       route: [{destination: {host: com.acme.greeter, subset: v2}}]
+      timeout: 3s
+      retries: {attempts: 2, perTryTimeout: 1s, retryOn: 'timeout,threadpool-exhausted'}
+      fault:
+        delay: {percentage: {value: 10}, fixedDelay: 100ms}
+        abort: {percentage: {value: 0.5}, dubboStatus: SERVER_ERROR}
     - name: gold-users
       match: {attributes: {interface: {exact: com.acme.Greeter}, user-tier: {prefix: gold}}}
       route: [{destination: {host: com.acme.greeter, subset: v2}}]
@@ -260,6 +265,8 @@ spec:
     - name: reports
       match: {attributes: {method: {prefix: report}, service: {exact: Calculator}, tenant: {exact: acme}}}
       route: [{destination: {host: calculator, subset: v1}}]
+      retries: {attempts: 1}
+      fault: {abort: {percentage: {value: 25}, thriftException: 1}}
     - route: [{destination: {host: calculator, subset: v1}}]
 ";
 

@@ -7,8 +7,9 @@
 //! does not know, causeway-proxy reads it. Field numbers are part of the xDS contract: never reuse
 //! one.
 
-use crate::rules::common::StringMatch as RuleMatch;
+use crate::rules::common::{Percent as RulePercent, RuleDuration, StringMatch as RuleMatch};
 use crate::rules::isolation::TrafficIsolationSpec;
+use crate::rules::meta_resilience::{MetaFault, MetaRetry};
 use crate::rules::meta_router::{LocalRateLimit as RuleRateLimit, TokenBucket as RuleBucket};
 
 /// The `typed_filter_metadata` key of [`MetaRouteExtras`].
@@ -37,7 +38,71 @@ pub struct MetaRouteExtras {
     /// hashes on; empty when the destination does not hash.
     #[prost(string, tag = "3")]
     pub hash_attribute: String,
+    /// Time allowed for the whole call, retries included, in milliseconds; 0: the listener's.
+    #[prost(uint64, tag = "4")]
+    pub timeout_ms: u64,
+    /// Retries; absent: only never-sent requests are re-sent.
+    #[prost(message, optional, tag = "5")]
+    pub retry: Option<RetryPolicy>,
+    /// Fault injection; absent: none.
+    #[prost(message, optional, tag = "6")]
+    pub fault: Option<FaultPolicy>,
 }
+
+/// A Dubbo/Thrift route's retries (MetaRouter `retries`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RetryPolicy {
+    /// Retries on top of the first try.
+    #[prost(uint32, tag = "1")]
+    pub attempts: u32,
+    /// Time allowed for each try, in milliseconds; 0: the route's timeout bounds them all.
+    #[prost(uint64, tag = "2")]
+    pub per_try_timeout_ms: u64,
+    /// Conditions (`docs/rules.md`).
+    #[prost(string, repeated, tag = "3")]
+    pub retry_on: Vec<String>,
+}
+
+/// A Dubbo/Thrift route's fault injection (MetaRouter `fault`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FaultPolicy {
+    /// The delay, if any.
+    #[prost(message, optional, tag = "1")]
+    pub delay: Option<FaultDelay>,
+    /// The abort, if any.
+    #[prost(message, optional, tag = "2")]
+    pub abort: Option<FaultAbort>,
+}
+
+/// An injected delay.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FaultDelay {
+    /// The delay, in milliseconds.
+    #[prost(uint64, tag = "1")]
+    pub fixed_delay_ms: u64,
+    /// Share of requests delayed, in parts per million.
+    #[prost(uint32, tag = "2")]
+    pub per_million: u32,
+}
+
+/// An injected error.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FaultAbort {
+    /// Share of requests aborted, in parts per million.
+    #[prost(uint32, tag = "1")]
+    pub per_million: u32,
+    /// The Dubbo status answered.
+    #[prost(uint32, tag = "2")]
+    pub dubbo_status: u32,
+    /// The `TApplicationException` type answered.
+    #[prost(int32, tag = "3")]
+    pub thrift_exception: i32,
+}
+
+/// Dubbo SERVICE_ERROR: what an abort without `dubboStatus` answers.
+pub const DEFAULT_ABORT_DUBBO_STATUS: u32 = 70;
+/// Thrift INTERNAL_ERROR: what an abort without `thriftException` answers.
+pub const DEFAULT_ABORT_THRIFT_EXCEPTION: i32 = 6;
 
 impl prost::Name for MetaRouteExtras {
     const NAME: &'static str = "MetaRouteExtras";
@@ -242,6 +307,45 @@ impl prost::Name for Attribute {
 
 // === conversions from the rule schemas ===
 
+fn per_million(percent: Option<RulePercent>) -> u32 {
+    // Istio: no percentage means none of the requests.
+    percent.map_or(0, |p| (p.value * 10_000.0).round() as u32)
+}
+
+fn millis(duration: RuleDuration) -> u64 {
+    u64::try_from(duration.get().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl From<&MetaRetry> for RetryPolicy {
+    fn from(retry: &MetaRetry) -> Self {
+        Self {
+            attempts: retry.attempts,
+            per_try_timeout_ms: retry.per_try_timeout.map_or(0, millis),
+            retry_on: retry.conditions().into_iter().map(str::to_owned).collect(),
+        }
+    }
+}
+
+impl From<&MetaFault> for FaultPolicy {
+    fn from(fault: &MetaFault) -> Self {
+        Self {
+            delay: fault.delay.as_ref().map(|delay| FaultDelay {
+                fixed_delay_ms: millis(delay.fixed_delay),
+                per_million: per_million(delay.percentage),
+            }),
+            abort: fault.abort.as_ref().map(|abort| FaultAbort {
+                per_million: per_million(abort.percentage),
+                dubbo_status: abort
+                    .dubbo_status
+                    .map_or(DEFAULT_ABORT_DUBBO_STATUS, |s| u32::from(s.0)),
+                thrift_exception: abort
+                    .thrift_exception
+                    .map_or(DEFAULT_ABORT_THRIFT_EXCEPTION, |t| t.0),
+            }),
+        }
+    }
+}
+
 impl From<&RuleMatch> for StringMatch {
     fn from(rule: &RuleMatch) -> Self {
         let pattern = match rule {
@@ -350,6 +454,20 @@ mod tests {
                 value: "canary".into(),
             }],
             hash_attribute: "userId".into(),
+            timeout_ms: 2000,
+            retry: Some(RetryPolicy {
+                attempts: 2,
+                per_try_timeout_ms: 500,
+                retry_on: vec!["timeout".into()],
+            }),
+            fault: Some(FaultPolicy {
+                delay: None,
+                abort: Some(FaultAbort {
+                    per_million: 10_000,
+                    dubbo_status: 100,
+                    thrift_exception: 6,
+                }),
+            }),
         };
         let bytes = extras.encode_to_vec();
         assert_eq!(MetaRouteExtras::decode(bytes.as_slice()).unwrap(), extras);

@@ -32,6 +32,7 @@ use causeway_protocols::xds_ext::ServiceExtras;
 use crate::config::{ConfigError, ListenProtocol, ProxyConfig, RulesSource, ServiceConfig};
 use crate::isolation::AdmissionPolicy;
 use crate::metrics::Metrics;
+use crate::routing::http::MirrorSpec;
 use crate::routing::{
     CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, EndpointLabels, HashOn,
     LbPolicy, Locality, ServiceMatch, Snapshot, TableLabels, WeightedClusters, cluster_name,
@@ -274,6 +275,13 @@ fn service_clusters(service: &ServiceConfig, rules: &RuleSet, me: &Locality) -> 
                 if let Some(n) = pool.http.as_ref().and_then(|h| h.http2_max_requests) {
                     breaker.max_requests = n;
                 }
+                if let Some(n) = pool
+                    .http
+                    .as_ref()
+                    .and_then(|h| h.http1_max_pending_requests)
+                {
+                    breaker.max_pending = n;
+                }
                 if let Some(tcp) = &pool.tcp {
                     if let Some(n) = tcp.max_connections {
                         breaker.max_connections = n;
@@ -367,6 +375,7 @@ fn route_table(
                 continue;
             }
             let destinations = meta_destinations(config, router, &name, &route.route)?;
+            let mirrors = meta_mirrors(config, router, &name, route)?;
             routes.push(DubboRoute {
                 name,
                 method,
@@ -377,6 +386,9 @@ fn route_table(
                     .iter()
                     .map(|kv| (kv.key.clone(), kv.value.clone()))
                     .collect(),
+
+                mirrors,
+                policy: crate::routing::meta_policy::MetaPolicy::from_rule(route),
             });
         }
     }
@@ -392,6 +404,8 @@ fn route_table(
                 &service.host,
             ))),
             request_mutation: Vec::new(),
+            mirrors: Vec::new(),
+            policy: crate::routing::meta_policy::MetaPolicy::default(),
         });
     }
     let methods: Vec<String> = methods.into_iter().collect();
@@ -485,37 +499,69 @@ fn meta_destinations(
     let single = route.len() == 1;
     let mut destinations = Vec::new();
     for destination in route {
-        let target = &destination.destination;
-        let port = match &target.port {
-            Some(p) => u16::try_from(p.number).unwrap_or(0),
-            None => config
-                .services
-                .iter()
-                .find(|s| s.host == target.host)
-                .map_or(0, |s| s.port),
-        };
-        if !config
-            .services
-            .iter()
-            .any(|s| s.host == target.host && s.port == port)
-        {
-            return Err(invalid(
-                format!(
-                    "rules: MetaRouter {}/{} route {name}",
-                    router.metadata.namespace, router.metadata.name
-                ),
-                format!(
-                    "destination host {} (port {port}) is not a configured service",
-                    target.host
-                ),
-            ));
-        }
-        let subset = target.subset.clone().unwrap_or_default();
         // Istio: a lone destination takes all traffic whatever its weight says.
         let weight = if single { 1 } else { destination.weight };
-        destinations.push((Arc::from(cluster_name(port, &subset, &target.host)), weight));
+        destinations.push((
+            meta_cluster(config, router, name, &destination.destination)?,
+            weight,
+        ));
     }
     Ok(destinations)
+}
+
+/// A MetaRouter route's mirrors (`mirror` or `requestMirrorPolicies`) as clusters and shares.
+fn meta_mirrors(
+    config: &ProxyConfig,
+    router: &causeway_protocols::rules::MetaRouter,
+    name: &str,
+    route: &causeway_protocols::rules::meta_router::MetaRoute,
+) -> Result<Vec<MirrorSpec>, ConfigError> {
+    route
+        .mirrors()
+        .iter()
+        .map(|mirror| {
+            Ok(MirrorSpec {
+                cluster: meta_cluster(config, router, name, &mirror.destination)?,
+                // Istio and Aeraki mirror every request when no percentage is given.
+                fraction: mirror.percentage.map_or(1.0, |p| p.fraction()),
+            })
+        })
+        .collect()
+}
+
+/// The cluster of a MetaRouter destination; the host (and port) must be a configured service.
+fn meta_cluster(
+    config: &ProxyConfig,
+    router: &causeway_protocols::rules::MetaRouter,
+    name: &str,
+    target: &causeway_protocols::rules::common::Destination,
+) -> Result<Arc<str>, ConfigError> {
+    let port = match &target.port {
+        Some(p) => u16::try_from(p.number).unwrap_or(0),
+        None => config
+            .services
+            .iter()
+            .find(|s| s.host == target.host)
+            .map_or(0, |s| s.port),
+    };
+    if !config
+        .services
+        .iter()
+        .any(|s| s.host == target.host && s.port == port)
+    {
+        return Err(invalid(
+            format!(
+                "rules: MetaRouter {}/{} route {name}",
+                router.metadata.namespace, router.metadata.name
+            ),
+            format!(
+                "destination host {} (port {port}) is not a configured service",
+                target.host
+            ),
+        ));
+    }
+    let subset = target.subset.clone().unwrap_or_default();
+    Ok(Arc::from(cluster_name(port, &subset, &target.host)))
 }
 
 mod http_routes;

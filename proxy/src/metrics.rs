@@ -363,7 +363,7 @@ impl Metrics {
         );
         internal.register(
             "upstream_overflow",
-            "Requests refused by a cluster's circuit breaker (max requests)",
+            "Requests refused by a cluster's circuit breaker (max requests, pending requests or connections)",
             breaker_overflow.clone(),
         );
         internal.register(

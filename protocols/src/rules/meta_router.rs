@@ -2,6 +2,8 @@
 //! matched on request attributes (`interface`, `method`, and every Dubbo attachment or Thrift
 //! header), weighted destinations, mirroring, request mutation, and a local rate limit.
 //!
+//! Causeway extends the routes with `timeout`, `retries` and `fault` ([`super::meta_resilience`]).
+//!
 //! Mirroring is accepted in Aeraki's CRD form (`mirror` + `mirrorPercentage`) and in the
 //! meta-protocol proxy's route form (`requestMirrorPolicies`), one or the other per route. Fields
 //! Causeway does not enforce (`gateways`, `exportTo`, `globalRateLimit`, `responseMutation`) are
@@ -16,6 +18,7 @@ use super::common::{
     check_host, check_route_destinations,
 };
 use super::error::{Issues, field, index};
+use super::meta_resilience::{self, MetaFault, MetaRetry};
 use super::resource::RuleKind;
 
 /// The body of a MetaRouter.
@@ -62,6 +65,15 @@ pub struct MetaRoute {
     /// Attributes set on each request before it is forwarded (Dubbo attachments, Thrift headers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub request_mutation: Vec<KeyValue>,
+    /// Causeway extension: time allowed for the whole call, retries included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<RuleDuration>,
+    /// Causeway extension: retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<MetaRetry>,
+    /// Causeway extension: fault injection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<MetaFault>,
 }
 
 impl MetaRoute {
@@ -213,6 +225,13 @@ impl MetaRoute {
             let at = index(&field(path, "requestMirrorPolicies"), i);
             check_destination(issues, &field(&at, "destination"), &policy.destination);
         }
+        meta_resilience::validate(
+            issues,
+            path,
+            self.timeout,
+            self.retries.as_ref(),
+            self.fault.as_ref(),
+        );
         for (i, mutation) in self.request_mutation.iter().enumerate() {
             if mutation.key.is_empty() {
                 issues.add(

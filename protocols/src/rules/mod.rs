@@ -5,7 +5,8 @@
 //! - [`destination_rule`]: Istio `DestinationRule` (subsets, load balancing, connection pool,
 //!   outlier detection).
 //! - [`virtual_service`]: Istio `VirtualService` for HTTP and gRPC.
-//! - [`meta_router`]: Aeraki `MetaRouter` for Dubbo and Thrift.
+//! - [`meta_router`]: Aeraki `MetaRouter` for Dubbo and Thrift; [`meta_resilience`]: Causeway's
+//!   `timeout`, `retries` and `fault` on its routes.
 //! - [`isolation`]: Causeway's `TrafficIsolation` (batch vs user traffic classes).
 //! - [`common`]: string matches, durations, percentages, destinations.
 //!
@@ -18,6 +19,7 @@ pub mod destination_rule;
 mod error;
 pub mod isolation;
 mod load;
+pub mod meta_resilience;
 pub mod meta_router;
 mod resource;
 mod set;

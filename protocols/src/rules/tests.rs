@@ -1056,3 +1056,70 @@ fn every_example_in_the_docs_is_valid() {
     }
     assert!(examples >= 5, "found {examples} examples");
 }
+
+const META_RESILIENCE: &str = "\
+apiVersion: metaprotocol.aeraki.io/v1alpha1
+kind: MetaRouter
+metadata: {name: calc}
+spec:
+  hosts: [calc]
+  routes:
+  - route: [{destination: {host: calc}}]
+    timeout: 2s
+    retries: {attempts: 2, perTryTimeout: 500ms, retryOn: 'reset, timeout,exception'}
+    fault:
+      delay: {percentage: {value: 10}, fixedDelay: 50ms}
+      abort: {percentage: {value: 5}, dubboStatus: server_threadpool_exhausted_error, thriftException: 1}
+";
+
+#[test]
+fn meta_router_resilience_extension_parses_names_and_numbers() {
+    let rules = parse(META_RESILIENCE).unwrap();
+    let router = &rules.meta_routers_for("calc")[0];
+    let route = &router.spec.routes[0];
+    assert_eq!(route.timeout, Some(RuleDuration(Duration::from_secs(2))));
+    let retries = route.retries.as_ref().unwrap();
+    assert_eq!(retries.attempts, 2);
+    assert_eq!(retries.conditions(), ["reset", "timeout", "exception"]);
+    let abort = route.fault.as_ref().unwrap().abort.as_ref().unwrap();
+    assert_eq!(abort.dubbo_status.map(|s| s.0), Some(100));
+    assert_eq!(abort.thrift_exception.map(|t| t.0), Some(1));
+    // No retryOn: connect failures and resets.
+    let default = meta_resilience::MetaRetry {
+        attempts: 1,
+        per_try_timeout: None,
+        retry_on: None,
+    };
+    assert_eq!(default.conditions(), ["connect-failure", "reset"]);
+}
+
+#[test]
+fn meta_router_resilience_extension_rejects_what_it_cannot_do() {
+    let text = META_RESILIENCE.replace("exception'", "5xx'");
+    assert!(
+        problem(&text).contains("routes[0].retries.retryOn: unknown retry condition `5xx`"),
+        "{}",
+        problem(&text)
+    );
+    let text = META_RESILIENCE.replace(
+        "dubboStatus: server_threadpool_exhausted_error",
+        "dubboStatus: 20",
+    );
+    assert!(
+        problem(&text).contains("not a Dubbo error status"),
+        "{}",
+        problem(&text)
+    );
+    let text = META_RESILIENCE.replace("thriftException: 1", "thriftException: NOPE");
+    assert!(
+        problem(&text).contains("not a TApplicationException type"),
+        "{}",
+        problem(&text)
+    );
+    let text = META_RESILIENCE.replace("timeout: 2s", "timeout: 0s");
+    assert!(
+        problem(&text).contains("routes[0].timeout: must be at least 1ms"),
+        "{}",
+        problem(&text)
+    );
+}

@@ -8,21 +8,26 @@
 //! | no usable endpoint | 70 SERVICE_ERROR | `UH` |
 //! | provider connection cannot be opened (after trying others) | 70 SERVICE_ERROR | `UF` |
 //! | provider connection closed with the request in flight | 70 SERVICE_ERROR | `UC` |
-//! | no answer before the deadline | 31 SERVER_TIMEOUT | `UT` |
-//! | circuit breaker full | 100 SERVER_THREADPOOL_EXHAUSTED | `UO` |
+//! | no answer before the deadline (the route's `timeout`, else the listener's) | 31 SERVER_TIMEOUT | `UT` |
+//! | circuit breaker full (requests, pending requests, connections) | 100 SERVER_THREADPOOL_EXHAUSTED | `UO` |
+//! | the route's fault injection aborted it | the configured status | `FI` |
 //! | traffic class shed (its budget, or the host full) | 100 SERVER_THREADPOOL_EXHAUSTED | `UO` |
 //! | local rate limit | 100 SERVER_THREADPOOL_EXHAUSTED | `RL` |
 //! | undecodable request, unsupported serialization, oversized body | 40 BAD_REQUEST | `DPE` |
 //!
 //! Input that is not Dubbo at all (wrong magic, negative length) cannot be answered: only this
 //! connection is closed, and `causeway_proxy_protocol_errors_total` counts it.
+//!
+//! A routed request may first be delayed or aborted by the route's fault injection, copied to
+//! its mirrors (`mirror`), and, when its route retries sent requests, keep a copy of itself for
+//! the retries (`retry`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use causeway_protocols::dubbo::{
     Attachments, DubboCodec, DubboError, Frame, FrameError, Header, RequestView, Status,
     heartbeat_reply,
@@ -34,12 +39,15 @@ use tokio_util::codec::FramedRead;
 
 use super::DubboContext;
 use super::request::{Outcome, Pending};
-use super::upstream::SendError;
+use super::retry::RetryState;
+use super::upstream::{ConnectError, SendError};
 use super::writer::write_loop;
 use crate::isolation::{MatchKind, Permit, Refusal, RequestAttributes};
 use crate::lb::{EndpointState, InFlight, RequestKey};
 use crate::metrics::{Direction, Protocol, ProtocolErrorKind, RequestLabels, ResponseFlags};
-use crate::resilience::retry;
+use crate::resilience::breaker::{self, Limit};
+use crate::resilience::{fault, mirror, retry};
+use crate::routing::meta_policy::MetaPolicy;
 use crate::routing::{
     Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, cluster_name, normalize_version,
 };
@@ -167,7 +175,12 @@ fn on_frame(
     let started = Instant::now();
     let mut labels = base_labels(context);
     let routed = route(frame, context, rng, &mut labels);
-    let timeout = Duration::from_millis(context.settings.request_timeout_ms);
+    let service = labels.destination_service.clone();
+    let listener_ms = context.settings.request_timeout_ms;
+    let timeout = Duration::from_millis(match &routed {
+        Ok((_, _, policy)) => policy.call_timeout_ms(listener_ms),
+        Err(_) => listener_ms,
+    });
     let mut pending = header.is_two_way().then(|| {
         Pending::new(
             tx.clone(),
@@ -179,12 +192,75 @@ fn on_frame(
         )
     });
     match routed {
-        Ok(mut plan) => {
+        Ok((mut plan, mirrors, policy)) => {
             if let Some(pending) = pending.as_mut() {
                 pending.set_span(plan.span.take());
             }
+            let mut delay = None;
+            if let Some(fault) = &policy.fault {
+                let (delayed, aborted) = fault::draw(fault.delay, fault.abort, rng);
+                if let Some(codes) = aborted {
+                    context
+                        .metrics
+                        .resilience
+                        .fault_aborted(&service, Protocol::Dubbo);
+                    if let Some(pending) = pending {
+                        pending.complete(Outcome::Local {
+                            status: Status(codes.dubbo_status),
+                            flags: ResponseFlags::FaultInjected,
+                            message: "causeway-proxy: fault injected by the route".to_owned(),
+                        });
+                    }
+                    return;
+                }
+                if delayed.is_some() {
+                    context
+                        .metrics
+                        .resilience
+                        .fault_delayed(&service, Protocol::Dubbo);
+                }
+                delay = delayed;
+            }
+            if let (Some(pending), Some(spec)) = (pending.as_mut(), &policy.retry) {
+                // A copy of the routed frame for the retries (only routes with retries pay).
+                if let Ok(copy) = Frame::from_bytes(BytesMut::from(plan.frame.as_bytes())) {
+                    pending.set_retry(Some(Box::new(RetryState {
+                        frame: copy,
+                        cluster: plan.cluster.clone(),
+                        method: plan.method.clone(),
+                        interface: plan.interface.clone(),
+                        hash_attachment: plan.hash_attachment.clone(),
+                        spec: spec.clone(),
+                        retries_left: spec.attempts,
+                        deadline: started + timeout,
+                        tried: Vec::new(),
+                        token: None,
+                        context: context.clone(),
+                    })));
+                }
+            }
+            if !mirrors.is_empty() {
+                // Copied before the caller's frame is handed on (its id is rewritten there).
+                super::mirror::send_copies(
+                    &plan.frame,
+                    mirrors,
+                    &service,
+                    &plan.method,
+                    &plan.interface,
+                    context,
+                    rng,
+                );
+            }
+            if let Some(delay) = delay {
+                let context = context.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    forward(plan, pending, context, Vec::new()).await;
+                });
+                return;
+            }
             if let Some((plan, pending)) = forward_now(plan, pending, context, rng) {
-                tokio::spawn(forward(plan, pending, context.clone()));
+                tokio::spawn(forward(plan, pending, context.clone(), Vec::new()));
             }
         }
         Err(rejection) => {
@@ -296,15 +372,15 @@ impl RequestAttributes for AdmissionView<'_> {
 }
 
 /// Routes a request on the snapshot in force, filling in the labels as it learns the
-/// destination.
+/// destination; also says which mirror clusters get a copy and the route's resilience policy.
 fn route(
     mut frame: Frame,
     context: &DubboContext,
     rng: &mut fastrand::Rng,
     labels: &mut RequestLabels,
-) -> Result<Plan, Rejection> {
+) -> Result<(Plan, Vec<Arc<Cluster>>, MetaPolicy), Rejection> {
     let snapshot = context.store.load();
-    let (cluster, mutation, method, interface, hash_attachment, permit, hop) = {
+    let (cluster, mutation, method, interface, hash_attachment, permit, hop, mirrors, policy) = {
         let view: RequestView<'_> = frame.request().map_err(|e| Rejection::bad_request(&e))?;
         let interface = view.service();
         let version = normalize_version(view.service_version());
@@ -398,6 +474,10 @@ fn route(
                 .map(|value| (key.clone(), value.to_owned())),
             _ => None,
         };
+        // Mirrors chosen now, on this snapshot; a mirror cluster the snapshot lacks is skipped.
+        let mirrors: Vec<Arc<Cluster>> = mirror::chosen(&route.mirrors, rng)
+            .filter_map(|m| snapshot.cluster(&m.cluster).cloned())
+            .collect();
         (
             cluster.clone(),
             route.request_mutation.clone(),
@@ -406,6 +486,8 @@ fn route(
             hash_attachment,
             permit,
             hop,
+            mirrors,
+            route.policy.clone(),
         )
     };
     let span = context.metrics.spans().start(hop.as_ref(), &cluster.name);
@@ -422,15 +504,19 @@ fn route(
             .add_attachments(&pairs)
             .map_err(|e| Rejection::bad_request(&e))?;
     }
-    Ok(Plan {
-        frame,
-        cluster,
-        method,
-        interface,
-        hash_attachment,
-        permit,
-        span,
-    })
+    Ok((
+        Plan {
+            frame,
+            cluster,
+            method,
+            interface,
+            hash_attachment,
+            permit,
+            span,
+        },
+        mirrors,
+        policy,
+    ))
 }
 
 /// The common case, without a task of its own: the cluster has room, the chosen provider's
@@ -528,6 +614,14 @@ fn attach(
     context
         .metrics
         .upstream_request(&labels.destination_service, &endpoint.metric_labels);
+    // A retried request: this try's own deadline, and the endpoint the next try avoids.
+    if let Some(state) = pending.retry_mut() {
+        state.tried.push(endpoint.address);
+        let (per_try, deadline) = (state.spec.per_try_timeout_ms, state.deadline);
+        if let Some(ms) = per_try {
+            pending.set_deadline(deadline.min(Instant::now() + Duration::from_millis(ms)));
+        }
+    }
     load.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     pending.set_in_flight(Some(
         InFlight::new(
@@ -539,9 +633,57 @@ fn attach(
     ));
 }
 
+/// Sends a request again after a try its route retries (called from its completion): a copy of
+/// the routed frame, to an endpoint it has not tried yet when there is one.
+pub(super) async fn resend(mut pending: Pending) {
+    let Some(state) = pending.retry_mut() else {
+        return;
+    };
+    let copy = Frame::from_bytes(BytesMut::from(state.frame.as_bytes()));
+    let plan = copy.map(|frame| Plan {
+        frame,
+        cluster: state.cluster.clone(),
+        method: state.method.clone(),
+        interface: state.interface.clone(),
+        hash_attachment: state.hash_attachment.clone(),
+        permit: None,
+        // The request's span is on `pending` already: every try is part of the same hop.
+        span: None,
+    });
+    let context = state.context.clone();
+    let tried = state.tried.clone();
+    match plan {
+        Ok(plan) => forward(plan, Some(pending), context, tried).await,
+        // The frame parsed once already; this cannot fail, but never leave a caller waiting.
+        Err(_) => pending.complete(Outcome::Local {
+            status: Status::SERVICE_ERROR,
+            flags: ResponseFlags::UpstreamConnectionTermination,
+            message: "causeway-proxy: the request could not be retried".to_owned(),
+        }),
+    }
+}
+
+/// Refuses a request at a circuit-breaker limit: SERVER_THREADPOOL_EXHAUSTED (what Java
+/// consumers take for a provider out of capacity), `UO`, and the overflow counter.
+fn overflow(context: &DubboContext, cluster: &Cluster, pending: Option<Pending>, limit: Limit) {
+    context.metrics.overflow(&cluster.name);
+    if let Some(pending) = pending {
+        pending.complete(Outcome::Local {
+            status: Status::SERVER_THREADPOOL_EXHAUSTED,
+            flags: ResponseFlags::UpstreamOverflow,
+            message: breaker::overflow_message(&cluster.name, limit),
+        });
+    }
+}
+
 /// Picks an endpoint, opens or reuses its connection and sends; on a connect failure another
 /// endpoint is tried (the request was never sent, so this is always safe).
-async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboContext>) {
+async fn forward(
+    plan: Plan,
+    mut pending: Option<Pending>,
+    context: Arc<DubboContext>,
+    mut exclude: Vec<SocketAddr>,
+) {
     let Plan {
         mut frame,
         cluster,
@@ -562,18 +704,16 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
         }
         None => permit,
     };
-    let load = context.cluster_load(&cluster.name);
-    if load.load(std::sync::atomic::Ordering::Relaxed) >= cluster.breaker.max_requests {
-        context.metrics.overflow(&cluster.name);
-        if let Some(pending) = pending {
-            pending.complete(Outcome::Local {
-                status: Status::SERVER_THREADPOOL_EXHAUSTED,
-                flags: ResponseFlags::UpstreamOverflow,
-                message: format!("causeway-proxy: {} is at its request limit", cluster.name),
-            });
-        }
-        return;
+    let counts = context.breakers.cluster(&cluster.name);
+    let load = counts.requests().clone();
+    if counts.requests_full(&cluster.breaker) {
+        return overflow(&context, &cluster, pending, Limit::Requests);
     }
+    // Past the fast path, a request waits (for a connection, or room in a provider's queue):
+    // that is what `max_pending` bounds.
+    let Some(_waiting) = counts.try_pending(&cluster.breaker) else {
+        return overflow(&context, &cluster, pending, Limit::Pending);
+    };
     let lookup = |key: &str| {
         hash_attachment
             .as_ref()
@@ -587,15 +727,22 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
     };
     let connect_timeout = Duration::from_millis(cluster.breaker.connect_timeout_ms);
     let mut rng = fastrand::Rng::new();
-    let mut exclude = Vec::new();
+    // A retry avoids the endpoints already tried, unless they are all there is.
+    let retried = !exclude.is_empty();
     let mut flags = ResponseFlags::NoHealthyUpstream;
     let mut _retry = None;
     for attempt in 0..MAX_ATTEMPTS {
-        let Some((index, state)) =
+        let mut chosen =
             context
                 .balancer
-                .choose(&cluster, &key, &exclude, &mut rng, Instant::now())
-        else {
+                .choose(&cluster, &key, &exclude, &mut rng, Instant::now());
+        if chosen.is_none() && retried && attempt == 0 {
+            exclude.clear();
+            chosen = context
+                .balancer
+                .choose(&cluster, &key, &[], &mut rng, Instant::now());
+        }
+        let Some((index, state)) = chosen else {
             break;
         };
         let Some(endpoint) = cluster.endpoints.get(index) else {
@@ -619,11 +766,19 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
         }
         let conn = match context
             .upstreams
-            .connection(endpoint.address, &state, connect_timeout)
+            .connection(
+                endpoint.address,
+                &state,
+                connect_timeout,
+                (&counts, &cluster.breaker),
+            )
             .await
         {
             Ok(conn) => conn,
-            Err(error) => {
+            Err(ConnectError::Overflow) => {
+                return overflow(&context, &cluster, pending, Limit::Connections);
+            }
+            Err(ConnectError::Io(error)) => {
                 let ejected = context
                     .balancer
                     .connect_failed(&cluster, &state, Instant::now());

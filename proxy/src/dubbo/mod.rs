@@ -5,25 +5,31 @@
 //!   Dubbo error response for every failure.
 //! - [`upstream`]: per-endpoint multiplexed connections with request-id rewriting, READONLY
 //!   draining and timeouts.
+//! - `mirror`: copies of requests to the route's mirror clusters, fire-and-forget.
+//! - `retry`: what a request whose route retries sent requests keeps for another try, and when
+//!   its outcome is retried instead of answered.
 //! - [`request`]: a request in flight and its single completion (answer, metrics, load).
 //! - `writer`: the writing half of every connection: bursts in one `writev`, no copies.
 
 pub mod inbound;
+mod mirror;
 pub mod request;
+mod retry;
 pub mod upstream;
 mod writer;
 
 pub(crate) use writer::write_loop;
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::TcpListener;
 
 use crate::config::DubboSettings;
-use crate::fasthash::FastMap;
 use crate::lb::Balancer;
 use crate::metrics::{Metrics, Protocol, Reporter, RequestLabels, ResponseFlags, status_label};
+use crate::resilience::breaker::Breakers;
+use crate::resilience::mirror::MirrorSlots;
 use crate::state::SnapshotStore;
 use upstream::UpstreamPool;
 
@@ -42,8 +48,10 @@ pub struct DubboContext {
     pub settings: DubboSettings,
     /// `source_workload`.
     pub workload: Arc<str>,
-    /// Requests in flight per cluster, for the circuit breaker.
-    cluster_load: Mutex<FastMap<Arc<str>, Arc<AtomicU32>>>,
+    /// Circuit-breaker counts per cluster.
+    pub breakers: Breakers,
+    /// Mirrored copies in flight per mirror cluster.
+    pub mirror_slots: MirrorSlots,
     /// The labels of a request before its destination is known, made once.
     pub base_labels: RequestLabels,
 }
@@ -67,7 +75,8 @@ impl DubboContext {
             metrics,
             settings,
             workload: Arc::from(workload),
-            cluster_load: Mutex::default(),
+            breakers: Breakers::default(),
+            mirror_slots: MirrorSlots::default(),
             base_labels: RequestLabels {
                 reporter: Reporter::Source,
                 source_workload: Arc::from(workload),
@@ -86,15 +95,7 @@ impl DubboContext {
 
     /// The in-flight counter of a cluster.
     pub fn cluster_load(&self, cluster: &Arc<str>) -> Arc<AtomicU32> {
-        let mut loads = self
-            .cluster_load
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // Looked up on every request: find it without cloning the name first.
-        if let Some(load) = loads.get(cluster) {
-            return load.clone();
-        }
-        loads.entry(cluster.clone()).or_default().clone()
+        self.breakers.cluster(cluster).requests().clone()
     }
 }
 

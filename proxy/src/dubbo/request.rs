@@ -10,9 +10,11 @@ use bytes::Bytes;
 use causeway_protocols::dubbo::{Frame, Header, Serialization, Status, error_response};
 use tokio::sync::mpsc;
 
+use super::retry::{self, RetryState};
 use crate::lb::InFlight;
 use crate::metrics::{Metrics, RequestLabels, ResponseFlags, status_label};
 use crate::resilience::outlier;
+use crate::resilience::retry as resilience_retry;
 use crate::spans::SpanStart;
 
 /// How a request ended.
@@ -55,12 +57,56 @@ pub struct Pending {
     admission: Option<crate::isolation::Permit>,
     /// The proxy's span, recorded with the metrics.
     span: Option<SpanStart>,
+    /// What another try needs, when the route retries sent requests.
+    retry: Option<Box<RetryState>>,
     metrics: Arc<Metrics>,
 }
 
 // === impl Pending ===
 
 impl Pending {
+    /// Sends the request again when `outcome` is one its route retries and the retry budget
+    /// admits it (`None`), else gives the request and outcome back for the caller's answer.
+    fn retry_instead(mut self, outcome: Outcome) -> Option<(Self, Outcome)> {
+        let Some(state) = self.retry.as_deref_mut() else {
+            return Some((self, outcome));
+        };
+        let Some(flags) = retry::wanted(state, &outcome) else {
+            return Some((self, outcome));
+        };
+        let active = state
+            .context
+            .cluster_load(&state.cluster.name)
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let admitted = resilience_retry::admit_next(
+            flags,
+            &state.context.balancer,
+            &state.context.metrics,
+            &state.cluster,
+            active,
+            crate::metrics::Protocol::Dubbo,
+        );
+        let Some(token) = admitted else {
+            // Refused by the budget: the caller gets this try's outcome.
+            return Some((self, outcome));
+        };
+        state.token = Some(token);
+        state.retries_left -= 1;
+        // This try ends here; its verdict counts against its endpoint.
+        if let Some(in_flight) = self.in_flight.as_mut() {
+            if flags == crate::metrics::ResponseFlags::UpstreamTimeout {
+                in_flight.timed_out();
+            }
+            in_flight.report(match &outcome {
+                Outcome::Response(frame) => outlier::dubbo_verdict(frame.header().status),
+                Outcome::Local { flags, .. } => outlier::local_verdict(*flags),
+            });
+        }
+        self.in_flight = None;
+        tokio::spawn(super::inbound::resend(self));
+        None
+    }
+
     /// A request from the caller behind `downstream`, with its original header.
     pub fn new(
         downstream: mpsc::UnboundedSender<Bytes>,
@@ -80,6 +126,7 @@ impl Pending {
             in_flight: None,
             admission: None,
             span: None,
+            retry: None,
             metrics,
         }
     }
@@ -92,6 +139,21 @@ impl Pending {
     /// When the proxy stops waiting for the provider.
     pub fn deadline(&self) -> Instant {
         self.deadline
+    }
+
+    /// Moves the deadline (each try of a retried request has its own).
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
+    /// Keeps what another try needs.
+    pub fn set_retry(&mut self, state: Option<Box<RetryState>>) {
+        self.retry = state;
+    }
+
+    /// What another try needs, if the route retries.
+    pub fn retry_mut(&mut self) -> Option<&mut RetryState> {
+        self.retry.as_deref_mut()
     }
 
     /// The labels (the router fills in the destination once it is known).
@@ -109,8 +171,16 @@ impl Pending {
         self.admission = permit;
     }
 
-    /// Answers the caller, records the metrics and releases the load.
-    pub fn complete(mut self, outcome: Outcome) {
+    /// Answers the caller, records the metrics and releases the load — unless the outcome is
+    /// one the route retries and the retry budget admits another try, which then goes out.
+    pub fn complete(self, outcome: Outcome) {
+        let Some((this, outcome)) = self.retry_instead(outcome) else {
+            return;
+        };
+        this.answer(outcome);
+    }
+
+    fn answer(mut self, outcome: Outcome) {
         let elapsed = self.started.elapsed();
         let (bytes, status, flags) = match outcome {
             Outcome::Response(mut frame) => {
@@ -129,6 +199,9 @@ impl Pending {
             } => {
                 // Only failures after the request reached an endpoint carry its load.
                 if let Some(in_flight) = self.in_flight.as_mut() {
+                    if flags == ResponseFlags::UpstreamTimeout {
+                        in_flight.timed_out();
+                    }
                     in_flight.report(outlier::local_verdict(flags));
                 }
                 (error_frame(&self.request, status, &message), status, flags)

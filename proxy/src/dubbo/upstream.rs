@@ -3,6 +3,9 @@
 //! untouched); the connection keeps `upstream id → pending request` and puts the caller's id back
 //! on the response.
 //!
+//! A mirrored copy ([`MirrorCopy`]) takes a place in the same map; its answer is read and
+//! discarded, and it expires like a request.
+//!
 //! The connection also answers the provider's heartbeats, drains the endpoint on READONLY (and
 //! undoes it on WRITEABLE), times out requests that get no answer, and, when it closes, answers
 //! every request still in flight so no caller waits for nothing.
@@ -24,6 +27,9 @@ use super::writer::write_loop;
 use crate::fasthash::FastMap;
 use crate::lb::EndpointState;
 use crate::metrics::{Direction, Metrics, Protocol, ProtocolErrorKind, ResponseFlags};
+use crate::resilience::breaker::{BreakerSlot, ClusterCounts};
+use crate::resilience::mirror::MirrorSlot;
+use crate::routing::CircuitBreaker;
 
 /// How often a connection looks for requests past their deadline.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
@@ -38,6 +44,17 @@ const UPSTREAM_QUEUE: usize = 4096;
 pub enum SendError {
     /// The connection closed before the request was written.
     Closed(Box<(Frame, Option<Pending>)>),
+}
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Connecting failed (refused, unreachable, timed out).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A new connection would exceed the cluster's `max_connections`.
+    #[error("the cluster is at its connection limit")]
+    Overflow,
 }
 
 /// The connection to one endpoint, if open; the async lock serialises connects.
@@ -76,13 +93,15 @@ impl UpstreamPool {
         guard.as_ref().filter(|c| !c.is_closed()).cloned()
     }
 
-    /// The open connection to `address`, opening one if needed (within `connect_timeout`).
+    /// The open connection to `address`, opening one if needed (within `connect_timeout`); a
+    /// new connection counts against `cluster`'s `max_connections` until it closes.
     pub async fn connection(
         &self,
         address: SocketAddr,
         state: &Arc<EndpointState>,
         connect_timeout: Duration,
-    ) -> Result<Arc<UpstreamConn>, std::io::Error> {
+        cluster: (&Arc<ClusterCounts>, &CircuitBreaker),
+    ) -> Result<Arc<UpstreamConn>, ConnectError> {
         let slot = self
             .slots
             .lock()
@@ -95,6 +114,10 @@ impl UpstreamPool {
         if let Some(conn) = guard.as_ref().filter(|c| !c.is_closed()) {
             return Ok(conn.clone());
         }
+        let (counts, thresholds) = cluster;
+        let slot = counts
+            .try_connection(thresholds)
+            .ok_or(ConnectError::Overflow)?;
         let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(address))
             .await
             .map_err(|_| {
@@ -108,16 +131,54 @@ impl UpstreamPool {
             state.clone(),
             self.metrics.clone(),
             self.max_body_len,
+            slot,
         );
         *guard = Some(conn.clone());
         Ok(conn)
     }
 }
 
+/// A mirrored copy waiting for the answer nobody will read: holds its mirror slot until then.
+#[derive(Debug)]
+pub struct MirrorCopy {
+    /// When to stop waiting.
+    pub deadline: Instant,
+    /// The copy's place under the mirror cluster's bound.
+    pub slot: MirrorSlot,
+}
+
+/// Who an answer is for.
+#[derive(Debug)]
+// Nearly every entry is a caller's request: boxing it would cost an allocation per request to
+// save memory only on the rare mirrored copy.
+#[allow(clippy::large_enum_variant)]
+enum Waiter {
+    /// A caller's request.
+    Caller(Pending),
+    /// A mirrored copy: the answer is discarded.
+    Mirror(MirrorCopy),
+    /// A request answered with a timeout (and perhaps retried elsewhere) until this instant: an
+    /// answer arriving late is discarded, not counted as a stray.
+    Abandoned(Instant),
+}
+
+impl Waiter {
+    fn deadline(&self) -> Instant {
+        match self {
+            Self::Caller(pending) => pending.deadline(),
+            Self::Mirror(copy) => copy.deadline,
+            Self::Abandoned(until) => *until,
+        }
+    }
+}
+
+/// How long a timed-out request's id is remembered, so its late answer is recognised.
+const ABANDONED_GRACE: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Default)]
 struct PendingMap {
     closed: bool,
-    requests: FastMap<i64, Pending>,
+    requests: FastMap<i64, Waiter>,
 }
 
 /// One multiplexed connection to a provider.
@@ -138,6 +199,7 @@ impl UpstreamConn {
         state: Arc<EndpointState>,
         metrics: Arc<Metrics>,
         max_body_len: usize,
+        slot: BreakerSlot,
     ) -> Arc<Self> {
         let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::channel(UPSTREAM_QUEUE);
@@ -151,6 +213,8 @@ impl UpstreamConn {
         let reader = conn.clone();
         tokio::spawn(async move {
             let _guard = metrics.connection(Protocol::Dubbo, Direction::Upstream);
+            // Counted against the cluster that opened it until the connection closes.
+            let _slot = slot;
             reader.read_loop(read, &state, &metrics, max_body_len).await;
         });
         conn
@@ -172,7 +236,7 @@ impl UpstreamConn {
 
     /// Forwards a request; `pending` is `None` for one-way calls (no answer will come).
     pub async fn send(&self, frame: Frame, pending: Option<Pending>) -> Result<(), SendError> {
-        let (id, bytes) = self.register(frame, pending)?;
+        let (id, bytes) = self.register(frame, pending.map(Waiter::Caller))?;
         // The received bytes themselves go out (only the id was rewritten in place).
         match self.tx.send(bytes).await {
             Ok(()) => Ok(()),
@@ -183,7 +247,7 @@ impl UpstreamConn {
     /// [`Self::send`] without waiting: a full queue (the provider is not reading) also gives
     /// the request back, for a caller that can wait elsewhere.
     pub fn try_send(&self, frame: Frame, pending: Option<Pending>) -> Result<(), SendError> {
-        let (id, bytes) = self.register(frame, pending)?;
+        let (id, bytes) = self.register(frame, pending.map(Waiter::Caller))?;
         match self.tx.try_send(bytes) {
             Ok(()) => Ok(()),
             Err(
@@ -192,27 +256,47 @@ impl UpstreamConn {
         }
     }
 
+    /// Forwards a mirrored copy without waiting (`copy` is `None` for a one-way request); a
+    /// closed connection or a full queue drops it, as a copy must never hold anything up.
+    pub fn try_send_mirror(&self, frame: Frame, copy: Option<MirrorCopy>) -> bool {
+        let Ok((id, bytes)) = self.register(frame, copy.map(Waiter::Mirror)) else {
+            return false;
+        };
+        if self.tx.try_send(bytes).is_ok() {
+            return true;
+        }
+        self.lock().requests.remove(&id);
+        false
+    }
+
     /// Gives the request an upstream id and, if an answer will come, a place in the pending map.
     fn register(
         &self,
         mut frame: Frame,
-        pending: Option<Pending>,
+        waiter: Option<Waiter>,
     ) -> Result<(i64, Bytes), SendError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         frame.set_request_id(id);
         let mut map = self.lock();
         if map.closed {
+            let pending = match waiter {
+                Some(Waiter::Caller(pending)) => Some(pending),
+                _ => None,
+            };
             return Err(SendError::Closed(Box::new((frame, pending))));
         }
-        if let Some(pending) = pending {
-            map.requests.insert(id, pending);
+        if let Some(waiter) = waiter {
+            map.requests.insert(id, waiter);
         }
         Ok((id, frame.into_bytes()))
     }
 
     /// Takes back a registered request that could not be queued.
     fn unsent(&self, id: i64, unsent: &Bytes) -> Result<(), SendError> {
-        let pending = self.lock().requests.remove(&id);
+        let pending = match self.lock().requests.remove(&id) {
+            Some(Waiter::Caller(pending)) => Some(pending),
+            _ => None,
+        };
         // Rare (the writer died or is backed up): rebuild the frame so the caller can try again.
         match Frame::from_bytes(BytesMut::from(&unsent[..])) {
             Ok(frame) => Err(SendError::Closed(Box::new((frame, pending)))),
@@ -265,7 +349,14 @@ impl UpstreamConn {
         let orphans: Vec<Pending> = {
             let mut map = self.lock();
             map.closed = true;
-            map.requests.drain().map(|(_, p)| p).collect()
+            // Mirrored copies just end (their slots are freed); callers get an answer.
+            map.requests
+                .drain()
+                .filter_map(|(_, waiter)| match waiter {
+                    Waiter::Caller(pending) => Some(pending),
+                    Waiter::Mirror(_) | Waiter::Abandoned(_) => None,
+                })
+                .collect()
         };
         state.set_draining(false);
         for pending in orphans {
@@ -308,9 +399,12 @@ impl UpstreamConn {
             );
             return;
         }
-        let pending = self.lock().requests.remove(&header.request_id);
-        match pending {
-            Some(pending) => pending.complete(Outcome::Response(frame)),
+        let waiter = self.lock().requests.remove(&header.request_id);
+        match waiter {
+            Some(Waiter::Caller(pending)) => pending.complete(Outcome::Response(frame)),
+            // A mirrored copy's answer, or a late one to a request already answered with a
+            // timeout: read, and discarded (a copy's slot is freed here).
+            Some(Waiter::Mirror(_) | Waiter::Abandoned(_)) => {}
             None => metrics.protocol_error(
                 Protocol::Dubbo,
                 Direction::Upstream,
@@ -328,9 +422,17 @@ impl UpstreamConn {
                 .filter(|(_, p)| p.deadline() <= now)
                 .map(|(id, _)| *id)
                 .collect();
-            ids.iter()
-                .filter_map(|id| map.requests.remove(id))
-                .collect()
+            let mut expired = Vec::new();
+            for id in ids {
+                // An expired copy or abandoned id ends silently; a caller's request is answered
+                // and its id remembered for a while.
+                if let Some(Waiter::Caller(pending)) = map.requests.remove(&id) {
+                    map.requests
+                        .insert(id, Waiter::Abandoned(now + ABANDONED_GRACE));
+                    expired.push(pending);
+                }
+            }
+            expired
         };
         for pending in expired {
             pending.complete(Outcome::Local {

@@ -516,10 +516,22 @@ async fn forward(
                 None => break,
             }
         }
+        // Waiting for a connection is what the breaker's `max_pending` bounds.
+        let Some(waiting) = context
+            .breakers
+            .cluster(&cluster.name)
+            .try_pending(&cluster.breaker)
+        else {
+            context.metrics.overflow(&cluster.name);
+            let limit = crate::resilience::breaker::Limit::Pending;
+            let message = crate::resilience::breaker::overflow_message(&cluster.name, limit);
+            return call.fail(Failure::Overflow, message);
+        };
         let sender = context
             .upstreams
             .sender(endpoint.address, h2, connect_timeout, protocol)
             .await;
+        drop(waiting);
         let sender = match sender {
             Ok(sender) => sender,
             Err(error) => {

@@ -16,11 +16,10 @@ pub mod body;
 pub mod forward;
 pub mod upstream;
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -54,8 +53,8 @@ pub struct HttpContext {
     pub metrics: Arc<Metrics>,
     /// `source_workload`.
     pub workload: Arc<str>,
-    /// Requests in flight per cluster, for the circuit breaker.
-    cluster_load: Mutex<HashMap<Arc<str>, Arc<AtomicU32>>>,
+    /// Circuit-breaker counts per cluster.
+    pub breakers: crate::resilience::breaker::Breakers,
 }
 
 // === impl HttpContext ===
@@ -74,18 +73,13 @@ impl HttpContext {
             upstreams: Arc::new(UpstreamPool::new(metrics.clone())),
             metrics,
             workload: Arc::from(workload),
-            cluster_load: Mutex::default(),
+            breakers: crate::resilience::breaker::Breakers::default(),
         }
     }
 
     /// The in-flight counter of a cluster.
     pub fn cluster_load(&self, cluster: &Arc<str>) -> Arc<AtomicU32> {
-        self.cluster_load
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(cluster.clone())
-            .or_default()
-            .clone()
+        self.breakers.cluster(cluster).requests().clone()
     }
 }
 

@@ -70,6 +70,14 @@ impl InFlight {
         self.finish(Some(latency));
     }
 
+    /// No answer in time: releases the load with the time the endpoint held the request, a
+    /// lower bound of its latency. Without it an endpoint that never answers would look as fast
+    /// as an idle one to the latency-weighted balancer and keep attracting requests.
+    pub fn timed_out(&mut self) {
+        let held = self.sent.elapsed();
+        self.finish(Some(held));
+    }
+
     fn finish(&mut self, latency: Option<std::time::Duration>) {
         if self.done {
             return;

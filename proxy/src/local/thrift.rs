@@ -82,6 +82,7 @@ pub(super) fn route_table(
                 }
             }
             let destinations = super::meta_destinations(config, router, &name, &route.route)?;
+            let mirrors = super::meta_mirrors(config, router, &name, route)?;
             routes.push(ThriftRoute {
                 name,
                 method,
@@ -93,6 +94,9 @@ pub(super) fn route_table(
                     .iter()
                     .map(|kv| (kv.key.clone(), kv.value.clone()))
                     .collect(),
+
+                mirrors,
+                policy: crate::routing::meta_policy::MetaPolicy::from_rule(route),
             });
         }
     }
@@ -109,6 +113,8 @@ pub(super) fn route_table(
                 &service.host,
             ))),
             request_mutation: Vec::new(),
+            mirrors: Vec::new(),
+            policy: crate::routing::meta_policy::MetaPolicy::default(),
         });
     }
     Ok(ThriftRouteTable {

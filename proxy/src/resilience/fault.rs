@@ -5,9 +5,9 @@
 //! status; `response_flags="FI"`). A delayed request then goes on normally; both decisions are
 //! drawn independently per request, delay first, as Envoy does.
 //!
-//! Dubbo and Thrift routes carry no fault configuration in the xDS contract (Envoy's
-//! `dubbo_proxy` and `thrift_proxy` routes have no fault field and `MetaRouteExtras` none), so
-//! fault injection is not available for them.
+//! Dubbo and Thrift routes use the same draw ([`draw`]) with their own abort codes (a Dubbo
+//! status, a `TApplicationException` type), from the MetaRouter extension carried in
+//! `MetaRouteExtras`; their paths answer the abort themselves.
 
 use std::time::Duration;
 
@@ -26,17 +26,27 @@ pub struct Decision {
 
 /// Draws the decision for one request from `fault`.
 pub fn decide(fault: &FaultSpec, rng: &mut fastrand::Rng) -> Decision {
+    let (delay, abort) = draw(fault.delay, fault.abort, rng);
+    Decision { delay, abort }
+}
+
+/// The protocol-neutral draw: a delay (milliseconds, fraction) and an abort (what it answers,
+/// fraction), each hit independently, delay first. Dubbo and Thrift routes use it with their
+/// own abort codes.
+pub fn draw<A: Copy>(
+    delay: Option<(u64, f64)>,
+    abort: Option<(A, f64)>,
+    rng: &mut fastrand::Rng,
+) -> (Option<Duration>, Option<A>) {
     let hit = |fraction: f64, rng: &mut fastrand::Rng| fraction > 0.0 && rng.f64() < fraction;
-    Decision {
-        delay: fault
-            .delay
+    (
+        delay
             .filter(|(_, fraction)| hit(*fraction, rng))
             .map(|(ms, _)| Duration::from_millis(ms)),
-        abort: fault
-            .abort
+        abort
             .filter(|(_, fraction)| hit(*fraction, rng))
             .map(|(with, _)| with),
-    }
+    )
 }
 
 /// The gRPC status an abort answers a gRPC call with (an HTTP status is mapped as gRPC

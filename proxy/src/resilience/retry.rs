@@ -103,10 +103,13 @@ pub fn admit_next(
     active: u32,
     protocol: Protocol,
 ) -> Option<RetryToken> {
-    let reason = if flags == crate::metrics::ResponseFlags::UpstreamConnectFailure {
-        RetryReason::ConnectFailure
-    } else {
-        RetryReason::Reset
+    use crate::metrics::ResponseFlags;
+    let reason = match flags {
+        ResponseFlags::UpstreamConnectFailure => RetryReason::ConnectFailure,
+        ResponseFlags::UpstreamTimeout => RetryReason::Timeout,
+        // The provider answered, with a status the route's retry policy names.
+        ResponseFlags::None => RetryReason::RetriableStatus,
+        _ => RetryReason::Reset,
     };
     admit(
         balancer.retry_budgets(),

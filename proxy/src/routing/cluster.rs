@@ -151,8 +151,12 @@ pub enum LbPolicy {
 pub struct CircuitBreaker {
     /// Concurrent requests to the whole cluster before new ones are refused.
     pub max_requests: u32,
-    /// Upstream connections per endpoint (Dubbo multiplexes, so one is the norm).
+    /// Upstream connections to the cluster's endpoints, opened by its requests, at once (Dubbo
+    /// multiplexes one connection per endpoint; Thrift pools one connection per call in flight).
     pub max_connections: u32,
+    /// Requests of the cluster waiting at once for an upstream connection to open (or, Dubbo, for
+    /// room in a provider connection's queue) before new ones are refused.
+    pub max_pending: u32,
     /// Time allowed to open an upstream connection, in milliseconds.
     pub connect_timeout_ms: u64,
 }
@@ -163,6 +167,7 @@ impl Default for CircuitBreaker {
         Self {
             max_requests: 1024,
             max_connections: 1024,
+            max_pending: 1024,
             connect_timeout_ms: 1000,
         }
     }

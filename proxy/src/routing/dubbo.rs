@@ -10,6 +10,9 @@ use std::sync::Arc;
 use causeway_protocols::rules::common::StringMatch;
 use serde::Serialize;
 
+use super::http::MirrorSpec;
+use super::meta_policy::MetaPolicy;
+
 /// Which service a route table serves. `None` in group or version matches any value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct ServiceMatch {
@@ -99,6 +102,11 @@ pub struct DubboRoute {
     pub destinations: WeightedClusters,
     /// Attachments set on the request before it is forwarded (MetaRouter `requestMutation`).
     pub request_mutation: Vec<(String, String)>,
+    /// Clusters a share of the requests is copied to, fire-and-forget (MetaRouter `mirror`,
+    /// `requestMirrorPolicies`).
+    pub mirrors: Vec<MirrorSpec>,
+    /// Timeout, retries and fault injection.
+    pub policy: MetaPolicy,
 }
 
 /// What routing needs to know about a request.

@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod dubbo;
 pub mod http;
+pub mod meta_policy;
 pub mod thrift;
 
 #[cfg(test)]

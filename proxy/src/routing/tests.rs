@@ -43,6 +43,8 @@ fn route(
             .collect(),
         destinations: WeightedClusters::new(to.iter().map(|(c, w)| (Arc::from(*c), *w))),
         request_mutation: Vec::new(),
+        mirrors: Vec::new(),
+        policy: Default::default(),
     }
 }
 

@@ -18,6 +18,8 @@ use causeway_protocols::rules::common::StringMatch;
 use serde::Serialize;
 
 use super::WeightedClusters;
+use super::http::MirrorSpec;
+use super::meta_policy::MetaPolicy;
 
 /// What routing needs to know about a Thrift call.
 pub trait ThriftAttributes {
@@ -46,6 +48,10 @@ pub struct ThriftRoute {
     /// THeader headers set on the call before it is forwarded (MetaRouter `requestMutation`);
     /// calls over other transports have nowhere to carry them and are forwarded unchanged.
     pub request_mutation: Vec<(String, String)>,
+    /// Clusters a share of the calls is copied to, fire-and-forget.
+    pub mirrors: Vec<MirrorSpec>,
+    /// Timeout, retries and fault injection.
+    pub policy: MetaPolicy,
 }
 
 // === impl ThriftRoute ===
@@ -225,6 +231,8 @@ mod tests {
             headers: vec![("tenant".into(), StringMatch::Prefix("a".into()))],
             destinations: WeightedClusters::single(Arc::from("c")),
             request_mutation: Vec::new(),
+            mirrors: Vec::new(),
+            policy: MetaPolicy::default(),
         }
     }
 

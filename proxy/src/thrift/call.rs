@@ -196,6 +196,9 @@ impl PendingCall {
             } => {
                 // Only failures after the call reached an endpoint carry its load.
                 if let Some(in_flight) = self.in_flight.as_mut() {
+                    if flags == ResponseFlags::UpstreamTimeout {
+                        in_flight.timed_out();
+                    }
                     in_flight.report(outlier::local_verdict(flags));
                 }
                 (self.info.exception(kind, &message), CODE_EXCEPTION, flags)

@@ -10,19 +10,24 @@
 //! | no usable endpoint | 6 INTERNAL_ERROR | `UH` |
 //! | endpoints refuse connections (after trying others) | 6 INTERNAL_ERROR | `UF` |
 //! | connection closed, or a reply that does not belong to the call | 6 INTERNAL_ERROR | `UC` |
-//! | no reply before the deadline | 6 INTERNAL_ERROR | `UT` |
-//! | circuit breaker full | 6 INTERNAL_ERROR | `UO` |
+//! | no reply before the deadline (the route's `timeout`, else the listener's) | 6 INTERNAL_ERROR | `UT` |
+//! | circuit breaker full (requests, pending calls, connections) | 6 INTERNAL_ERROR | `UO` |
+//! | the route's fault injection aborted it | the configured type | `FI` |
 //! | traffic class shed (its budget, or the host full) | 6 INTERNAL_ERROR "overloaded" | `UO` |
 //! | local rate limit | 6 INTERNAL_ERROR "rate limited" | `RL` |
 //!
 //! Input that is not Thrift (or a frame over the limit, or a THeader transform the proxy cannot
 //! undo) cannot be answered — its seqid is unknown or the stream is out of sync — so only this
 //! connection is closed, and `causeway_proxy_protocol_errors_total{protocol="thrift"}` counts it.
+//!
+//! A routed call may be delayed or aborted by the route's fault injection and copied to its
+//! mirrors; a two-way call whose route retries is sent again, on another endpoint, after a
+//! per-try timeout, a closed connection or a `TApplicationException` its policy names.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use causeway_protocols::thrift::{
@@ -35,7 +40,7 @@ use tokio_util::codec::FramedRead;
 
 use super::ThriftContext;
 use super::call::{CallInfo, Outcome, PendingCall};
-use super::upstream::{Exchange, PoolKey};
+use super::upstream::{CheckoutError, Exchange, PoolKey};
 use crate::dubbo::write_loop;
 use crate::isolation::{MatchKind, Permit, RequestAttributes};
 use crate::lb::InFlight;
@@ -43,7 +48,9 @@ use crate::lb::RequestKey;
 use crate::metrics::{
     Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags,
 };
-use crate::resilience::retry;
+use crate::resilience::breaker::{self, Limit};
+use crate::resilience::{fault, mirror, retry};
+use crate::routing::meta_policy::MetaPolicy;
 use crate::routing::{Cluster, Endpoint, HashOn, LbPolicy, ThriftAttributes, cluster_name};
 use crate::spans::SpanStart;
 use crate::trace_context::Hop;
@@ -136,7 +143,16 @@ fn on_message(
     let mut labels = base_labels(context);
     let routed = route(message, context, host, rng, &mut labels);
     match routed {
-        Ok(mut plan) => {
+        Ok((mut plan, mirrors)) => {
+            if !mirrors.is_empty() {
+                super::mirror::send_copies(
+                    &plan.message,
+                    mirrors,
+                    &labels.destination_service,
+                    context,
+                    rng,
+                );
+            }
             let pending = (!oneway).then(|| {
                 let mut pending = PendingCall::new(
                     tx.clone(),
@@ -187,6 +203,7 @@ struct Plan {
     permit: Option<Permit>,
     /// The proxy's span, for a sampled trace when spans are exported; taken by the call.
     span: Option<SpanStart>,
+    policy: MetaPolicy,
 }
 
 /// A call answered without being forwarded: what the exception reply needs.
@@ -230,15 +247,15 @@ impl ThriftAttributes for Attributes<'_> {
     }
 }
 
-/// Routes a call on the snapshot in force, filling in the labels as it learns the destination.
-/// A rejection carries what the exception reply needs and the message's size.
+/// Routes a call on the snapshot in force, filling in the labels as it learns the destination,
+/// and says which mirror clusters get a copy. A rejection carries what the exception reply needs and the message's size.
 fn route(
     message: ThriftMessage,
     context: &ThriftContext,
     host: Option<&Arc<str>>,
     rng: &mut fastrand::Rng,
     labels: &mut RequestLabels,
-) -> Result<Plan, Rejected> {
+) -> Result<(Plan, Vec<Arc<Cluster>>), Rejected> {
     let info = CallInfo::of(&message);
     let size = message.frame.len();
     let reject = |text: String| Rejected {
@@ -332,6 +349,11 @@ fn route(
         _ => None,
     };
     let cluster = cluster.clone();
+    // Mirrors chosen now, on this snapshot; a mirror cluster the snapshot lacks is skipped.
+    let mirrors: Vec<Arc<Cluster>> = mirror::chosen(&route.mirrors, rng)
+        .filter_map(|m| snapshot.cluster(&m.cluster).cloned())
+        .collect();
+    let policy = route.policy.clone();
     let mut mutation = route.request_mutation.clone();
     // Trace context rides THeader info headers; only THeader messages can carry it, so the other
     // transports pass through untouched. It goes after the route's mutation so it wins.
@@ -362,15 +384,19 @@ fn route(
         }
         _ => message,
     };
-    Ok(Plan {
-        message,
-        info,
-        cluster,
-        service: service.unwrap_or_default(),
-        hash_header,
-        permit,
-        span,
-    })
+    Ok((
+        Plan {
+            message,
+            info,
+            cluster,
+            service: service.unwrap_or_default(),
+            hash_header,
+            permit,
+            span,
+            policy,
+        },
+        mirrors,
+    ))
 }
 
 /// Picks an endpoint, takes a pooled or new connection and makes the call; a call that could not
@@ -383,6 +409,7 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         service,
         hash_header,
         permit,
+        policy,
         ..
     } = plan;
     // A two-way call keeps its class slot until answered; a one-way one until it is sent.
@@ -402,16 +429,54 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
             });
         }
     };
-    let load = context.cluster_load(&cluster.name);
-    if load.load(Ordering::Relaxed) >= cluster.breaker.max_requests {
+    let counts = context.breakers.cluster(&cluster.name);
+    let load = counts.requests().clone();
+    let overflow = |pending: Option<PendingCall>, limit: Limit| {
         context.metrics.overflow(&cluster.name);
         fail(
             pending,
             ResponseFlags::UpstreamOverflow,
-            format!("causeway-proxy: {} is at its request limit", cluster.name),
+            breaker::overflow_message(&cluster.name, limit),
         );
-        return;
+    };
+    if counts.requests_full(&cluster.breaker) {
+        return overflow(pending, Limit::Requests);
     }
+    let oneway = pending.is_none();
+    let call_timeout_ms = policy.call_timeout_ms(context.settings.request_timeout_ms);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(call_timeout_ms);
+    if let Some(fault) = &policy.fault {
+        let service_label: Arc<str> = Arc::from(cluster.host.as_str());
+        let (delay, abort) = fault::draw(fault.delay, fault.abort, &mut fastrand::Rng::new());
+        if let Some(delay) = delay {
+            context
+                .metrics
+                .resilience
+                .fault_delayed(&service_label, Protocol::Thrift);
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(codes) = abort {
+            context
+                .metrics
+                .resilience
+                .fault_aborted(&service_label, Protocol::Thrift);
+            if let Some(pending) = pending {
+                pending.complete(Outcome::Local {
+                    kind: ExceptionKind::from_i32(codes.thrift_exception),
+                    flags: ResponseFlags::FaultInjected,
+                    message: "causeway-proxy: fault injected by the route".to_owned(),
+                });
+            }
+            return;
+        }
+    }
+    // The call is kept for a retry only when the route retries what was sent; one-way calls
+    // are never retried once sent (nothing says whether they ran).
+    let retry = policy.retry.as_ref().filter(|_| !oneway);
+    let original = retry.map(|_| message.clone());
+    let mut retries_left = retry.map_or(0, |r| r.attempts);
+    let max_attempts = MAX_ATTEMPTS.max(1 + retries_left as usize);
+    let mut admitted = false;
     let lookup = |key: &str| {
         hash_header
             .as_ref()
@@ -423,15 +488,12 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         interface: &service,
         attachment: Some(&lookup),
     };
-    let oneway = pending.is_none();
-    let deadline = tokio::time::Instant::now()
-        + std::time::Duration::from_millis(context.settings.request_timeout_ms);
     let connect_timeout = std::time::Duration::from_millis(cluster.breaker.connect_timeout_ms);
     let mut rng = fastrand::Rng::new();
     let mut exclude = Vec::new();
     let mut flags = ResponseFlags::NoHealthyUpstream;
     let mut _retry = None;
-    for attempt in 0..MAX_ATTEMPTS {
+    for attempt in 0..max_attempts {
         let Some((index, state)) =
             context
                 .balancer
@@ -439,11 +501,18 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         else {
             break;
         };
+        // The try's own deadline: the per-try timeout, within the call's.
+        let try_deadline = retry
+            .and_then(|r| r.per_try_timeout_ms)
+            .map_or(deadline, |ms| {
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(ms))
+            });
         let Some(endpoint) = cluster.endpoints.get(index) else {
             break;
         };
-        // Every pass after the first is a retry: the budget decides whether it may go.
-        if attempt > 0 {
+        // Every pass after the first is a retry: the budget decides whether it may go (a retry
+        // after a sent try was admitted already, where its outcome was known).
+        if attempt > 0 && !std::mem::take(&mut admitted) {
             let active = load.load(Ordering::Relaxed);
             let token = retry::admit_next(
                 flags,
@@ -463,13 +532,25 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
             transport: info.transport,
             protocol: info.protocol,
         };
-        let mut conn = match context
+        // Waiting for a connection (an idle one is taken at once; a new one is opened) is what
+        // `max_pending` bounds.
+        let Some(waiting) = counts.try_pending(&cluster.breaker) else {
+            return overflow(pending, Limit::Pending);
+        };
+        let checkout = context
             .upstreams
-            .checkout(pool_key, &state, connect_timeout)
-            .await
-        {
+            .checkout(
+                pool_key,
+                &state,
+                connect_timeout,
+                (&counts, &cluster.breaker),
+            )
+            .await;
+        drop(waiting);
+        let mut conn = match checkout {
             Ok(conn) => conn,
-            Err(error) => {
+            Err(CheckoutError::Overflow) => return overflow(pending, Limit::Connections),
+            Err(CheckoutError::Io(error)) => {
                 let ejected = context
                     .balancer
                     .connect_failed(&cluster, &state, Instant::now());
@@ -499,7 +580,70 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
                 in_flight.sent_now();
             }
         }
-        match conn.call(message, info.seqid, oneway, deadline).await {
+        let exchange = conn.call(message, info.seqid, oneway, try_deadline).await;
+        // A sent call the route's policy retries: on another endpoint, with a copy of the
+        // original message, within the retry budget.
+        let retriable = match (&exchange, retry) {
+            (Exchange::Reply(reply), Some(r)) => {
+                r.on.thrift_exception && reply.header.message_type == MessageType::Exception
+            }
+            (Exchange::Closed, Some(r)) => r.on.reset,
+            (Exchange::TimedOut, Some(r)) => r.on.timeout && tokio::time::Instant::now() < deadline,
+            _ => false,
+        };
+        if retriable
+            && retries_left > 0
+            && let Some(copy) = original.as_ref()
+        {
+            if matches!(exchange, Exchange::Reply(_)) {
+                context.upstreams.checkin(conn);
+            }
+            // The failed try's load and verdict end here; the retry counts its own.
+            let try_flags = match &exchange {
+                Exchange::Reply(_) => ResponseFlags::None,
+                Exchange::TimedOut => ResponseFlags::UpstreamTimeout,
+                _ => ResponseFlags::UpstreamConnectionTermination,
+            };
+            if let Some(pending) = pending.as_mut()
+                && let Some(in_flight) = pending.in_flight_mut()
+            {
+                if matches!(exchange, Exchange::TimedOut) {
+                    in_flight.timed_out();
+                }
+                in_flight.report(match &exchange {
+                    // The server's exception counts against it as an error.
+                    Exchange::Reply(_) => crate::resilience::outlier::thrift_verdict(true),
+                    _ => crate::resilience::outlier::local_verdict(try_flags),
+                });
+            }
+            if let Some(pending) = pending.as_mut() {
+                pending.set_in_flight(None);
+            }
+            let active = load.load(Ordering::Relaxed);
+            match retry::admit_next(
+                try_flags,
+                &context.balancer,
+                &context.metrics,
+                &cluster,
+                active,
+                Protocol::Thrift,
+            ) {
+                Some(token) => {
+                    _retry = Some(token);
+                    admitted = true;
+                    retries_left -= 1;
+                    message = copy.clone();
+                    exclude.push(endpoint.address);
+                    flags = try_flags;
+                    continue;
+                }
+                None => {
+                    // Refused by the budget: the caller gets this try's outcome.
+                    return finish(exchange, pending, &cluster, call_timeout_ms);
+                }
+            }
+        }
+        match exchange {
             Exchange::Reply(reply) => {
                 context.upstreams.checkin(conn);
                 if let Some(pending) = pending {
@@ -533,7 +677,7 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
                     ResponseFlags::UpstreamTimeout,
                     format!(
                         "causeway-proxy: no reply from a server of {} within {} ms",
-                        cluster.name, context.settings.request_timeout_ms
+                        cluster.name, call_timeout_ms
                     ),
                 );
                 return;
@@ -570,6 +714,39 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         tracing::debug!(cluster = %cluster.name, "one-way call dropped: {text}");
     }
     fail(pending, flags, text);
+}
+
+/// Answers the caller with a try's outcome when its retry was refused by the budget (a reply
+/// was already returned to the pool by then).
+fn finish(
+    exchange: Exchange,
+    pending: Option<PendingCall>,
+    cluster: &Cluster,
+    call_timeout_ms: u64,
+) {
+    let Some(pending) = pending else { return };
+    let (flags, text) = match exchange {
+        Exchange::Reply(reply) => return pending.complete(Outcome::Reply(reply)),
+        Exchange::TimedOut => (
+            ResponseFlags::UpstreamTimeout,
+            format!(
+                "causeway-proxy: no reply from a server of {} within {call_timeout_ms} ms",
+                cluster.name
+            ),
+        ),
+        _ => (
+            ResponseFlags::UpstreamConnectionTermination,
+            format!(
+                "causeway-proxy: the connection to a server of {} closed before the reply",
+                cluster.name
+            ),
+        ),
+    };
+    pending.complete(Outcome::Local {
+        kind: ExceptionKind::InternalError,
+        flags,
+        message: text,
+    });
 }
 
 fn set_destination(pending: &mut PendingCall, endpoint: &Endpoint) {

@@ -7,21 +7,24 @@
 //!   in the caller's transport and protocol for every failure.
 //! - [`upstream`]: per-endpoint connection pools, one call in flight per connection (why:
 //!   [`upstream`]'s module docs), seqid rewriting, timeouts.
+//! - `mirror`: copies of calls to the route's mirror clusters, fire-and-forget.
 //! - [`call`]: a call in flight and its single completion (answer, metrics, load).
 
 pub mod call;
 pub mod inbound;
+mod mirror;
 pub mod upstream;
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::TcpListener;
 
 use crate::config::ThriftSettings;
 use crate::lb::Balancer;
 use crate::metrics::Metrics;
+use crate::resilience::breaker::Breakers;
+use crate::resilience::mirror::MirrorSlots;
 use crate::state::SnapshotStore;
 use upstream::UpstreamPool;
 
@@ -41,8 +44,10 @@ pub struct ThriftContext {
     pub settings: ThriftSettings,
     /// `source_workload`.
     pub workload: Arc<str>,
-    /// Calls in flight per cluster, for the circuit breaker.
-    cluster_load: Mutex<HashMap<Arc<str>, Arc<AtomicU32>>>,
+    /// Mirrored copies in flight per mirror cluster.
+    pub mirror_slots: MirrorSlots,
+    /// Circuit-breaker counts per cluster.
+    pub breakers: Breakers,
 }
 
 // === impl ThriftContext ===
@@ -63,18 +68,14 @@ impl ThriftContext {
             metrics,
             settings,
             workload: Arc::from(workload),
-            cluster_load: Mutex::default(),
+            mirror_slots: MirrorSlots::default(),
+            breakers: Breakers::default(),
         }
     }
 
     /// The in-flight counter of a cluster.
     pub fn cluster_load(&self, cluster: &Arc<str>) -> Arc<AtomicU32> {
-        self.cluster_load
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(cluster.clone())
-            .or_default()
-            .clone()
+        self.breakers.cluster(cluster).requests().clone()
     }
 }
 

@@ -32,9 +32,22 @@ use tokio_util::codec::Framed;
 
 use crate::lb::EndpointState;
 use crate::metrics::{ConnectionGuard, Direction, Metrics, Protocol as MetricProtocol};
+use crate::resilience::breaker::{BreakerSlot, ClusterCounts};
+use crate::routing::CircuitBreaker;
 
 /// Idle connections kept per (endpoint, transport, protocol); more are closed when returned.
 const MAX_IDLE: usize = 64;
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    /// Connecting failed (refused, unreachable, timed out).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A new connection would exceed the cluster's `max_connections`.
+    #[error("the cluster is at its connection limit")]
+    Overflow,
+}
 
 /// Which connections can carry a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,13 +80,16 @@ impl UpstreamPool {
         }
     }
 
-    /// An idle connection for `key` that is still open, or a new one (within `connect_timeout`).
+    /// An idle connection for `key` that is still open, or a new one (within `connect_timeout`)
+    /// that counts against `cluster`'s `max_connections` until it closes (idle in the pool
+    /// included).
     pub async fn checkout(
         &self,
         key: PoolKey,
         state: &EndpointState,
         connect_timeout: Duration,
-    ) -> Result<UpstreamConn, std::io::Error> {
+        cluster: (&Arc<ClusterCounts>, &CircuitBreaker),
+    ) -> Result<UpstreamConn, CheckoutError> {
         loop {
             let idle = self
                 .idle
@@ -86,6 +102,10 @@ impl UpstreamPool {
                 return Ok(conn);
             }
         }
+        let (counts, thresholds) = cluster;
+        let slot = counts
+            .try_connection(thresholds)
+            .ok_or(CheckoutError::Overflow)?;
         let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(key.address))
             .await
             .map_err(|_| {
@@ -101,6 +121,7 @@ impl UpstreamPool {
             _guard: self
                 .metrics
                 .connection(MetricProtocol::Thrift, Direction::Upstream),
+            _slot: slot,
         })
     }
 
@@ -138,6 +159,8 @@ pub struct UpstreamConn {
     framed: Framed<TcpStream, ThriftCodec>,
     next_seqid: i32,
     _guard: ConnectionGuard,
+    /// Counted against the cluster that opened it until closed.
+    _slot: BreakerSlot,
 }
 
 // === impl UpstreamConn ===

@@ -34,6 +34,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
 use crate::isolation::AdmissionPolicy;
+use crate::routing::http::MirrorSpec;
 use crate::routing::{
     CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, EndpointLabels, HashOn,
     LbPolicy, Locality, OutlierPolicy, ServiceMatch, Snapshot, TableLabels, WeightedClusters,
@@ -138,6 +139,10 @@ pub fn cluster_spec(cluster: &EnvoyCluster) -> Result<ClusterSpec, ConvertError>
         max_connections: limit(
             thresholds.and_then(|t| t.max_connections.map(|v| v.value)),
             defaults.max_connections,
+        ),
+        max_pending: limit(
+            thresholds.and_then(|t| t.max_pending_requests.map(|v| v.value)),
+            defaults.max_pending,
         ),
         connect_timeout_ms,
     };
@@ -373,7 +378,9 @@ pub fn dubbo_table(config: &dubbo::RouteConfiguration) -> Result<TableSpec, Conv
                 hash_attributes.push((cluster.clone(), extras.hash_attribute.clone()));
             }
         }
+        let policy = crate::routing::meta_policy::MetaPolicy::from_extras(&extras);
         routes.push(DubboRoute {
+            policy,
             name: format!("{name}#{index}"),
             method,
             attachments,
@@ -382,6 +389,14 @@ pub fn dubbo_table(config: &dubbo::RouteConfiguration) -> Result<TableSpec, Conv
                 .request_mutation
                 .into_iter()
                 .map(|a| (a.key, a.value))
+                .collect(),
+            mirrors: extras
+                .mirrors
+                .into_iter()
+                .map(|m| MirrorSpec {
+                    cluster: Arc::from(m.cluster.as_str()),
+                    fraction: (f64::from(m.per_million) / 1_000_000.0).min(1.0),
+                })
                 .collect(),
         });
     }

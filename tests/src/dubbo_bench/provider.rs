@@ -1,4 +1,5 @@
-//! A fixed-response Dubbo provider for benchmarks: every two-way request gets the same
+//! A fixed-response Dubbo provider for benchmarks (and tests: [`serve_counted`] counts what it
+//! receives, [`serve_silent`] never answers, [`serve_exhausted`] always refuses): every two-way request gets the same
 //! pre-encoded OK response (a 1 KiB Hessian string by default) with the request's id; heartbeats
 //! get heartbeat replies; everything else is ignored.
 //!
@@ -7,9 +8,10 @@
 //! costs one `read` and one `write` per batch rather than per request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
-use causeway_protocols::dubbo::{DubboCodec, heartbeat_reply};
+use causeway_protocols::dubbo::{DubboCodec, Status, error_response, heartbeat_reply};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Decoder as _;
@@ -18,11 +20,17 @@ use super::Template;
 
 /// Serves callers on `listener` until the task is dropped; one task per connection.
 pub async fn serve(listener: TcpListener, response: Arc<Template>) {
+    serve_counted(listener, response, Arc::default()).await;
+}
+
+/// [`serve`], adding every request received (two-way or one-way, heartbeats not) to `served`: a
+/// test's view of what reached this provider.
+pub async fn serve_counted(listener: TcpListener, response: Arc<Template>, served: Arc<AtomicU64>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, response.clone()));
+                tokio::spawn(connection(stream, response.clone(), served.clone()));
             }
             Err(error) => {
                 // Out of file descriptors (the RSS phase opens a thousand connections): back off.
@@ -33,7 +41,67 @@ pub async fn serve(listener: TcpListener, response: Arc<Template>) {
     }
 }
 
-async fn connection(mut stream: TcpStream, response: Arc<Template>) {
+/// A provider that hangs: it reads and counts requests (in `served`) and never answers, as a
+/// provider whose threads are all stuck does.
+pub async fn serve_silent(listener: TcpListener, served: Arc<AtomicU64>) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let served = served.clone();
+        tokio::spawn(async move {
+            let mut codec = DubboCodec::new();
+            let mut input = BytesMut::with_capacity(16 * 1024);
+            while let Ok(n) = stream.read_buf(&mut input).await {
+                if n == 0 {
+                    return;
+                }
+                while let Ok(Some(frame)) = codec.decode(&mut input) {
+                    if frame.header().is_request() && !frame.header().is_event() {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A provider whose thread pool is always full: it counts requests (in `served`) and answers
+/// every two-way one with status 100 SERVER_THREADPOOL_EXHAUSTED, as Apache Dubbo does when
+/// its pool rejects a request.
+pub async fn serve_exhausted(listener: TcpListener, served: Arc<AtomicU64>) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let served = served.clone();
+        tokio::spawn(async move {
+            let mut codec = DubboCodec::new();
+            let mut input = BytesMut::with_capacity(16 * 1024);
+            while let Ok(n) = stream.read_buf(&mut input).await {
+                if n == 0 {
+                    return;
+                }
+                let mut output = Vec::new();
+                while let Ok(Some(frame)) = codec.decode(&mut input) {
+                    let header = frame.header();
+                    if !header.is_request() || header.is_event() {
+                        continue;
+                    }
+                    served.fetch_add(1, Ordering::Relaxed);
+                    if header.is_two_way()
+                        && let Ok(reply) = error_response(
+                            header,
+                            Status::SERVER_THREADPOOL_EXHAUSTED,
+                            "Thread pool is EXHAUSTED!",
+                        )
+                    {
+                        output.extend_from_slice(reply.as_bytes());
+                    }
+                }
+                if stream.write_all(&output).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+async fn connection(mut stream: TcpStream, response: Arc<Template>, served: Arc<AtomicU64>) {
     let mut codec = DubboCodec::new();
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = Vec::with_capacity(16 * 1024);
@@ -52,6 +120,9 @@ async fn connection(mut stream: TcpStream, response: Arc<Template>) {
                 }
             };
             let header = frame.header();
+            if header.is_request() && !header.is_event() {
+                served.fetch_add(1, Ordering::Relaxed);
+            }
             if !header.is_request() || !header.is_two_way() {
                 continue;
             }

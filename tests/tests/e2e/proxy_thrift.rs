@@ -1,7 +1,8 @@
 //! Thrift through the whole path, configured by the control plane: two Apache Thrift Python servers
 //! (v1, v2; `TThreadedServer`, framed + binary, `TMultiplexedProcessor`) register in a real
 //! ZooKeeper as `thrift://…/Calculator`; the bridge discovers them and serves Thrift routes over
-//! xDS from a MetaRouter (`multiply` → v2, the rest 80/20); causeway-proxy runs in xDS mode with a
+//! xDS from a MetaRouter (`multiply` → v2, `slow` aborted by the route's fault injection, the
+//! rest 80/20); causeway-proxy runs in xDS mode with a
 //! Thrift listener; an Apache Thrift Python client (`TMultiplexedProtocol`) calls through it. The
 //! client checks every answer and seqid, and gets a `TApplicationException` for an unknown
 //! service; the proxy's metrics match the calls.
@@ -49,6 +50,10 @@ spec:
   - name: multiply-to-v2
     match: {attributes: {method: {exact: multiply}}}
     route: [{destination: {host: calculator, subset: v2}}]
+  - name: slow-always-aborted
+    match: {attributes: {method: {exact: slow}}}
+    route: [{destination: {host: calculator, subset: v1}}]
+    fault: {abort: {percentage: {value: 100}, thriftException: WRONG_METHOD_NAME}}
   - name: split
     route:
     - {destination: {host: calculator, subset: v1}, weight: 80}
@@ -174,7 +179,7 @@ async fn python_thrift_client_through_an_xds_configured_proxy() {
         snapshot
             .thrift
             .for_service(SERVICE)
-            .is_some_and(|t| t.routes.len() == 2)
+            .is_some_and(|t| t.routes.len() == 3)
             && ready("v1")
             && ready("v2")
     }, "the proxy never received the Thrift routes and both servers: {:?}", proxy.store.load());
@@ -251,6 +256,38 @@ async fn python_thrift_client_through_an_xds_configured_proxy() {
     assert_eq!(
         requests(&["response_code=\"1\"", "response_flags=\"NR\""]),
         1
+    );
+
+    // The MetaRouter's fault extension, carried by the bridge in MetaRouteExtras: every `slow`
+    // call is aborted with the configured exception type, before reaching a server.
+    let mut command = tokio::process::Command::from(python.command(&script()));
+    command.args([
+        "run",
+        &address.ip().to_string(),
+        &address.port().to_string(),
+        "slow",
+        "5",
+        "0",
+        "2",
+        "1",
+    ]);
+    let output = command.output().await.unwrap();
+    assert!(output.status.success());
+    let aborted: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let types: Vec<i64> = aborted["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_i64())
+        .collect();
+    assert_eq!(types, [3; 5], "{aborted}");
+    let text = proxy.metrics.encode().unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("causeway_proxy_faults_aborted_total{")
+                && l.contains("request_protocol=\"thrift\"")
+                && l.ends_with(" 5")),
+        "{text}"
     );
     drop((v1, v2));
 }

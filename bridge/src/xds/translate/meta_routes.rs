@@ -21,7 +21,9 @@ use std::collections::HashMap;
 use causeway_protocols::rules::common::{Percent, StringMatch};
 use causeway_protocols::rules::destination_rule::HashKey;
 use causeway_protocols::rules::meta_router::MetaRoute;
-use causeway_protocols::xds_ext::{Attribute, META_ROUTE_EXTRAS_KEY, MetaRouteExtras, Mirror};
+use causeway_protocols::xds_ext::{
+    Attribute, FaultPolicy, META_ROUTE_EXTRAS_KEY, MetaRouteExtras, Mirror, RetryPolicy,
+};
 use envoy_types::pb::envoy::config::core::v3::Metadata;
 use envoy_types::pb::envoy::config::route::v3::HeaderMatcher;
 use envoy_types::pb::envoy::extensions::filters::network::dubbo_proxy::v3 as dubbo;
@@ -230,6 +232,17 @@ fn extras(
             })
             .collect(),
         hash_attribute: hash_attribute.to_owned(),
+        // Causeway's resilience extension: Envoy's dubbo_proxy/thrift_proxy routes have no
+        // timeout, retry or fault fields, so both protocols carry them here.
+        timeout_ms: route.timeout.map_or(0, |t| {
+            u64::try_from(t.get().as_millis()).unwrap_or(u64::MAX)
+        }),
+        retry: route
+            .retries
+            .as_ref()
+            .filter(|r| r.attempts > 0)
+            .map(RetryPolicy::from),
+        fault: route.fault.as_ref().map(FaultPolicy::from),
     })
 }
 

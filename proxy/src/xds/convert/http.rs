@@ -67,7 +67,7 @@ fn millis(resource: &str, duration: &PbDuration) -> Result<u64, ConvertError> {
         .saturating_add(u64::from(duration.nanos.unsigned_abs()) / 1_000_000))
 }
 
-fn fraction(percent: Option<&FractionalPercent>) -> f64 {
+pub(super) fn fraction(percent: Option<&FractionalPercent>) -> f64 {
     let Some(percent) = percent else {
         return 0.0;
     };

@@ -101,6 +101,11 @@ fn routes(method: StringMatcher) -> dubbo::RouteConfiguration {
             value: "canary".into(),
         }],
         hash_attribute: "user".into(),
+        mirrors: vec![causeway_protocols::xds_ext::Mirror {
+            cluster: V1.into(),
+            per_million: 250_000,
+        }],
+        timeout_ms: 900,
         ..MetaRouteExtras::default()
     };
     let weighted = WeightedCluster {
@@ -216,6 +221,14 @@ fn the_bridge_shapes_become_a_routing_snapshot() {
         table.routes[0].request_mutation,
         [("env".to_owned(), "canary".to_owned())]
     );
+    assert_eq!(
+        table.routes[0].mirrors,
+        [crate::routing::http::MirrorSpec {
+            cluster: Arc::from(V1),
+            fraction: 0.25
+        }]
+    );
+    assert_eq!(table.routes[0].policy.timeout_ms, Some(900));
     assert_eq!(table.routes[1].destinations.entries().len(), 2);
     assert!(snapshot.needs_attachments("demo.Greeter"));
 }

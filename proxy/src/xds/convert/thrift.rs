@@ -4,8 +4,8 @@
 //! are the pseudo-headers of the method and the multiplexed service and any other name a THeader
 //! header, weighted clusters, and [`MetaRouteExtras`] (request mutation, hash attribute) in the
 //! route action's metadata. What this proxy cannot honour is rejected with the route named:
-//! inverted matches, `strip_service_name`, clusters taken from a header. Mirror policies are
-//! accepted and not performed (mirroring is not built yet for any protocol).
+//! inverted matches, `strip_service_name`, clusters taken from a header. Envoy's native
+//! `request_mirror_policies` become the route's mirrors.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +14,9 @@ use causeway_protocols::rules::common::StringMatch;
 use causeway_protocols::xds_ext::{META_ROUTE_EXTRAS_KEY, MetaRouteExtras};
 use envoy_types::pb::envoy::extensions::filters::network::thrift_proxy::v3 as thrift;
 
+use super::http::fraction;
 use super::{ClusterSpec, ConvertError, header_match, reject, typed_metadata, unpack};
+use crate::routing::http::MirrorSpec;
 use crate::routing::{ThriftRoute, ThriftRouteTable, WeightedClusters};
 
 /// A converted Thrift route table (its methods are filled in from the clusters when assembled).
@@ -99,7 +101,9 @@ pub fn thrift_table(config: &thrift::RouteConfiguration) -> Result<ThriftTableSp
             Some(any) => unpack::<MetaRouteExtras>(&at, any)?,
             None => MetaRouteExtras::default(),
         };
+        let policy = crate::routing::meta_policy::MetaPolicy::from_extras(&extras);
         routes.push(ThriftRoute {
+            policy,
             name: format!("{name}#{index}"),
             method,
             service,
@@ -109,6 +113,18 @@ pub fn thrift_table(config: &thrift::RouteConfiguration) -> Result<ThriftTableSp
                 .request_mutation
                 .into_iter()
                 .map(|a| (a.key, a.value))
+                .collect(),
+            mirrors: action
+                .request_mirror_policies
+                .iter()
+                .map(|m| MirrorSpec {
+                    cluster: Arc::from(m.cluster.as_str()),
+                    // Envoy: no runtime fraction mirrors every call.
+                    fraction: m
+                        .runtime_fraction
+                        .as_ref()
+                        .map_or(1.0, |r| fraction(r.default_value.as_ref())),
+                })
                 .collect(),
         });
     }
@@ -145,8 +161,10 @@ pub fn tables(
 
 #[cfg(test)]
 mod tests {
+    use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
     use envoy_types::pb::envoy::config::route::v3::{HeaderMatcher, header_matcher};
     use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
+    use envoy_types::pb::envoy::r#type::v3::FractionalPercent;
     use envoy_types::pb::google::protobuf::UInt32Value;
 
     use super::*;
@@ -213,9 +231,43 @@ mod tests {
             ],
             ..thrift::RouteConfiguration::default()
         };
+        let mut config = config;
+        if let Some(action) = config.routes[0].route.as_mut() {
+            action.request_mirror_policies = vec![
+                thrift::route_action::RequestMirrorPolicy {
+                    cluster: "shadow".into(),
+                    runtime_fraction: Some(RuntimeFractionalPercent {
+                        default_value: Some(FractionalPercent {
+                            numerator: 5,
+                            denominator: 0,
+                        }),
+                        ..RuntimeFractionalPercent::default()
+                    }),
+                },
+                thrift::route_action::RequestMirrorPolicy {
+                    cluster: "all".into(),
+                    runtime_fraction: None,
+                },
+            ];
+        }
         let spec = thrift_table(&config).unwrap();
         let table = spec.table;
         assert_eq!(table.host, "calculator");
+        // Envoy's native mirror policies: 5/100, and no fraction mirrors every call.
+        assert_eq!(
+            table.routes[0].mirrors,
+            [
+                MirrorSpec {
+                    cluster: Arc::from("shadow"),
+                    fraction: 0.05
+                },
+                MirrorSpec {
+                    cluster: Arc::from("all"),
+                    fraction: 1.0
+                }
+            ]
+        );
+        assert!(table.routes[1].mirrors.is_empty());
         assert_eq!(
             table.routes[0].method,
             Some(StringMatch::Exact("multiply".into()))

@@ -1,0 +1,202 @@
+//! Circuit breakers, shared by every protocol: per cluster, the requests in flight, the requests
+//! waiting for an upstream connection, and the upstream connections the cluster's requests
+//! opened, each held against the cluster's thresholds ([`CircuitBreaker`], from CDS
+//! `circuit_breakers` or a DestinationRule's `connectionPool`).
+//!
+//! The counts are plain atomics behind RAII slots: a slot is taken when the request starts
+//! waiting or the connection opens and given back when it is dropped, so no exit path can leak
+//! one. A limit that is reached refuses at once — the caller gets its protocol's "overloaded"
+//! answer with `UO` and `causeway_proxy_upstream_overflow_total{cluster}` counts it — rather than
+//! queueing behind a provider that is already behind.
+//!
+//! Envoy's breakers are per priority too; Causeway's are per cluster only, as its clusters are
+//! per subset already and locality priorities fail over within one cluster.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::fasthash::FastMap;
+use crate::routing::CircuitBreaker;
+
+/// Which threshold refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `max_requests`: requests in flight.
+    Requests,
+    /// `max_pending`: requests waiting for a connection.
+    Pending,
+    /// `max_connections`: upstream connections open.
+    Connections,
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Requests => "request limit",
+            Self::Pending => "pending-request limit",
+            Self::Connections => "connection limit",
+        })
+    }
+}
+
+/// The message a refused caller sees.
+pub fn overflow_message(cluster: &str, limit: Limit) -> String {
+    format!("causeway-proxy: {cluster} is at its {limit}")
+}
+
+/// The counts of every cluster seen so far.
+#[derive(Debug, Default)]
+pub struct Breakers {
+    clusters: Mutex<FastMap<Arc<str>, Arc<ClusterCounts>>>,
+}
+
+// === impl Breakers ===
+
+impl Breakers {
+    /// The counts of `cluster`.
+    pub fn cluster(&self, cluster: &Arc<str>) -> Arc<ClusterCounts> {
+        let mut clusters = self.clusters.lock().unwrap_or_else(PoisonError::into_inner);
+        // Looked up on every request: find it without cloning the name first.
+        if let Some(counts) = clusters.get(cluster) {
+            return counts.clone();
+        }
+        clusters.entry(cluster.clone()).or_default().clone()
+    }
+}
+
+/// One cluster's counts.
+#[derive(Debug, Default)]
+pub struct ClusterCounts {
+    /// Requests in flight; shared with each request's `InFlight`, which gives it back.
+    requests: Arc<AtomicU32>,
+    pending: AtomicU32,
+    connections: AtomicU32,
+}
+
+// === impl ClusterCounts ===
+
+impl ClusterCounts {
+    /// The in-flight counter (incremented when a request is sent, decremented by its
+    /// `InFlight`).
+    pub fn requests(&self) -> &Arc<AtomicU32> {
+        &self.requests
+    }
+
+    /// Whether a new request would exceed `max_requests`.
+    pub fn requests_full(&self, thresholds: &CircuitBreaker) -> bool {
+        self.requests.load(Ordering::Relaxed) >= thresholds.max_requests
+    }
+
+    /// A slot among the requests waiting for a connection, or `None` at `max_pending`.
+    pub fn try_pending(self: &Arc<Self>, thresholds: &CircuitBreaker) -> Option<BreakerSlot> {
+        self.take(Kind::Pending, thresholds.max_pending)
+    }
+
+    /// A slot for one more upstream connection, or `None` at `max_connections`; the connection
+    /// holds it until it closes.
+    pub fn try_connection(self: &Arc<Self>, thresholds: &CircuitBreaker) -> Option<BreakerSlot> {
+        self.take(Kind::Connections, thresholds.max_connections)
+    }
+
+    /// Requests waiting for a connection now.
+    pub fn pending(&self) -> u32 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Upstream connections open now.
+    pub fn connections(&self) -> u32 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    fn counter(&self, kind: Kind) -> &AtomicU32 {
+        match kind {
+            Kind::Pending => &self.pending,
+            Kind::Connections => &self.connections,
+        }
+    }
+
+    fn take(self: &Arc<Self>, kind: Kind, max: u32) -> Option<BreakerSlot> {
+        let counter = self.counter(kind);
+        // Reserve first, give back on overshoot: exact under contention, no lock.
+        if counter.fetch_add(1, Ordering::AcqRel) >= max {
+            counter.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(BreakerSlot {
+            counts: self.clone(),
+            kind,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Pending,
+    Connections,
+}
+
+/// A pending request or an open connection, counted until dropped.
+#[derive(Debug)]
+pub struct BreakerSlot {
+    counts: Arc<ClusterCounts>,
+    kind: Kind,
+}
+
+impl Drop for BreakerSlot {
+    fn drop(&mut self) {
+        self.counts
+            .counter(self.kind)
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thresholds(max: u32) -> CircuitBreaker {
+        CircuitBreaker {
+            max_requests: max,
+            max_connections: max,
+            max_pending: max,
+            ..CircuitBreaker::default()
+        }
+    }
+
+    #[test]
+    fn slots_stop_at_the_threshold_and_come_back_when_dropped() {
+        let breakers = Breakers::default();
+        let name: Arc<str> = Arc::from("outbound|9090||calc");
+        let counts = breakers.cluster(&name);
+        let limits = thresholds(2);
+        let first = counts.try_pending(&limits).unwrap();
+        let _second = counts.try_pending(&limits).unwrap();
+        assert!(counts.try_pending(&limits).is_none());
+        assert_eq!(counts.pending(), 2);
+        // Connections are counted apart from pending requests.
+        let _connection = counts.try_connection(&limits).unwrap();
+        assert_eq!(counts.connections(), 1);
+        drop(first);
+        assert_eq!(counts.pending(), 1);
+        assert!(counts.try_pending(&limits).is_some());
+        // The same cluster name gives the same counts.
+        assert_eq!(breakers.cluster(&name).connections(), 1);
+    }
+
+    #[test]
+    fn requests_are_full_at_max_requests() {
+        let counts = Arc::new(ClusterCounts::default());
+        let limits = thresholds(1);
+        assert!(!counts.requests_full(&limits));
+        counts.requests().fetch_add(1, Ordering::Relaxed);
+        assert!(counts.requests_full(&limits));
+    }
+
+    #[test]
+    fn a_zero_threshold_refuses_everything() {
+        let counts = Arc::new(ClusterCounts::default());
+        assert!(counts.try_connection(&thresholds(0)).is_none());
+        assert_eq!(counts.connections(), 0);
+    }
+}
