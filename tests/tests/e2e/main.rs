@@ -12,6 +12,7 @@ mod dashboards;
 mod hessian_crosscheck;
 mod proxy_dubbo_java;
 mod proxy_grpc;
+mod proxy_resilience;
 mod proxy_thrift;
 mod proxy_xds_java;
 mod smoke;

@@ -54,16 +54,21 @@ spec:
     )
 }
 
+/// What the Python grpcio client saw.
 #[derive(Debug, Deserialize)]
-struct Batch {
-    counts: BTreeMap<String, u32>,
-    codes: BTreeMap<String, u32>,
-    errors: u32,
-    last_error: String,
+pub(crate) struct Batch {
+    /// Replies by content.
+    pub(crate) counts: BTreeMap<String, u32>,
+    /// Calls by status code name (`OK`, `UNAVAILABLE`, ...).
+    pub(crate) codes: BTreeMap<String, u32>,
+    /// Failed calls.
+    pub(crate) errors: u32,
+    /// The last failure, `CODE: details`.
+    pub(crate) last_error: String,
 }
 
 /// Runs the Python grpcio client once: `calls` calls with `args` (see grpc_client.py).
-async fn grpc_batch(python: &PythonEnv, target: &str, calls: u32, args: &[&str]) -> Batch {
+pub(crate) async fn grpc_batch(python: &PythonEnv, target: &str, calls: u32, args: &[&str]) -> Batch {
     let output = tokio::process::Command::new(python.python())
         .arg(workspace_root().join("tests/python/grpc_client.py"))
         .arg(target)

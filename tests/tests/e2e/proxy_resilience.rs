@@ -1,0 +1,357 @@
+//! gRPC and HTTP resilience through causeway-proxy (issue 7), configured from VirtualService,
+//! DestinationRule, TrafficIsolation and MetaRouter rules in local mode, with real peers: Python
+//! `grpcio` servers and `http.server` providers that answer, fail or stall on purpose
+//! (`tests/python/flaky_server.py`, which also counts what reached them), the real `grpcio`
+//! client and plain HTTP/1.1 requests. Each scenario asserts what callers and providers saw and
+//! the proxy's metric for the decision.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use causeway_proxy::app::{self, RunningProxy};
+use causeway_proxy::config::{ListenProtocol, ProxyConfig};
+use causeway_tests::paths::workspace_root;
+use causeway_tests::ports::free_port;
+use causeway_tests::process::PeerProcess;
+use causeway_tests::python::PythonEnv;
+use causeway_tests::logs;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::proxy_grpc::{Batch, grpc_batch};
+
+/// A provider started by `flaky_server.py`: `kind` `grpc` or `http`, `mode` `ok`, `fail` or
+/// `slow:MS`; it answers `name`.
+async fn flaky(python: &PythonEnv, kind: &str, name: &str, mode: &str) -> (PeerProcess, u16) {
+    let port = free_port().unwrap();
+    let label = format!("{kind}-{name}-{port}");
+    let mut command = python.command(&workspace_root().join("tests/python/flaky_server.py"));
+    command.args([kind, "127.0.0.1", &port.to_string(), name, mode]);
+    let mut process =
+        PeerProcess::spawn(&label, command, PeerProcess::temp_dir(&label).unwrap()).unwrap();
+    let log = process.dir().join(format!("{label}.log"));
+    process
+        .wait_ready(Duration::from_secs(60), || {
+            let ready = std::fs::read_to_string(&log).is_ok_and(|t| t.contains("READY"));
+            async move {
+                anyhow::ensure!(ready, "not ready");
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+    (process, port)
+}
+
+/// What a provider saw.
+#[derive(Debug, Default, Deserialize)]
+struct Seen {
+    requests: u32,
+    authorities: Vec<String>,
+    bodies: Vec<String>,
+}
+
+/// Asks a gRPC provider directly (not through the proxy) what it saw.
+async fn grpc_seen(python: &PythonEnv, port: u16) -> Seen {
+    let batch = grpc_batch(
+        python,
+        &format!("127.0.0.1:{port}"),
+        1,
+        &["--path=/demo.Greeter/Count"],
+    )
+    .await;
+    assert_eq!(batch.errors, 0, "{}", batch.last_error);
+    let json = batch.counts.keys().next().unwrap();
+    serde_json::from_str(json).unwrap()
+}
+
+/// One HTTP/1.1 request on its own connection: (status, body).
+async fn http_call(
+    to: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(to).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Asks an HTTP provider directly what it saw.
+async fn http_seen(port: u16) -> Seen {
+    let to: SocketAddr = ([127, 0, 0, 1], port).into();
+    let (status, body) = http_call(to, "count", "GET", "/__count", "").await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The sum of a metric's samples whose line contains every one of `parts`.
+fn sample(text: &str, name: &str, parts: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn start_proxy(config: &str) -> (RunningProxy, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.yaml");
+    std::fs::write(&path, config).unwrap();
+    let proxy = app::start(ProxyConfig::load(&path).unwrap(), Some(path))
+        .await
+        .unwrap();
+    (proxy, dir)
+}
+
+/// A round-robin DestinationRule for `host`, so a failing endpoint gets its share of first
+/// attempts whatever its latency.
+fn round_robin(host: &str) -> String {
+    format!(
+        "  apiVersion: networking.istio.io/v1
+  kind: DestinationRule
+  metadata: {{name: {host}}}
+  spec:
+    host: {host}
+    trafficPolicy: {{loadBalancer: {{simple: ROUND_ROBIN}}}}
+  ---
+"
+    )
+}
+
+fn grpc_service(host: &str, ports: &[u16]) -> String {
+    let endpoints: Vec<String> = ports
+        .iter()
+        .map(|p| format!("{{address: 127.0.0.1, port: {p}}}"))
+        .collect();
+    format!(
+        "- {{host: {host}, port: 50051, protocol: grpc, methods: [SayHello], endpoints: [{}]}}\n",
+        endpoints.join(", ")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_retries_per_try_timeouts_and_the_retry_budget() {
+    logs::init();
+    let python = PythonEnv::shared().unwrap();
+    let ((_bad, bad), (_good, good), (_slow, slow), (_stuck, stuck)) = tokio::join!(
+        flaky(&python, "grpc", "bad", "fail"),
+        flaky(&python, "grpc", "good", "ok"),
+        flaky(&python, "grpc", "slow", "slow:2000"),
+        flaky(&python, "grpc", "stuck", "slow:1000"),
+    );
+    let mut services = String::new();
+    services += &grpc_service("retry.greeter", &[bad, good]);
+    services += &grpc_service("plain.greeter", &[bad, good]);
+    services += &grpc_service("exhaust.greeter", &[bad]);
+    services += &grpc_service("timeout.greeter", &[slow, good]);
+    services += &grpc_service("budget.greeter", &[stuck]);
+    let mut rules = String::new();
+    for host in [
+        "retry.greeter",
+        "plain.greeter",
+        "exhaust.greeter",
+        "timeout.greeter",
+    ] {
+        rules += &round_robin(host);
+    }
+    let route = |host: &str, extra: &str| {
+        format!(
+            "  apiVersion: networking.istio.io/v1
+  kind: VirtualService
+  metadata: {{name: {host}}}
+  spec:
+    hosts: [{host}]
+    http:
+    - route: [{{destination: {{host: {host}}}}}]
+      {extra}
+  ---
+"
+        )
+    };
+    rules += &route(
+        "retry.greeter",
+        "retries: {attempts: 2, retryOn: \"unavailable,cancelled,resource-exhausted\"}",
+    );
+    rules += &route("plain.greeter", "retries: {attempts: 0}");
+    rules += &route(
+        "exhaust.greeter",
+        "retries: {attempts: 2, retryOn: unavailable}",
+    );
+    rules += &route(
+        "timeout.greeter",
+        "retries: {attempts: 2, perTryTimeout: 200ms, retryOn: \"deadline-exceeded,unavailable\"}\n      timeout: 5s",
+    );
+    rules += &route(
+        "budget.greeter",
+        "retries: {attempts: 3, perTryTimeout: 100ms, retryOn: deadline-exceeded}\n      timeout: 5s",
+    );
+    let rules = rules.trim_end().trim_end_matches("---").to_owned();
+    let config = format!(
+        "admin_listen: 127.0.0.1:0
+listen: [{{protocol: grpc, address: 127.0.0.1:0}}]
+workload: resilience-caller
+services:
+{services}rules: |
+{rules}
+"
+    );
+    let (proxy, _dir) = start_proxy(&config).await;
+    let target = proxy.addr(ListenProtocol::Grpc).unwrap().to_string();
+    let call = |host: &'static str, calls: u32, parallel: bool| {
+        let python = python.clone();
+        let target = target.clone();
+        async move {
+            let authority = format!("--authority={host}");
+            let mut args = vec![authority.as_str()];
+            if parallel {
+                args.push("--parallel");
+            }
+            grpc_batch(&python, &target, calls, &args).await
+        }
+    };
+    let retries = |text: &str, host: &str, reason: &str| {
+        sample(
+            text,
+            "causeway_proxy_retries_total",
+            &[
+                &format!("destination_service=\"{host}\""),
+                &format!("reason=\"{reason}\""),
+            ],
+        )
+    };
+
+    // UNAVAILABLE from one provider: every call succeeds through the other, and each of the bad
+    // provider's answers was followed by exactly one counted retry.
+    let batch: Batch = call("retry.greeter", 20, false).await;
+    assert_eq!(batch.errors, 0, "{batch:?}");
+    assert_eq!(batch.counts.get("good"), Some(&20), "{batch:?}");
+    let bad_seen = grpc_seen(&python, bad).await.requests;
+    assert!(bad_seen >= 5, "round robin sent the bad provider {bad_seen} of 20");
+    let text = proxy.metrics.encode().unwrap();
+    assert_eq!(
+        retries(&text, "retry.greeter", "retriable_status"),
+        f64::from(bad_seen),
+        "{text}"
+    );
+
+    // The same providers without retries: the bad provider's UNAVAILABLE reaches the caller.
+    let before = grpc_seen(&python, bad).await.requests;
+    let plain = call("plain.greeter", 20, false).await;
+    let failed = grpc_seen(&python, bad).await.requests - before;
+    assert!(failed >= 5, "{plain:?}");
+    assert_eq!(plain.codes.get("UNAVAILABLE"), Some(&failed), "{plain:?}");
+    let text = proxy.metrics.encode().unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "causeway_proxy_retries_total",
+            &["destination_service=\"plain.greeter\""]
+        ),
+        0.0,
+        "{text}"
+    );
+
+    // Only a failing provider: three attempts (two retries), then its answer with flag URX.
+    let before = grpc_seen(&python, bad).await.requests;
+    let exhausted = call("exhaust.greeter", 5, false).await;
+    assert_eq!(exhausted.codes.get("UNAVAILABLE"), Some(&5), "{exhausted:?}");
+    assert_eq!(grpc_seen(&python, bad).await.requests - before, 15);
+    let text = proxy.metrics.encode().unwrap();
+    assert_eq!(
+        retries(&text, "exhaust.greeter", "retriable_status"),
+        10.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "istio_requests_total",
+            &[
+                "destination_service=\"exhaust.greeter\"",
+                "grpc_response_status=\"14\"",
+                "response_flags=\"URX\""
+            ]
+        ),
+        5.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "causeway_proxy_retries_refused_total",
+            &["destination_service=\"exhaust.greeter\""]
+        ),
+        5.0,
+        "the attempt limit refused one more retry per call: {text}"
+    );
+
+    // A provider slower than the per-try timeout: the attempt is abandoned after 200 ms and the
+    // other provider answers, long before the slow one would have.
+    let started = Instant::now();
+    let timed = call("timeout.greeter", 10, false).await;
+    let elapsed = started.elapsed();
+    assert_eq!(timed.counts.get("good"), Some(&10), "{timed:?}");
+    let slow_seen = grpc_seen(&python, slow).await.requests;
+    assert!(slow_seen >= 3, "round robin sent the slow provider {slow_seen} of 10");
+    assert!(
+        elapsed < Duration::from_secs(8),
+        "10 calls took {elapsed:?}: the slow provider (2 s) was waited for"
+    );
+    let text = proxy.metrics.encode().unwrap();
+    assert_eq!(
+        retries(&text, "timeout.greeter", "timeout"),
+        f64::from(slow_seen),
+        "{text}"
+    );
+    println!(
+        "per-try timeout: 10 calls in {elapsed:?}, {slow_seen} retried after 200 ms"
+    );
+
+    // 40 calls at once to a provider that never answers within the per-try timeout: the budget
+    // lets a fifth of the active requests (at least 3) retry, so load is far from the 4x that
+    // `attempts: 3` alone would allow, and the refusals are counted.
+    let flood = call("budget.greeter", 40, true).await;
+    assert_eq!(flood.codes.get("DEADLINE_EXCEEDED"), Some(&40), "{flood:?}");
+    let stuck_seen = grpc_seen(&python, stuck).await.requests;
+    let text = proxy.metrics.encode().unwrap();
+    let refused = sample(
+        &text,
+        "causeway_proxy_retries_refused_total",
+        &["destination_service=\"budget.greeter\""],
+    );
+    let admitted = retries(&text, "budget.greeter", "timeout");
+    println!("retry budget: 40 calls, {stuck_seen} attempts, {admitted} retries, {refused} refused");
+    assert!(stuck_seen < 80, "{stuck_seen} attempts for 40 calls");
+    assert_eq!(f64::from(stuck_seen), 40.0 + admitted, "{text}");
+    assert!(refused >= 1.0, "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "istio_requests_total",
+            &[
+                "destination_service=\"budget.greeter\"",
+                "grpc_response_status=\"4\"",
+                "response_flags=\"UT\""
+            ]
+        ),
+        40.0,
+        "{text}"
+    );
+}
