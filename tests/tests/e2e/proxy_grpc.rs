@@ -68,7 +68,12 @@ pub(crate) struct Batch {
 }
 
 /// Runs the Python grpcio client once: `calls` calls with `args` (see grpc_client.py).
-pub(crate) async fn grpc_batch(python: &PythonEnv, target: &str, calls: u32, args: &[&str]) -> Batch {
+pub(crate) async fn grpc_batch(
+    python: &PythonEnv,
+    target: &str,
+    calls: u32,
+    args: &[&str],
+) -> Batch {
     let output = tokio::process::Command::new(python.python())
         .arg(workspace_root().join("tests/python/grpc_client.py"))
         .arg(target)

@@ -14,7 +14,7 @@ use causeway_tests::paths::workspace_root;
 use causeway_tests::ports::free_port;
 use causeway_tests::process::PeerProcess;
 use causeway_tests::python::PythonEnv;
-use causeway_tests::logs;
+use causeway_tests::{assert_eventually, logs};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -65,7 +65,8 @@ async fn grpc_seen(python: &PythonEnv, port: u16) -> Seen {
     serde_json::from_str(json).unwrap()
 }
 
-/// One HTTP/1.1 request on its own connection: (status, body).
+/// One HTTP/1.1 request on its own connection: (status, body). A request unanswered for 30 s
+/// fails the test (rather than hanging it).
 async fn http_call(
     to: SocketAddr,
     host: &str,
@@ -73,14 +74,20 @@ async fn http_call(
     path: &str,
     body: &str,
 ) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(to).await.unwrap();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).await.unwrap();
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(to).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        text
+    };
+    let text = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("no answer in 30 s to {method} {path} for {host} at {to}"));
     let status = text
         .split_whitespace()
         .nth(1)
@@ -243,7 +250,10 @@ services:
     assert_eq!(batch.errors, 0, "{batch:?}");
     assert_eq!(batch.counts.get("good"), Some(&20), "{batch:?}");
     let bad_seen = grpc_seen(&python, bad).await.requests;
-    assert!(bad_seen >= 5, "round robin sent the bad provider {bad_seen} of 20");
+    assert!(
+        bad_seen >= 5,
+        "round robin sent the bad provider {bad_seen} of 20"
+    );
     let text = proxy.metrics.encode().unwrap();
     assert_eq!(
         retries(&text, "retry.greeter", "retriable_status"),
@@ -271,7 +281,11 @@ services:
     // Only a failing provider: three attempts (two retries), then its answer with flag URX.
     let before = grpc_seen(&python, bad).await.requests;
     let exhausted = call("exhaust.greeter", 5, false).await;
-    assert_eq!(exhausted.codes.get("UNAVAILABLE"), Some(&5), "{exhausted:?}");
+    assert_eq!(
+        exhausted.codes.get("UNAVAILABLE"),
+        Some(&5),
+        "{exhausted:?}"
+    );
     assert_eq!(grpc_seen(&python, bad).await.requests - before, 15);
     let text = proxy.metrics.encode().unwrap();
     assert_eq!(
@@ -309,7 +323,10 @@ services:
     let elapsed = started.elapsed();
     assert_eq!(timed.counts.get("good"), Some(&10), "{timed:?}");
     let slow_seen = grpc_seen(&python, slow).await.requests;
-    assert!(slow_seen >= 3, "round robin sent the slow provider {slow_seen} of 10");
+    assert!(
+        slow_seen >= 3,
+        "round robin sent the slow provider {slow_seen} of 10"
+    );
     assert!(
         elapsed < Duration::from_secs(8),
         "10 calls took {elapsed:?}: the slow provider (2 s) was waited for"
@@ -320,9 +337,7 @@ services:
         f64::from(slow_seen),
         "{text}"
     );
-    println!(
-        "per-try timeout: 10 calls in {elapsed:?}, {slow_seen} retried after 200 ms"
-    );
+    println!("per-try timeout: 10 calls in {elapsed:?}, {slow_seen} retried after 200 ms");
 
     // 40 calls at once to a provider that never answers within the per-try timeout: the budget
     // lets a fifth of the active requests (at least 3) retry, so load is far from the 4x that
@@ -337,7 +352,9 @@ services:
         &["destination_service=\"budget.greeter\""],
     );
     let admitted = retries(&text, "budget.greeter", "timeout");
-    println!("retry budget: 40 calls, {stuck_seen} attempts, {admitted} retries, {refused} refused");
+    println!(
+        "retry budget: 40 calls, {stuck_seen} attempts, {admitted} retries, {refused} refused"
+    );
     assert!(stuck_seen < 80, "{stuck_seen} attempts for 40 calls");
     assert_eq!(f64::from(stuck_seen), 40.0 + admitted, "{text}");
     assert!(refused >= 1.0, "{text}");
@@ -352,6 +369,361 @@ services:
             ]
         ),
         40.0,
+        "{text}"
+    );
+}
+
+fn http_service(host: &str, ports: &[u16]) -> String {
+    let endpoints: Vec<String> = ports
+        .iter()
+        .map(|p| format!("{{address: 127.0.0.1, port: {p}}}"))
+        .collect();
+    format!(
+        "- {{host: {host}, port: 8080, protocol: http, endpoints: [{}]}}\n",
+        endpoints.join(", ")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_5xx_retries_and_mirrors_that_never_slow_the_primary() {
+    logs::init();
+    let python = PythonEnv::shared().unwrap();
+    let ((_bad, bad), (_good, good), (_mirror, mirror), (_slow, slow)) = tokio::join!(
+        flaky(&python, "http", "bad", "fail"),
+        flaky(&python, "http", "good", "ok"),
+        flaky(&python, "http", "mirror", "ok"),
+        flaky(&python, "http", "slow-mirror", "slow:3000"),
+    );
+    // Nothing listens there: a mirror that is down.
+    let down = free_port().unwrap();
+    let mut services = String::new();
+    services += &http_service("web.flaky", &[bad, good]);
+    services += &http_service("web.mirror", &[mirror]);
+    services += &http_service("web.toslow", &[good]);
+    services += &http_service("web.slowmirror", &[slow]);
+    services += &http_service("web.todown", &[good]);
+    services += &http_service("web.downmirror", &[down]);
+    let mut rules = round_robin("web.flaky");
+    let route = |host: &str, extra: &str| {
+        format!(
+            "  apiVersion: networking.istio.io/v1
+  kind: VirtualService
+  metadata: {{name: {host}}}
+  spec:
+    hosts: [{host}]
+    http:
+    - route: [{{destination: {{host: {host}}}}}]
+      {extra}
+  ---
+"
+        )
+    };
+    rules += &route(
+        "web.flaky",
+        "retries: {attempts: 2, retryOn: 5xx}\n      mirror: {host: web.mirror}\n      mirrorPercentage: {value: 50}",
+    );
+    rules += &route("web.toslow", "mirror: {host: web.slowmirror}");
+    rules += &route("web.todown", "mirror: {host: web.downmirror}");
+    let rules = rules.trim_end().trim_end_matches("---").to_owned();
+    let config = format!(
+        "admin_listen: 127.0.0.1:0
+listen: [{{protocol: http, address: 127.0.0.1:0}}]
+workload: resilience-caller
+services:
+{services}rules: |
+{rules}
+"
+    );
+    let (proxy, _dir) = start_proxy(&config).await;
+    let http = proxy.addr(ListenProtocol::Http).unwrap();
+
+    // 503 from one provider: every POST is answered by the other, its body replayed.
+    const CALLS: u32 = 200;
+    for i in 0..CALLS {
+        let (status, body) = http_call(
+            http,
+            "web.flaky",
+            "POST",
+            "/orders",
+            &format!("payload-{i}"),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (200, "good"), "call {i}");
+    }
+    let bad_seen = http_seen(bad).await;
+    let good_seen = http_seen(good).await;
+    assert!(bad_seen.requests >= 50, "{bad_seen:?}");
+    assert_eq!(good_seen.requests, CALLS, "{good_seen:?}");
+    // The retried bodies are the callers' bodies.
+    assert!(
+        good_seen.bodies.iter().all(|b| b.starts_with("payload-")),
+        "{good_seen:?}"
+    );
+    let text = proxy.metrics.encode().unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "causeway_proxy_retries_total",
+            &[
+                "destination_service=\"web.flaky\"",
+                "request_protocol=\"http\"",
+                "reason=\"retriable_status\""
+            ]
+        ),
+        f64::from(bad_seen.requests),
+        "{text}"
+    );
+
+    // Half of the requests were copied to the mirror, with the `-shadow` authority and the body.
+    assert_eventually!(
+        {
+            let text = proxy.metrics.encode().unwrap();
+            let mirrored = sample(
+                &text,
+                "causeway_proxy_mirrored_requests_total",
+                &["destination_service=\"web.flaky\""],
+            );
+            mirrored > 0.0 && f64::from(http_seen(mirror).await.requests) == mirrored
+        },
+        "the mirror never saw what the proxy counted as mirrored"
+    );
+    let mirror_seen = http_seen(mirror).await;
+    println!(
+        "mirror at 50 %: {} of {CALLS} requests copied",
+        mirror_seen.requests
+    );
+    assert!(
+        (60..=140).contains(&mirror_seen.requests),
+        "{} of {CALLS} mirrored at 50 %",
+        mirror_seen.requests
+    );
+    assert!(
+        mirror_seen
+            .authorities
+            .iter()
+            .all(|a| a == "web.flaky-shadow"),
+        "{mirror_seen:?}"
+    );
+    assert!(
+        mirror_seen.bodies.iter().all(|b| b.starts_with("payload-")),
+        "{mirror_seen:?}"
+    );
+
+    // A mirror that takes 3 s, or is down, costs the primary nothing.
+    for host in ["web.toslow", "web.todown"] {
+        for i in 0..20 {
+            let started = Instant::now();
+            let (status, body) = http_call(http, host, "POST", "/", "x").await;
+            let took = started.elapsed();
+            assert_eq!((status, body.as_str()), (200, "good"), "{host} call {i}");
+            assert!(
+                took < Duration::from_secs(1),
+                "{host} call {i} took {took:?}"
+            );
+        }
+    }
+    assert_eventually!(
+        http_seen(slow).await.requests == 20,
+        "the slow mirror did not get its 20 copies"
+    );
+    // More copies than may be in flight at once (64) while the slow mirror holds 3 s each: the
+    // excess is dropped and counted, never queued behind the primary.
+    for _ in 0..80 {
+        let (status, _) = http_call(http, "web.toslow", "GET", "/", "").await;
+        assert_eq!(status, 200);
+    }
+    assert_eventually!(within Duration::from_secs(30);
+        {
+            let text = proxy.metrics.encode().unwrap();
+            let service = ["destination_service=\"web.toslow\""];
+            let mirrored = sample(&text, "causeway_proxy_mirrored_requests_total", &service);
+            let dropped = sample(&text, "causeway_proxy_mirror_dropped_total", &service);
+            dropped >= 1.0 && mirrored + dropped == 100.0
+                && f64::from(http_seen(slow).await.requests) == mirrored
+        },
+        "mirrored + dropped copies of web.toslow never added up to 100: {}",
+        proxy.metrics.encode().unwrap()
+    );
+    let text = proxy.metrics.encode().unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "istio_requests_total",
+            &[
+                "destination_service=\"web.todown\"",
+                "response_code=\"200\""
+            ]
+        ),
+        20.0,
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batch_class_shed_with_resource_exhausted_while_users_pass_and_http_rate_limit() {
+    logs::init();
+    let python = PythonEnv::shared().unwrap();
+    let ((_grpc, grpc), (_web, web)) = tokio::join!(
+        flaky(&python, "grpc", "busy", "slow:1500"),
+        flaky(&python, "http", "web", "ok"),
+    );
+    let mut services = grpc_service("iso.greeter", &[grpc]);
+    services += &http_service("web.limited", &[web]);
+    let config = format!(
+        "admin_listen: 127.0.0.1:0
+listen: [{{protocol: grpc, address: 127.0.0.1:0}}, {{protocol: http, address: 127.0.0.1:0}}]
+workload: resilience-caller
+services:
+{services}rules: |
+  apiVersion: causeway.io/v1alpha1
+  kind: TrafficIsolation
+  metadata: {{name: iso}}
+  spec:
+    host: iso.greeter
+    classes:
+    - name: batch
+      match:
+        headers:
+          x-caller-app: {{prefix: report-}}
+      maxConcurrency: 2
+      shedOrder: 0
+    - name: user
+      maxConcurrency: 50
+      shedOrder: 10
+    defaultClass: user
+  ---
+  apiVersion: metaprotocol.aeraki.io/v1alpha1
+  kind: MetaRouter
+  metadata: {{name: limited}}
+  spec:
+    hosts: [web.limited]
+    localRateLimit:
+      tokenBucket: {{maxTokens: 3, tokensPerFill: 1, fillInterval: 1h}}
+"
+    );
+    let (proxy, _dir) = start_proxy(&config).await;
+    let target = proxy.addr(ListenProtocol::Grpc).unwrap().to_string();
+
+    // Ten batch calls and ten user calls at once, each held 1.5 s by the provider: the batch
+    // class gets its two slots and the rest is shed at once; users are untouched.
+    let (batch, users) = tokio::join!(
+        grpc_batch(
+            &python,
+            &target,
+            10,
+            &[
+                "--authority=iso.greeter",
+                "--parallel",
+                "x-caller-app=report-nightly"
+            ]
+        ),
+        grpc_batch(
+            &python,
+            &target,
+            10,
+            &[
+                "--authority=iso.greeter",
+                "--parallel",
+                "x-caller-app=shop-web"
+            ]
+        ),
+    );
+    println!(
+        "isolation: batch {:?}, users {:?}",
+        batch.codes, users.codes
+    );
+    assert_eq!(users.counts.get("busy"), Some(&10), "{users:?}");
+    let shed = batch.codes.get("RESOURCE_EXHAUSTED").copied().unwrap_or(0);
+    assert!(shed >= 1, "{batch:?}");
+    assert_eq!(
+        batch.codes.get("OK").copied().unwrap_or(0) + shed,
+        10,
+        "{batch:?}"
+    );
+    assert!(batch.last_error.contains("batch"), "{batch:?}");
+    let text = proxy.metrics.encode().unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "causeway_proxy_shed_total",
+            &[
+                "destination_service=\"iso.greeter\"",
+                "traffic_class=\"batch\"",
+                "reason=\"concurrency_limit\""
+            ]
+        ),
+        f64::from(shed),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "causeway_proxy_class_requests_total",
+            &[
+                "destination_service=\"iso.greeter\"",
+                "traffic_class=\"user\""
+            ]
+        ),
+        10.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "istio_requests_total",
+            &[
+                "destination_service=\"iso.greeter\"",
+                "grpc_response_status=\"8\"",
+                "response_flags=\"UO\""
+            ]
+        ),
+        f64::from(shed),
+        "{text}"
+    );
+    assert_eventually!(
+        {
+            let text = proxy.metrics.encode().unwrap();
+            sample(
+                &text,
+                "causeway_proxy_class_in_flight",
+                &["destination_service=\"iso.greeter\""],
+            ) == 0.0
+        },
+        "class slots were not released"
+    );
+
+    // The host's local rate limit over HTTP: three tokens, then 429 with flag RL.
+    let http = proxy.addr(ListenProtocol::Http).unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(http_call(http, "web.limited", "GET", "/", "").await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    assert_eq!(http_seen(web).await.requests, 3);
+    let text = proxy.metrics.encode().unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "istio_requests_total",
+            &[
+                "destination_service=\"web.limited\"",
+                "response_code=\"429\"",
+                "response_flags=\"RL\""
+            ]
+        ),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "causeway_proxy_shed_total",
+            &[
+                "destination_service=\"web.limited\"",
+                "reason=\"rate_limit\""
+            ]
+        ),
+        2.0,
         "{text}"
     );
 }
