@@ -727,3 +727,128 @@ services:
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_retries_and_mirror_configured_through_the_bridge() {
+    use causeway_proxy::config::{Listen, XdsConfig};
+    use causeway_tests::zookeeper::ZooKeeperServer;
+    use zookeeper_client as zk;
+
+    use crate::xds_grpc::{HOST, provider_path, register, start_bridge};
+
+    logs::init();
+    let python = PythonEnv::shared().unwrap();
+    let zookeeper = ZooKeeperServer::start().await.unwrap();
+    let client = zk::Client::connect(&zookeeper.connect_string())
+        .await
+        .unwrap();
+    let ((_bad, bad), (_good, good), (_shadow, shadow)) = tokio::join!(
+        flaky(&python, "grpc", "bad", "fail"),
+        flaky(&python, "grpc", "good", "ok"),
+        flaky(&python, "grpc", "shadow", "ok"),
+    );
+    register(&client, &provider_path("127.0.0.1", bad, "v1", "z1")).await;
+    register(&client, &provider_path("127.0.0.1", good, "v1", "z1")).await;
+    register(&client, &provider_path("127.0.0.1", shadow, "v3", "z1")).await;
+    let rules = format!(
+        "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: greeter}}
+spec:
+  host: {HOST}
+  trafficPolicy: {{loadBalancer: {{simple: ROUND_ROBIN}}}}
+  subsets:
+    - {{name: v1, labels: {{version: v1}}}}
+    - {{name: v3, labels: {{version: v3}}}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: greeter}}
+spec:
+  hosts: [{HOST}]
+  http:
+    - name: all
+      route: [{{destination: {{host: {HOST}, subset: v1}}}}]
+      retries: {{attempts: 2, perTryTimeout: 2s, retryOn: \"unavailable,resource-exhausted\"}}
+      mirror: {{host: {HOST}, subset: v3}}
+      mirrorPercentage: {{value: 100}}
+"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let rules_path = dir.path().join("rules.yaml");
+    std::fs::write(&rules_path, rules).unwrap();
+    let bridge = start_bridge(&zookeeper, Some(&rules_path)).await;
+    let proxy = app::start(
+        ProxyConfig {
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            listen: vec![Listen::new(
+                ListenProtocol::Grpc,
+                "127.0.0.1:0".parse().unwrap(),
+            )],
+            locality: "r1/z1".into(),
+            workload: "grpc-caller".into(),
+            xds: Some(XdsConfig {
+                address: bridge.xds_addr.to_string(),
+                node_id: Some("grpc-caller-1".into()),
+            }),
+            ..ProxyConfig::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eventually!(within Duration::from_secs(30); {
+        let snapshot = proxy.store.load();
+        let endpoints = |subset: &str| {
+            snapshot
+                .clusters
+                .values()
+                .filter(|c| c.host == HOST && c.subset == subset)
+                .map(|c| c.endpoints.len())
+                .sum::<usize>()
+        };
+        snapshot
+            .http_table(HOST)
+            .is_some_and(|t| t.routes.iter().any(|r| r.retries.is_some() && !r.mirrors.is_empty()))
+            && endpoints("v1") == 2
+            && endpoints("v3") == 1
+    }, "the proxy never received the retry and mirror policy over RDS: {:?}", proxy.store.load());
+
+    let target = proxy.addr(ListenProtocol::Grpc).unwrap().to_string();
+    let batch = grpc_batch(&python, &target, 20, &[]).await;
+    assert_eq!(batch.counts.get("good"), Some(&20), "{batch:?}");
+    let bad_seen = grpc_seen(&python, bad).await.requests;
+    assert!(
+        bad_seen >= 5,
+        "round robin sent the bad provider {bad_seen} of 20"
+    );
+    let text = proxy.metrics.encode().unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "causeway_proxy_retries_total",
+            &[
+                &format!("destination_service=\"{HOST}\""),
+                "reason=\"retriable_status\""
+            ]
+        ),
+        f64::from(bad_seen),
+        "{text}"
+    );
+    // Every call was copied to v3 (grpcio does not show a server the authority; the HTTP test
+    // checks the `-shadow` suffix), and the caller saw only the primary's answers.
+    assert_eventually!(
+        grpc_seen(&python, shadow).await.requests == 20,
+        "the mirror did not get its 20 copies"
+    );
+    let text = proxy.metrics.encode().unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            "causeway_proxy_mirrored_requests_total",
+            &[&format!("destination_service=\"{HOST}\"")]
+        ),
+        20.0,
+        "{text}"
+    );
+}
