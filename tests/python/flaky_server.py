@@ -105,6 +105,8 @@ def serve_http(host, port, name, mode, counter):
         def log_message(self, *args):
             pass
 
+    # Bursts of connections from the proxy must not overflow the default backlog of 5.
+    ThreadingHTTPServer.request_queue_size = 256
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     print("READY", flush=True)

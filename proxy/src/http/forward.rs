@@ -8,8 +8,15 @@
 //! | no usable endpoint | 14 UNAVAILABLE | 503 | `UH` |
 //! | endpoints refuse connections (after trying others) | 14 UNAVAILABLE | 503 | `UF` |
 //! | provider connection closed before the response | 14 UNAVAILABLE | 503 | `UC` |
-//! | no response within the route timeout | 4 DEADLINE_EXCEEDED | 504 | `UT` |
+//! | no response within the route timeout (or the last attempt's per-try timeout) | 4 DEADLINE_EXCEEDED | 504 | `UT` |
 //! | cluster at its request limit | 14 UNAVAILABLE | 503 | `UO` |
+//! | traffic class shed (admission) | 8 RESOURCE_EXHAUSTED | 503 | `UO` |
+//! | local rate limit (admission) | 8 RESOURCE_EXHAUSTED | 429 | `RL` |
+//! | retries exhausted on a retriable answer | the provider's answer | the provider's | `URX` |
+//!
+//! A route with a retry policy sends failed attempts again ([`super::retry`]), replaying the
+//! body from its [`Tape`]; a route with mirrors starts its copies ([`super::mirror`]) before the
+//! primary is forwarded.
 //!
 //! Table lookup: the authority (`:authority`, else `Host`) against the tables' domains, with or
 //! without port; a gRPC call whose authority names no table (a client dialling the proxy's own
@@ -31,7 +38,7 @@ use http_body::Body as _;
 
 use super::admission::{self, Denied, HeaderView};
 use super::body::{InFlight, ProxyBody, Record, RequestBody, Reusable};
-use super::retry::{self, Outcome};
+use super::retry::{self, Next, Outcome};
 use super::tape::{REPLAY_LIMIT, Tape, TapeEnd};
 use super::upstream::Sender;
 use super::{HttpContext, ListenerKind, mirror};
@@ -528,7 +535,7 @@ fn exhausted(cluster: &Cluster, last: Option<Outcome>, tried: usize) -> (Failure
 }
 
 /// Picks an endpoint, connects, sends and passes the response on; failed attempts are sent
-/// again as [`retry::may_retry`] and the retry budget allow, to another endpoint when there is
+/// again as [`retry::next`] and the retry budget allow, to another endpoint when there is
 /// one.
 #[allow(clippy::too_many_lines)]
 async fn forward(
@@ -648,19 +655,19 @@ async fn forward(
     // Admitted retries count against the cluster's budget until the request is answered.
     let mut tokens: Vec<RetryToken> = Vec::new();
     // Asks the budget for the retry after `outcome`; `false` when the request must end here.
-    let mut retry_allowed = |outcome: Outcome, retried: u32, load: u32| -> bool {
+    // What follows a failed attempt: `Retry` only once the budget admitted it; `Exhausted` when
+    // the attempt limit or the budget refused a wanted retry (counted as refused).
+    let mut retry_allowed = |outcome: Outcome, retried: u32, load: u32| -> Next {
         let replayable = tape.as_ref().is_some_and(|t| t.end() == TapeEnd::Complete);
-        if !retry::may_retry(retries.as_ref(), outcome, retried, replayable) {
-            if retries.is_some()
-                && !outcome.unsent()
-                && retried >= retries.as_ref().map_or(0, |r| r.attempts)
-            {
-                // Wanted but over the attempt limit.
+        match retry::next(retries.as_ref(), outcome, retried, replayable) {
+            Next::Retry => {}
+            Next::Exhausted => {
                 context.metrics.resilience.retry_refused(&service, protocol);
+                return Next::Exhausted;
             }
-            return false;
+            Next::Stop => return Next::Stop,
         }
-        budget::admit(
+        match budget::admit(
             context.balancer.retry_budgets(),
             &context.metrics,
             &cluster.name,
@@ -668,9 +675,13 @@ async fn forward(
             load,
             protocol,
             outcome.reason(),
-        )
-        .map(|token| tokens.push(token))
-        .is_some()
+        ) {
+            Some(token) => {
+                tokens.push(token);
+                Next::Retry
+            }
+            None => Next::Exhausted,
+        }
     };
     loop {
         let chosen = {
@@ -736,7 +747,8 @@ async fn forward(
                     Outcome::ConnectFailure,
                     retried,
                     load.load(Ordering::Relaxed),
-                ) {
+                ) == Next::Retry
+                {
                     retried += 1;
                     continue;
                 }
@@ -802,6 +814,7 @@ async fn forward(
                 last = Some(Outcome::Timeout);
                 if !route_expired
                     && retry_allowed(Outcome::Timeout, retried, load.load(Ordering::Relaxed))
+                        == Next::Retry
                 {
                     retried += 1;
                     continue;
@@ -826,7 +839,9 @@ async fn forward(
                     pending = Some(unsent);
                     unreachable.push(endpoint.address);
                     last = Some(Outcome::Unsent);
-                    if retry_allowed(Outcome::Unsent, retried, load.load(Ordering::Relaxed)) {
+                    if retry_allowed(Outcome::Unsent, retried, load.load(Ordering::Relaxed))
+                        == Next::Retry
+                    {
                         retried += 1;
                         continue;
                     }
@@ -836,7 +851,9 @@ async fn forward(
                 drop(in_flight);
                 tried.push(endpoint.address);
                 last = Some(Outcome::Reset);
-                if retry_allowed(Outcome::Reset, retried, load.load(Ordering::Relaxed)) {
+                if retry_allowed(Outcome::Reset, retried, load.load(Ordering::Relaxed))
+                    == Next::Retry
+                {
                     retried += 1;
                     continue;
                 }
@@ -867,16 +884,21 @@ async fn forward(
                 outlier::http_verdict(response.status().as_u16())
             };
             last = Some(Outcome::Status);
-            if retry_allowed(Outcome::Status, retried, load.load(Ordering::Relaxed)) {
-                in_flight.report(verdict);
-                drop(in_flight);
-                drop(response);
-                tried.push(endpoint.address);
-                retried += 1;
-                continue;
+            match retry_allowed(Outcome::Status, retried, load.load(Ordering::Relaxed)) {
+                Next::Retry => {
+                    in_flight.report(verdict);
+                    drop(in_flight);
+                    drop(response);
+                    tried.push(endpoint.address);
+                    retried += 1;
+                    continue;
+                }
+                // The last attempt's answer is the caller's.
+                Next::Exhausted => {
+                    call.success_flags = ResponseFlags::UpstreamRetryLimitExceeded;
+                }
+                Next::Stop => {}
             }
-            // The last attempt's answer is the caller's.
-            call.success_flags = ResponseFlags::UpstreamRetryLimitExceeded;
         }
         in_flight.answered(sent_at.elapsed());
         let (mut parts, incoming) = response.into_parts();

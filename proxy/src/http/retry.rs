@@ -63,22 +63,41 @@ fn named(on: &RetryOn, outcome: Outcome) -> bool {
     }
 }
 
-/// Whether another attempt may follow one that ended with `outcome`, after `retries` retries;
-/// `replayable` says whether the whole body was recorded.
-pub fn may_retry(
-    spec: Option<&RetrySpec>,
-    outcome: Outcome,
-    retries: u32,
-    replayable: bool,
-) -> bool {
+/// What follows an attempt that went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Another attempt (if the retry budget agrees).
+    Retry,
+    /// The policy wants another attempt but its attempt limit is reached: the caller gets this
+    /// attempt's outcome (`URX` when it is an answer), and the refusal is counted.
+    Exhausted,
+    /// Nothing to retry: no policy for this outcome, or the body cannot be sent again.
+    Stop,
+}
+
+/// What follows an attempt that ended with `outcome`, after `retries` retries; `replayable`
+/// says whether the whole body was recorded.
+pub fn next(spec: Option<&RetrySpec>, outcome: Outcome, retries: u32, replayable: bool) -> Next {
     let attempts = spec.map_or(0, |s| s.attempts);
     if outcome.unsent() {
-        return retries < attempts.max(UNSENT_RETRIES);
+        // As on the Dubbo and Thrift paths: the end of the endpoints to try, not a refusal.
+        return if retries < attempts.max(UNSENT_RETRIES) {
+            Next::Retry
+        } else {
+            Next::Stop
+        };
     }
     let Some(spec) = spec else {
-        return false;
+        return Next::Stop;
     };
-    replayable && retries < attempts && named(&spec.conditions, outcome)
+    if !replayable || !named(&spec.conditions, outcome) {
+        return Next::Stop;
+    }
+    if retries < attempts {
+        Next::Retry
+    } else {
+        Next::Exhausted
+    }
 }
 
 /// Whether a response (its head) is one the policy retries: an HTTP status it names, or for
@@ -105,33 +124,41 @@ mod tests {
 
     #[test]
     fn never_sent_requests_go_elsewhere_without_a_policy_but_sent_ones_do_not() {
-        assert!(may_retry(None, Outcome::ConnectFailure, 0, false));
-        assert!(may_retry(None, Outcome::Unsent, 1, false));
-        assert!(!may_retry(None, Outcome::ConnectFailure, 2, false));
-        assert!(!may_retry(None, Outcome::Reset, 0, true));
-        assert!(!may_retry(None, Outcome::Status, 0, true));
+        assert_eq!(next(None, Outcome::ConnectFailure, 0, false), Next::Retry);
+        assert_eq!(next(None, Outcome::Unsent, 1, false), Next::Retry);
+        assert_eq!(next(None, Outcome::ConnectFailure, 2, false), Next::Stop);
+        assert_eq!(next(None, Outcome::Reset, 0, true), Next::Stop);
+        assert_eq!(next(None, Outcome::Status, 0, true), Next::Stop);
     }
 
     #[test]
     fn sent_requests_follow_the_policy_and_need_their_body() {
         let policy = spec(2, "5xx");
-        assert!(may_retry(Some(&policy), Outcome::Status, 0, true));
-        assert!(may_retry(Some(&policy), Outcome::Timeout, 1, true));
-        assert!(
-            !may_retry(Some(&policy), Outcome::Status, 2, true),
-            "attempts"
+        assert_eq!(next(Some(&policy), Outcome::Status, 0, true), Next::Retry);
+        assert_eq!(next(Some(&policy), Outcome::Timeout, 1, true), Next::Retry);
+        assert_eq!(
+            next(Some(&policy), Outcome::Status, 2, true),
+            Next::Exhausted
         );
-        assert!(
-            !may_retry(Some(&policy), Outcome::Status, 0, false),
+        assert_eq!(
+            next(Some(&policy), Outcome::Status, 0, false),
+            Next::Stop,
             "no body"
         );
         let grpc_only = spec(3, "unavailable");
-        assert!(!may_retry(Some(&grpc_only), Outcome::Reset, 0, true));
-        assert!(!may_retry(Some(&grpc_only), Outcome::Timeout, 0, true));
+        assert_eq!(next(Some(&grpc_only), Outcome::Reset, 0, true), Next::Stop);
+        assert_eq!(
+            next(Some(&grpc_only), Outcome::Timeout, 3, true),
+            Next::Stop
+        );
         let deadline = spec(3, "deadline-exceeded");
-        assert!(may_retry(Some(&deadline), Outcome::Timeout, 0, true));
+        assert_eq!(
+            next(Some(&deadline), Outcome::Timeout, 0, true),
+            Next::Retry
+        );
         let reset = spec(1, "reset");
-        assert!(may_retry(Some(&reset), Outcome::Reset, 0, true));
+        assert_eq!(next(Some(&reset), Outcome::Reset, 0, true), Next::Retry);
+        assert_eq!(next(Some(&reset), Outcome::Reset, 1, true), Next::Exhausted);
     }
 
     #[test]

@@ -526,11 +526,14 @@ services:
         http_seen(slow).await.requests == 20,
         "the slow mirror did not get its 20 copies"
     );
-    // More copies than may be in flight at once (64) while the slow mirror holds 3 s each: the
-    // excess is dropped and counted, never queued behind the primary.
+    // 80 requests at once, more copies than may be in flight (64) while the slow mirror holds
+    // each for 3 s: the excess is dropped and counted, never queued behind the primary.
+    let mut burst = tokio::task::JoinSet::new();
     for _ in 0..80 {
-        let (status, _) = http_call(http, "web.toslow", "GET", "/", "").await;
-        assert_eq!(status, 200);
+        burst.spawn(http_call(http, "web.toslow", "GET", "/", ""));
+    }
+    while let Some(answer) = burst.join_next().await {
+        assert_eq!(answer.unwrap().0, 200);
     }
     assert_eventually!(within Duration::from_secs(30);
         {
@@ -818,11 +821,12 @@ spec:
     let batch = grpc_batch(&python, &target, 20, &[]).await;
     assert_eq!(batch.counts.get("good"), Some(&20), "{batch:?}");
     let bad_seen = grpc_seen(&python, bad).await.requests;
+    let text = proxy.metrics.encode().unwrap();
     assert!(
         bad_seen >= 5,
-        "round robin sent the bad provider {bad_seen} of 20"
+        "round robin sent the bad provider {bad_seen} of 20: {text}\n{:?}",
+        proxy.store.load()
     );
-    let text = proxy.metrics.encode().unwrap();
     assert_eq!(
         sample(
             &text,
