@@ -654,7 +654,6 @@ async fn forward(
     let cluster_host: Arc<str> = Arc::from(cluster.host.as_str());
     // Admitted retries count against the cluster's budget until the request is answered.
     let mut tokens: Vec<RetryToken> = Vec::new();
-    // Asks the budget for the retry after `outcome`; `false` when the request must end here.
     // What follows a failed attempt: `Retry` only once the budget admitted it; `Exhausted` when
     // the attempt limit or the budget refused a wanted retry (counted as refused).
     let mut retry_allowed = |outcome: Outcome, retried: u32, load: u32| -> Next {
