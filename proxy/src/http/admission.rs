@@ -99,3 +99,27 @@ pub fn admit(
         permit: admitted.permit,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn headers_and_pseudo_headers_are_attributes() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-caller-app", HeaderValue::from_static("report-nightly"));
+        let view = HeaderView {
+            headers: &headers,
+            authority: "orders:8080",
+            method: &Method::POST,
+            path_and_query: "/orders?page=2",
+        };
+        assert_eq!(view.get("x-caller-app"), Some("report-nightly"));
+        assert_eq!(view.get(":authority"), Some("orders:8080"));
+        assert_eq!(view.get(":method"), Some("POST"));
+        assert_eq!(view.get(":path"), Some("/orders?page=2"));
+        assert_eq!(view.get("x-missing"), None);
+    }
+}
