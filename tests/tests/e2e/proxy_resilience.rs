@@ -1,5 +1,6 @@
 //! gRPC and HTTP resilience through causeway-proxy (issue 7), configured from VirtualService,
-//! DestinationRule, TrafficIsolation and MetaRouter rules in local mode, with real peers: Python
+//! DestinationRule, TrafficIsolation and MetaRouter rules in local mode (and once through the
+//! bridge's RDS, the providers in its file registry), with real peers: Python
 //! `grpcio` servers and `http.server` providers that answer, fail or stall on purpose
 //! (`tests/python/flaky_server.py`, which also counts what reached them), the real `grpcio`
 //! client and plain HTTP/1.1 requests. Each scenario asserts what callers and providers saw and
@@ -733,26 +734,32 @@ services:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_retries_and_mirror_configured_through_the_bridge() {
+    use causeway_bridge::app as bridge_app;
+    use causeway_bridge::config::BridgeConfig;
+    use causeway_bridge::pipeline::Debounce;
     use causeway_proxy::config::{Listen, XdsConfig};
-    use causeway_tests::zookeeper::ZooKeeperServer;
-    use zookeeper_client as zk;
 
-    use crate::xds_grpc::{HOST, provider_path, register, start_bridge};
+    use crate::xds_grpc::HOST;
 
     logs::init();
     let python = PythonEnv::shared().unwrap();
-    let zookeeper = ZooKeeperServer::start().await.unwrap();
-    let client = zk::Client::connect(&zookeeper.connect_string())
-        .await
-        .unwrap();
     let ((_bad, bad), (_good, good), (_shadow, shadow)) = tokio::join!(
         flaky(&python, "grpc", "bad", "fail"),
         flaky(&python, "grpc", "good", "ok"),
         flaky(&python, "grpc", "shadow", "ok"),
     );
-    register(&client, &provider_path("127.0.0.1", bad, "v1", "z1")).await;
-    register(&client, &provider_path("127.0.0.1", good, "v1", "z1")).await;
-    register(&client, &provider_path("127.0.0.1", shadow, "v3", "z1")).await;
+    // The bridge's file registry: the three providers as a gRPC service, v1 (bad, good) and v3.
+    let endpoint = |port: u16, version: &str| {
+        format!(
+            "      - {{address: 127.0.0.1, port: {port}, labels: {{aeraki_meta_app_version: {version}, region: r1, zone: z1}}}}\n"
+        )
+    };
+    let registry = format!(
+        "services:\n  - interface: demo.Greeter\n    protocol: grpc\n    methods: [SayHello]\n    endpoints:\n{}{}{}",
+        endpoint(bad, "v1"),
+        endpoint(good, "v1"),
+        endpoint(shadow, "v3"),
+    );
     let rules = format!(
         "apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -780,7 +787,21 @@ spec:
     let dir = tempfile::tempdir().unwrap();
     let rules_path = dir.path().join("rules.yaml");
     std::fs::write(&rules_path, rules).unwrap();
-    let bridge = start_bridge(&zookeeper, Some(&rules_path)).await;
+    let registry_path = dir.path().join("registry.yaml");
+    std::fs::write(&registry_path, registry).unwrap();
+    let bridge = bridge_app::start(BridgeConfig {
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        xds_listen: "127.0.0.1:0".parse().unwrap(),
+        registries: vec![format!("file://{}?name=static", registry_path.display())],
+        rules: Some(rules_path),
+        debounce: Debounce {
+            quiet_ms: 20,
+            max_ms: 200,
+        },
+        ..BridgeConfig::default()
+    })
+    .await
+    .unwrap();
     let proxy = app::start(
         ProxyConfig {
             admin_listen: "127.0.0.1:0".parse().unwrap(),
