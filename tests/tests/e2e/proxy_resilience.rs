@@ -25,9 +25,25 @@ use crate::proxy_grpc::{Batch, grpc_batch};
 /// `slow:MS`; it answers `name`.
 async fn flaky(python: &PythonEnv, kind: &str, name: &str, mode: &str) -> (PeerProcess, u16) {
     let port = free_port().unwrap();
+    (
+        flaky_at(python, kind, "127.0.0.1", port, name, mode).await,
+        port,
+    )
+}
+
+/// [`flaky`] on a given address: providers of one service port on several loopback addresses,
+/// as on several hosts.
+async fn flaky_at(
+    python: &PythonEnv,
+    kind: &str,
+    ip: &str,
+    port: u16,
+    name: &str,
+    mode: &str,
+) -> PeerProcess {
     let label = format!("{kind}-{name}-{port}");
     let mut command = python.command(&workspace_root().join("tests/python/flaky_server.py"));
-    command.args([kind, "127.0.0.1", &port.to_string(), name, mode]);
+    command.args([kind, ip, &port.to_string(), name, mode]);
     let mut process =
         PeerProcess::spawn(&label, command, PeerProcess::temp_dir(&label).unwrap()).unwrap();
     let log = process.dir().join(format!("{label}.log"));
@@ -41,7 +57,7 @@ async fn flaky(python: &PythonEnv, kind: &str, name: &str, mode: &str) -> (PeerP
         })
         .await
         .unwrap();
-    (process, port)
+    process
 }
 
 /// What a provider saw.
@@ -52,15 +68,14 @@ struct Seen {
     bodies: Vec<String>,
 }
 
-/// Asks a gRPC provider directly (not through the proxy) what it saw.
+/// Asks a gRPC provider on 127.0.0.1 directly (not through the proxy) what it saw.
 async fn grpc_seen(python: &PythonEnv, port: u16) -> Seen {
-    let batch = grpc_batch(
-        python,
-        &format!("127.0.0.1:{port}"),
-        1,
-        &["--path=/demo.Greeter/Count"],
-    )
-    .await;
+    grpc_seen_at(python, &format!("127.0.0.1:{port}")).await
+}
+
+/// [`grpc_seen`] for a provider at `address`.
+async fn grpc_seen_at(python: &PythonEnv, address: &str) -> Seen {
+    let batch = grpc_batch(python, address, 1, &["--path=/demo.Greeter/Count"]).await;
     assert_eq!(batch.errors, 0, "{}", batch.last_error);
     let json = batch.counts.keys().next().unwrap();
     serde_json::from_str(json).unwrap()
@@ -743,22 +758,26 @@ async fn grpc_retries_and_mirror_configured_through_the_bridge() {
 
     logs::init();
     let python = PythonEnv::shared().unwrap();
-    let ((_bad, bad), (_good, good), (_shadow, shadow)) = tokio::join!(
-        flaky(&python, "grpc", "bad", "fail"),
-        flaky(&python, "grpc", "good", "ok"),
-        flaky(&python, "grpc", "shadow", "ok"),
+    // One service port on three loopback addresses (different ports would be different service
+    // ports, each with its own route table and clusters).
+    let port = free_port().unwrap();
+    let (_bad, _good, _shadow) = tokio::join!(
+        flaky_at(&python, "grpc", "127.0.0.1", port, "bad", "fail"),
+        flaky_at(&python, "grpc", "127.0.0.2", port, "good", "ok"),
+        flaky_at(&python, "grpc", "127.0.0.3", port, "shadow", "ok"),
     );
+    let (bad, shadow) = (format!("127.0.0.1:{port}"), format!("127.0.0.3:{port}"));
     // The bridge's file registry: the three providers as a gRPC service, v1 (bad, good) and v3.
-    let endpoint = |port: u16, version: &str| {
+    let endpoint = |ip: &str, version: &str| {
         format!(
-            "      - {{address: 127.0.0.1, port: {port}, labels: {{aeraki_meta_app_version: {version}, region: r1, zone: z1}}}}\n"
+            "      - {{address: {ip}, port: {port}, labels: {{aeraki_meta_app_version: {version}, region: r1, zone: z1}}}}\n"
         )
     };
     let registry = format!(
         "services:\n  - interface: demo.Greeter\n    protocol: grpc\n    methods: [SayHello]\n    endpoints:\n{}{}{}",
-        endpoint(bad, "v1"),
-        endpoint(good, "v1"),
-        endpoint(shadow, "v3"),
+        endpoint("127.0.0.1", "v1"),
+        endpoint("127.0.0.2", "v1"),
+        endpoint("127.0.0.3", "v3"),
     );
     let rules = format!(
         "apiVersion: networking.istio.io/v1
@@ -841,7 +860,7 @@ spec:
     let target = proxy.addr(ListenProtocol::Grpc).unwrap().to_string();
     let batch = grpc_batch(&python, &target, 20, &[]).await;
     assert_eq!(batch.counts.get("good"), Some(&20), "{batch:?}");
-    let bad_seen = grpc_seen(&python, bad).await.requests;
+    let bad_seen = grpc_seen_at(&python, &bad).await.requests;
     let text = proxy.metrics.encode().unwrap();
     assert!(
         bad_seen >= 5,
@@ -863,7 +882,7 @@ spec:
     // Every call was copied to v3 (grpcio does not show a server the authority; the HTTP test
     // checks the `-shadow` suffix), and the caller saw only the primary's answers.
     assert_eventually!(
-        grpc_seen(&python, shadow).await.requests == 20,
+        grpc_seen_at(&python, &shadow).await.requests == 20,
         "the mirror did not get its 20 copies"
     );
     let text = proxy.metrics.encode().unwrap();
