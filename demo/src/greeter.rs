@@ -22,6 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+use crate::estate::{Registration, Service};
+pub use crate::served::{CallError, Served};
+
 /// The Java interface name, as the real Apache Dubbo sample in `demo/java` uses it.
 pub const INTERFACE: &str = "io.causeway.demo.api.GreetingService";
 /// Its Dubbo version.
@@ -29,6 +32,9 @@ pub const SERVICE_VERSION: &str = "1.0.0";
 /// The methods it serves.
 pub const METHODS: [&str; 4] = ["greet", "place", "report", "slow"];
 
+/// What a `slow` call asks the Java sample to sleep, in milliseconds (the Rust provider takes
+/// its own [`Identity::slow_latency`]).
+pub const SLOW_MILLIS: i32 = 20;
 /// Latency of `place`, a user call doing real work.
 pub const PLACE_LATENCY: Duration = Duration::from_millis(5);
 /// Latency of `report`, a batch job's call.
@@ -50,6 +56,16 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// What this provider publishes when it listens on `addr`.
+    pub fn registration(&self, addr: SocketAddr) -> Registration {
+        Registration {
+            service: Service::Greeter,
+            version: self.version.clone(),
+            zone: self.zone.clone(),
+            addr,
+        }
+    }
+
     fn latency(&self, method: &str) -> Duration {
         match method {
             "slow" => self.slow_latency,
@@ -137,10 +153,7 @@ async fn serve(stream: TcpStream, identity: Identity, pool: Arc<tokio::sync::Sem
             .request()
             .map(|view| view.method().to_owned())
             .unwrap_or_default();
-        let text = format!(
-            "Hello, causeway (from {} in {})",
-            identity.version, identity.zone
-        );
+        let text = Served::answer("Hello, causeway", &identity.version, &identity.zone);
         let delay = identity.latency(&method);
         let Ok(slot) = pool.clone().try_acquire_owned() else {
             // Dubbo's AbortPolicy: the call is refused at once, not queued.
@@ -173,31 +186,6 @@ async fn serve(stream: TcpStream, identity: Identity, pool: Arc<tokio::sync::Sem
         });
     }
     writer.abort();
-}
-
-/// Why a call failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    /// The connection closed or the answer did not come in time.
-    #[error("no answer: {0}")]
-    NoAnswer(String),
-    /// The proxy or provider answered with an error status.
-    #[error("status {status}: {message}")]
-    Status {
-        /// The Dubbo status byte.
-        status: u8,
-        /// The error message.
-        message: String,
-    },
-}
-
-/// A successful answer: which provider version and zone served it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Served {
-    /// The provider's version label.
-    pub version: String,
-    /// The provider's zone.
-    pub zone: String,
 }
 
 type Waiting = Arc<Mutex<HashMap<i64, oneshot::Sender<Frame>>>>;
@@ -266,6 +254,14 @@ impl Client {
             ("version", SERVICE_VERSION),
         ];
         all.extend_from_slice(attachments);
+        // The Java sample's signatures: `slow(String name, int millis)`, the rest take a name.
+        // The Rust provider reads only the method, so both answer the same call.
+        let name = Value::String("causeway".into());
+        let (param_types, arguments) = if method == "slow" {
+            ("Ljava/lang/String;I", vec![name, Value::Int(SLOW_MILLIS)])
+        } else {
+            ("Ljava/lang/String;", vec![name])
+        };
         let frame = encode_request(
             id,
             true,
@@ -274,8 +270,8 @@ impl Client {
                 service: INTERFACE,
                 service_version: Some(SERVICE_VERSION),
                 method,
-                param_types: "Ljava/lang/String;",
-                arguments: &[Value::String("causeway".into())],
+                param_types,
+                arguments: &arguments,
                 attachments: &all,
             },
         )
@@ -302,16 +298,7 @@ impl Client {
             Ok(Some(Value::String(text))) => text,
             other => return Err(CallError::NoAnswer(format!("unexpected answer {other:?}"))),
         };
-        // `Hello, causeway (from v2 in zone-a)`
-        let who = text
-            .split("(from ")
-            .nth(1)
-            .map(|rest| rest.trim_end_matches(')'))
-            .unwrap_or_default();
-        let (version, zone) = who.split_once(" in ").unwrap_or((who, ""));
-        Ok(Served {
-            version: version.to_owned(),
-            zone: zone.to_owned(),
-        })
+        Served::parse(&text)
+            .ok_or_else(|| CallError::NoAnswer(format!("unexpected answer `{text}`")))
     }
 }

@@ -7,9 +7,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use causeway_demo::estate::Service;
 use causeway_demo::greeter::Client;
-use causeway_demo::mesh::Mesh;
+use causeway_demo::mesh::{Mesh, MeshOptions};
 use causeway_demo::scenario::{self, Scenario, Step};
+use causeway_proxy::config::ListenProtocol;
 use clap::Parser;
 
 /// Runs the Causeway demo mesh on this machine: a registry, the bridge, the consumer's proxy and
@@ -46,6 +48,11 @@ struct Cli {
     /// After the scenarios, keep the mesh running with a live view until Ctrl-C.
     #[arg(long)]
     stay: bool,
+    /// Run the real Apache Dubbo Java sample (`demo/java/`) as the greeter providers, and its
+    /// consumer through the proxy (needs ZooKeeper, Java 17 and Maven; the batch scenario needs
+    /// the Rust providers and is skipped).
+    #[arg(long)]
+    java: bool,
 }
 
 /// The demo's applications, each on its own (one per container in `demo/k8s/`).
@@ -120,13 +127,14 @@ async fn run_app(app: App) -> anyhow::Result<bool> {
             );
             let mut registry =
                 causeway_demo::registry::Registry::connect_zookeeper(&args.zookeeper).await?;
-            registry.register(&provider.identity, advertised).await?;
+            let registration = provider.identity.registration(advertised);
+            registry.register(&registration).await?;
             println!(
                 "provider {} in {} serving on {} (registered as {advertised})",
                 provider.identity.version, provider.identity.zone, provider.addr
             );
             shutdown_signal().await;
-            registry.deregister(&provider.identity, advertised).await?;
+            registry.deregister(&registration).await?;
             Ok(true)
         }
         App::Consumer(args) => {
@@ -189,6 +197,8 @@ struct DemoConfig {
     calls: Option<usize>,
     #[serde(default)]
     file_registry: bool,
+    #[serde(default)]
+    java: bool,
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<DemoConfig> {
@@ -219,6 +229,7 @@ fn main() -> ExitCode {
     cli.scenario = cli.scenario.or(config.scenario);
     cli.calls = cli.calls.or(config.calls);
     cli.file_registry |= config.file_registry;
+    cli.java |= config.java;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -258,10 +269,19 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         cli.calls.unwrap_or(1000).max(50)
     };
     let scenario = cli.scenario.unwrap_or(Scenario::All);
+    if cli.java && scenario == Scenario::Batch {
+        anyhow::bail!(
+            "the batch scenario needs the Rust providers (the Java sample has no `report` \
+             method and no small thread pool to fill); run it without --java"
+        );
+    }
     println!("Starting the local mesh…");
     let mut mesh = tokio::select! {
-        mesh = Mesh::start(cli.file_registry) => mesh?,
-        _ = tokio::signal::ctrl_c() => return Ok(false),
+        mesh = Mesh::start(MeshOptions {
+            prefer_file_registry: cli.file_registry,
+            java: cli.java,
+        }) => mesh?,
+        () = shutdown_signal() => return Ok(false),
     };
     println!("  registry:        {}", mesh.registry.describe());
     println!(
@@ -274,9 +294,27 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         mesh.proxy.admin
     );
     println!(
-        "  service:         {} (v1 and v2 in zone-a and zone-b)",
+        "  proxy listeners: thrift://{}  grpc://{}  http://{}",
+        mesh.listener(ListenProtocol::Thrift)?,
+        mesh.listener(ListenProtocol::Grpc)?,
+        mesh.listener(ListenProtocol::Http)?
+    );
+    let greeters = if cli.java {
+        "the Apache Dubbo Java sample"
+    } else {
+        "Rust providers"
+    };
+    println!(
+        "  service:         {} (Dubbo, v1 and v2 in zone-a and zone-b: {greeters})",
         mesh.host
     );
+    for service in Service::MIXED {
+        println!(
+            "  service:         {} ({}, v1 and v2 in zone-a)",
+            service.host(),
+            service.protocol()
+        );
+    }
     println!("  ServiceEntries:  {}", mesh.service_entries.display());
     println!();
     println!("{:<24} {:<34} measured", "step", "expected");
@@ -289,7 +327,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     };
     let steps = tokio::select! {
         steps = scenario::run(&mut mesh, scenario, calls, &mut report) => steps?,
-        _ = tokio::signal::ctrl_c() => return Ok(false),
+        () = shutdown_signal() => return Ok(false),
     };
     let failed = steps.iter().filter(|s| !s.passed).count();
     if steps.is_empty() {
@@ -312,26 +350,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     Ok(failed == 0)
 }
 
-/// A steady consumer (about 200 calls/s) with one line per second, until Ctrl-C.
+/// The live view until Ctrl-C (or SIGTERM).
 async fn live(mesh: &Mesh) -> anyhow::Result<()> {
     println!(
-        "\nLive view (Ctrl-C to stop); edit the rules through the bridge's file to see them move."
+        "\nLive view, one round of calls a second on every protocol (Ctrl-C to stop); edit the \
+         rules through the bridge's file to see them move."
     );
-    let client = Client::connect(mesh.proxy_addr()?)
-        .await
-        .context("connect to the proxy")?;
-    let started = Instant::now();
-    loop {
-        let second = Instant::now();
-        let mut tally = tokio::select! {
-            tally = scenario::burst(&client, "greet", 200) => tally,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        };
-        println!("t={:>4}s  {}", started.elapsed().as_secs(), tally.summary());
-        let rest = Duration::from_secs(1).saturating_sub(second.elapsed());
-        tokio::select! {
-            () = tokio::time::sleep(rest) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        }
-    }
+    causeway_demo::live::run(mesh, shutdown_signal()).await
 }

@@ -9,7 +9,9 @@
 //!   `batch=true`) and no isolation rule (user calls are refused by full providers), and with a
 //!   TrafficIsolation that gives batch a budget of its own (no user call fails; batch is shed at
 //!   the proxy). Each step reports the user success rate and p99, and the batch calls served and
-//!   refused.
+//!   refused;
+//! - **mixed** ([`mixed`]): the estate's Thrift, gRPC and HTTP services through the same proxy,
+//!   routed by MetaRouter and VirtualService rules, and counted in its Istio metrics.
 //!
 //! A step passes when the measured share is within four standard deviations (at least 3 points)
 //! of the expected one and no call failed.
@@ -20,6 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::greeter::{CallError, Client, Served};
+
+mod mixed;
 use crate::mesh::{HOME_ZONE, Mesh, OTHER_ZONE, PROVIDER_CAPACITY};
 
 /// User calls per second in the batch scenario (open loop, like real users).
@@ -46,6 +50,8 @@ pub enum Scenario {
     Batch,
     /// Zone failover and return.
     Locality,
+    /// Thrift, gRPC and HTTP services routed by the same kind of rules.
+    Mixed,
     /// Every scenario.
     All,
 }
@@ -74,11 +80,28 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn total(&self) -> usize {
+    /// Counts one call's outcome and how long it took.
+    fn record(&mut self, (result, took): (Result<Served, CallError>, Duration)) {
+        self.latencies_us.push(took.as_micros() as u64);
+        match result {
+            Ok(Served { version, zone }) => {
+                *self.by_version.entry(version).or_default() += 1;
+                *self.by_zone.entry(zone).or_default() += 1;
+            }
+            Err(error) => {
+                self.failed += 1;
+                self.first_error.get_or_insert(error);
+            }
+        }
+    }
+
+    /// Calls counted.
+    pub fn total(&self) -> usize {
         self.by_version.values().sum::<usize>() + self.failed
     }
 
-    fn share(&self, version: &str) -> f64 {
+    /// The share of calls `version` served.
+    pub fn share(&self, version: &str) -> f64 {
         let total = self.total().max(1);
         self.by_version.get(version).copied().unwrap_or(0) as f64 / total as f64
     }
@@ -127,34 +150,37 @@ impl Tally {
 
 /// Sends `calls` calls of `method` through the proxy, 16 at a time, and tallies who served them.
 pub async fn burst(client: &Client, method: &str, calls: usize) -> Tally {
+    let method: Arc<str> = Arc::from(method);
+    burst_of(calls, || {
+        let (client, method) = (client.clone(), method.clone());
+        async move { client.call(&method, &[]).await }
+    })
+    .await
+}
+
+/// Makes `calls` calls with `call` (any protocol), 16 at a time, and tallies who served them.
+pub async fn burst_of<F, Fut>(calls: usize, call: F) -> Tally
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Served, CallError>> + Send + 'static,
+{
     let mut tally = Tally::default();
     let mut in_flight = tokio::task::JoinSet::new();
     let mut sent = 0;
     while sent < calls || !in_flight.is_empty() {
         while sent < calls && in_flight.len() < 16 {
-            let client = client.clone();
-            let method = method.to_owned();
+            let one = call();
             in_flight.spawn(async move {
                 let start = Instant::now();
-                let result = client.call(&method, &[]).await;
+                let result = one.await;
                 (result, start.elapsed())
             });
             sent += 1;
         }
-        let Some(Ok((result, took))) = in_flight.join_next().await else {
+        let Some(Ok(done)) = in_flight.join_next().await else {
             continue;
         };
-        tally.latencies_us.push(took.as_micros() as u64);
-        match result {
-            Ok(Served { version, zone }) => {
-                *tally.by_version.entry(version).or_default() += 1;
-                *tally.by_zone.entry(zone).or_default() += 1;
-            }
-            Err(error) => {
-                tally.failed += 1;
-                tally.first_error.get_or_insert(error);
-            }
-        }
+        tally.record(done);
     }
     tally
 }
@@ -166,19 +192,6 @@ pub async fn steady(client: &Client, method: &str, calls: usize, rate: u32) -> T
     let mut in_flight = tokio::task::JoinSet::new();
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let record = |tally: &mut Tally, (result, took): (Result<Served, CallError>, Duration)| {
-        tally.latencies_us.push(took.as_micros() as u64);
-        match result {
-            Ok(Served { version, zone }) => {
-                *tally.by_version.entry(version).or_default() += 1;
-                *tally.by_zone.entry(zone).or_default() += 1;
-            }
-            Err(error) => {
-                tally.failed += 1;
-                tally.first_error.get_or_insert(error);
-            }
-        }
-    };
     for _ in 0..calls {
         ticks.tick().await;
         let client = client.clone();
@@ -189,12 +202,12 @@ pub async fn steady(client: &Client, method: &str, calls: usize, rate: u32) -> T
             (result, start.elapsed())
         });
         while let Some(Ok(done)) = in_flight.try_join_next() {
-            record(&mut tally, done);
+            tally.record(done);
         }
     }
     while let Some(done) = in_flight.join_next().await {
         if let Ok(done) = done {
-            record(&mut tally, done);
+            tally.record(done);
         }
     }
     tally
@@ -265,7 +278,7 @@ impl Flood {
 }
 
 /// Whether `share` is close enough to `expected` for `n` calls.
-fn close(share: f64, expected: f64, n: usize) -> bool {
+pub(crate) fn close(share: f64, expected: f64, n: usize) -> bool {
     let sd = (expected * (1.0 - expected) / n.max(1) as f64).sqrt();
     (share - expected).abs() <= (4.0 * sd).max(0.03)
 }
@@ -468,7 +481,7 @@ pub async fn batch(mesh: &Mesh, client: &Client, calls: usize) -> anyhow::Result
     Ok(vec![baseline_step, exposed_step, isolated_step])
 }
 
-fn step(name: String, expected: String, mut tally: Tally, passed: bool) -> Step {
+pub(crate) fn step(name: String, expected: String, mut tally: Tally, passed: bool) -> Step {
     let passed = passed && tally.failed == 0;
     let mut measured = tally.summary();
     if let Some(error) = &tally.first_error {
@@ -498,6 +511,35 @@ pub async fn canary(mesh: &Mesh, client: &Client, calls: usize) -> anyhow::Resul
         ));
     }
     Ok(steps)
+}
+
+/// The Apache Dubbo Java sample's consumer through the proxy at 80/20: a real Dubbo client's
+/// calls split by the same rules.
+async fn java_consumer(
+    mesh: &Mesh,
+    program: &causeway_tests::java::JavaProgram,
+    calls: usize,
+) -> anyhow::Result<Vec<Step>> {
+    apply(mesh, 80, 20, false).await?;
+    let run = crate::java::consumer(program, mesh.proxy_addr()?, calls).await?;
+    let total = run.failed + run.by_version.values().sum::<usize>();
+    let v2 = run.by_version.get("v2").copied().unwrap_or(0);
+    let share = v2 as f64 / total.max(1) as f64;
+    let mut measured: Vec<String> = run
+        .by_version
+        .iter()
+        .map(|(version, n)| format!("{version} {n}"))
+        .collect();
+    measured.push(format!("failed {}", run.failed));
+    if let Some(error) = &run.first_error {
+        measured.push(format!("first failure: {error}"));
+    }
+    Ok(vec![Step {
+        name: "java consumer 80/20".into(),
+        expected: "v2 share 20% of greet".into(),
+        measured: measured.join(" | "),
+        passed: run.failed == 0 && close(share, 0.2, total),
+    }])
 }
 
 /// Method routing: `slow` only to v2, `greet` only to v1.
@@ -573,8 +615,18 @@ pub async fn run(
     if wanted(Scenario::Locality) {
         record(locality(mesh, &client, calls).await?, &mut all);
     }
-    if wanted(Scenario::Batch) {
+    if let Some(program) = mesh.java()
+        && wanted(Scenario::Canary)
+    {
+        record(java_consumer(mesh, program, calls).await?, &mut all);
+    }
+    // The batch scenario fills the Rust providers' small "thread pools" with `report` calls;
+    // the Java sample has neither.
+    if wanted(Scenario::Batch) && mesh.java().is_none() {
         record(batch(mesh, &client, calls).await?, &mut all);
+    }
+    if wanted(Scenario::Mixed) {
+        record(mixed::run(mesh, calls).await?, &mut all);
     }
     // Leave the mesh routing to every version.
     apply(mesh, 50, 50, false).await?;

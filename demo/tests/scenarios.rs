@@ -31,10 +31,14 @@ fn every_scenario_passes_with_zookeeper() {
         "locality zone-a down",
         "batch flood, no rule",
         "batch flood, isolated",
+        "mixed thrift 80/20",
+        "mixed grpc x-canary",
+        "mixed http 50/50",
+        "mixed metrics",
     ] {
         assert!(text.contains(&format!("✓ {step}")), "{step}: {text}");
     }
-    assert!(text.contains("All 12 steps passed."), "{text}");
+    assert!(text.contains("All 17 steps passed."), "{text}");
 }
 
 #[test]
@@ -42,5 +46,29 @@ fn every_scenario_passes_with_the_file_registry() {
     let (ok, text) = demo(&["--quick", "--file-registry"]);
     assert!(ok, "{text}");
     assert!(text.contains("static file registry"), "{text}");
-    assert!(text.contains("All 12 steps passed."), "{text}");
+    assert!(text.contains("All 17 steps passed."), "{text}");
+}
+
+#[test]
+fn the_apache_dubbo_java_sample_takes_the_rust_providers_place() {
+    let (ok, text) = demo(&["--quick", "--java"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("the Apache Dubbo Java sample"), "{text}");
+    for step in [
+        "canary 80/20",
+        "method slow",
+        "locality zone-a down",
+        "java consumer 80/20",
+        "mixed metrics",
+    ] {
+        assert!(text.contains(&format!("✓ {step}")), "{step}: {text}");
+    }
+    // Batch needs the Rust providers' `report` and small thread pools: skipped, and refused
+    // when asked for by name.
+    assert!(!text.contains("batch"), "{text}");
+    assert!(text.contains("All 15 steps passed."), "{text}");
+    let (ok, text) = demo(&["--quick", "--java", "--scenario", "batch"]);
+    assert!(!ok && text.contains("run it without --java"), "{text}");
+    let (ok, text) = demo(&["--quick", "--java", "--file-registry"]);
+    assert!(!ok && text.contains("--java needs ZooKeeper"), "{text}");
 }

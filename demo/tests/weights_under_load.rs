@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use causeway_demo::greeter::Client;
-use causeway_demo::mesh::Mesh;
+use causeway_demo::mesh::{Mesh, MeshOptions};
 use causeway_demo::scenario;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_weight_changes_under_steady_load_fail_no_call() {
-    let mesh = Mesh::start(false).await.unwrap();
+    let mesh = Mesh::start(MeshOptions::default()).await.unwrap();
     let client = Client::connect(mesh.proxy_addr().unwrap()).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));

@@ -20,6 +20,7 @@ use crate::lb::Balancer;
 use crate::local;
 use crate::metrics::Metrics;
 use crate::routing::Locality;
+use crate::spans::export::{self, Endpoint, ExportSettings};
 use crate::state::SnapshotStore;
 use crate::thrift::{self, ThriftContext};
 use crate::xds::{self, XdsSettings};
@@ -120,6 +121,30 @@ fn xds_settings(config: &ProxyConfig) -> Result<Option<XdsSettings>, ConfigError
     }))
 }
 
+/// The span exporter's settings, or `None` when no OTLP endpoint is configured.
+pub fn otlp_settings(config: &ProxyConfig) -> Result<Option<ExportSettings>, ConfigError> {
+    let Some(otlp) = &config.otlp else {
+        return Ok(None);
+    };
+    let endpoint = Endpoint::parse(&otlp.endpoint).map_err(|error| ConfigError::Invalid {
+        field: "otlp.endpoint".to_owned(),
+        message: error.to_string(),
+    })?;
+    if otlp.service_name.is_empty() {
+        return Err(ConfigError::Invalid {
+            field: "otlp.service_name".to_owned(),
+            message: "must not be empty".to_owned(),
+        });
+    }
+    Ok(Some(ExportSettings {
+        endpoint,
+        service_name: otlp.service_name.clone(),
+        queue: export::DEFAULT_QUEUE,
+        max_batch: export::DEFAULT_MAX_BATCH,
+        flush_interval: export::DEFAULT_FLUSH_INTERVAL,
+    }))
+}
+
 /// Starts the proxy for `config`, read from `config_path` when given (then the file, and a rules
 /// file it names, are watched for changes).
 pub async fn start(
@@ -129,6 +154,7 @@ pub async fn start(
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(SnapshotStore::new());
     let xds = xds_settings(&config)?;
+    let otlp = otlp_settings(&config)?;
     if xds.is_none() {
         let rules = local::load_rules(&config, config_path.as_deref())?;
         let snapshot = local::build_snapshot(&config, &rules)?;
@@ -146,6 +172,10 @@ pub async fn start(
         admin_listener,
         admin_state.clone(),
     ))];
+    if let Some(settings) = otlp {
+        tracing::info!(endpoint = %settings.endpoint.authority, path = %settings.endpoint.path, "exporting spans over OTLP");
+        tasks.push(export::start(settings, metrics.clone()));
+    }
     let balancer = Arc::new(Balancer::with_metrics(metrics.clone()));
     tasks.push(tokio::spawn(crate::resilience::outlier::publish_ejections(
         balancer.clone(),

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{ConfigError, Listen, ProxyConfig, XdsConfig};
+use crate::config::{
+    ConfigError, DEFAULT_OTLP_SERVICE_NAME, Listen, OtlpConfig, ProxyConfig, XdsConfig,
+};
 use crate::inspect::{self, InspectArgs};
 use crate::logging::{self, LogFormat};
 use crate::{app, local};
@@ -48,6 +50,13 @@ pub struct Cli {
     /// This proxy's locality, `region/zone[/subzone]`: providers nearby are preferred.
     #[arg(long, value_name = "LOCALITY", env = "CAUSEWAY_PROXY_LOCALITY")]
     pub locality: Option<String>,
+    /// Export the proxy's spans (sampled traces only) over OTLP/HTTP to this collector,
+    /// `http://host[:port][/base]`.
+    #[arg(long, value_name = "URL", env = "CAUSEWAY_PROXY_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` of the exported spans [default: causeway-proxy].
+    #[arg(long, value_name = "NAME", env = "CAUSEWAY_PROXY_OTLP_SERVICE_NAME")]
+    pub otlp_service_name: Option<String>,
     /// Log line format.
     #[arg(long, value_enum, default_value = "text", env = "CAUSEWAY_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -90,6 +99,19 @@ impl Cli {
         if let (Some(node_id), Some(xds)) = (&self.node_id, config.xds.as_mut()) {
             xds.node_id = Some(node_id.clone());
         }
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let service_name = config.otlp.as_ref().map_or_else(
+                || DEFAULT_OTLP_SERVICE_NAME.to_owned(),
+                |otlp| otlp.service_name.clone(),
+            );
+            config.otlp = Some(OtlpConfig {
+                endpoint: endpoint.clone(),
+                service_name,
+            });
+        }
+        if let (Some(name), Some(otlp)) = (&self.otlp_service_name, config.otlp.as_mut()) {
+            otlp.service_name.clone_from(name);
+        }
         Ok(config)
     }
 }
@@ -111,7 +133,8 @@ pub fn main() -> ExitCode {
         }
     };
     // Build the routes once now, so `--validate` checks services and rules too.
-    let checked = local::load_rules(&config, cli.config.as_deref())
+    let checked = app::otlp_settings(&config)
+        .and_then(|_| local::load_rules(&config, cli.config.as_deref()))
         .and_then(|rules| local::build_snapshot(&config, &rules));
     if let Err(error) = checked {
         tracing::error!(%error, "configuration rejected");

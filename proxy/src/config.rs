@@ -60,6 +60,27 @@ pub struct ProxyConfig {
     /// and `rules`.
     #[serde(default)]
     pub xds: Option<XdsConfig>,
+    /// OTLP span export: the proxy records a span per forwarded request of a sampled trace.
+    #[serde(default)]
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// Where the proxy's spans go (OTLP/HTTP, protobuf).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// The collector, `http://host[:port][/base]`; spans are posted to `{base}/v1/traces`.
+    pub endpoint: String,
+    /// The `service.name` resource attribute of the spans.
+    #[serde(default = "default_otlp_service_name")]
+    pub service_name: String,
+}
+
+/// The `service.name` of the proxy's spans unless configured.
+pub const DEFAULT_OTLP_SERVICE_NAME: &str = "causeway-proxy";
+
+fn default_otlp_service_name() -> String {
+    DEFAULT_OTLP_SERVICE_NAME.to_owned()
 }
 
 /// Where the control plane is.
@@ -368,6 +389,7 @@ impl Default for ProxyConfig {
             dubbo: DubboSettings::default(),
             thrift: ThriftSettings::default(),
             xds: None,
+            otlp: None,
         }
     }
 }
@@ -425,6 +447,16 @@ pub enum RulesSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn otlp_takes_an_endpoint_and_defaults_the_service_name() {
+        let config = ProxyConfig::parse("otlp: {endpoint: \"http://127.0.0.1:4318\"}\n").unwrap();
+        let otlp = config.otlp.unwrap();
+        assert_eq!(otlp.endpoint, "http://127.0.0.1:4318");
+        assert_eq!(otlp.service_name, DEFAULT_OTLP_SERVICE_NAME);
+        assert!(ProxyConfig::parse("otlp: {endpoint: x, colour: red}\n").is_err());
+        assert_eq!(ProxyConfig::parse("").unwrap().otlp, None);
+    }
 
     #[test]
     fn defaults_follow_the_design() {

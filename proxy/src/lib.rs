@@ -6,9 +6,10 @@
 //! The binary is a thin wrapper over [`cli::main`]; the modules below own one job each:
 //! [`config`] (the file), [`local`] (config → routing snapshot, file watching), [`routing`] (the
 //! pure snapshot), [`state`] (the snapshot in force), [`lb`] (endpoint choice), [`dubbo`],
-//! [`thrift`] and [`http`] (the data planes), [`auto`] (protocol detection), [`metrics`] and
-//! [`admin`], [`resilience`] (outlier classes, retries, faults, mirrors), [`trace_context`] (the
-//! proxy's hop in a trace), and [`app`] wiring them together.
+//! [`thrift`] and [`http`] (the data planes), [`auto`] (protocol detection), [`metrics`] (with
+//! [`process_metrics`]) and [`admin`], [`resilience`] (outlier classes, retries, faults, mirrors), [`trace_context`] (the
+//! proxy's hop in a trace), [`spans`] (its spans, exported over OTLP), and [`app`] wiring them
+//! together.
 
 pub mod admin;
 pub mod app;
@@ -24,8 +25,10 @@ pub mod lb;
 pub mod local;
 pub mod logging;
 pub mod metrics;
+pub mod process_metrics;
 pub mod resilience;
 pub mod routing;
+pub mod spans;
 pub mod state;
 pub mod thrift;
 pub mod trace_context;

@@ -293,6 +293,11 @@ fn service_clusters(service: &ServiceConfig, rules: &RuleSet, me: &Locality) -> 
                 })
                 .map(|e| {
                     let locality = Locality::parse(&e.locality);
+                    let priority = if locality_aware {
+                        locality.priority_from(me)
+                    } else {
+                        0
+                    };
                     Endpoint {
                         address: std::net::SocketAddr::new(
                             e.address,
@@ -300,14 +305,10 @@ fn service_clusters(service: &ServiceConfig, rules: &RuleSet, me: &Locality) -> 
                         ),
                         weight: e.weight,
                         healthy: e.healthy,
-                        priority: if locality_aware {
-                            locality.priority_from(me)
-                        } else {
-                            0
-                        },
+                        priority,
+                        metric_labels: EndpointLabels::of(&e.labels, &locality, priority),
                         locality,
                         labels: e.labels.clone(),
-                        metric_labels: EndpointLabels::of(&e.labels),
                     }
                 })
                 .collect();

@@ -151,6 +151,17 @@ pub struct RequestLabels {
     pub destination_interface: Arc<str>,
 }
 
+/// Labels of `causeway_proxy_upstream_requests_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// The mesh host.
+    pub destination_service: Arc<str>,
+    /// The endpoint's locality, `region/zone/subzone`.
+    pub destination_locality: Arc<str>,
+    /// The endpoint's failover priority for this proxy, `0` its own tier.
+    pub priority: Arc<str>,
+}
+
 /// Direction of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -268,9 +279,11 @@ pub struct Metrics {
     breaker_overflow: Family<ClusterLabels, Counter>,
     readonly_events: Counter,
     upstream_in_flight: Gauge,
+    upstream_requests: Family<UpstreamLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     xds_connected: Gauge,
     admissions: crate::isolation::Admissions,
+    spans: crate::spans::Spans,
     /// Retries, outlier ejections, faults and mirrors.
     pub resilience: crate::resilience::ResilienceMetrics,
     /// The four request series of every label set seen, found with one cheap hash per request
@@ -299,6 +312,7 @@ impl Metrics {
     /// All metrics, registered.
     pub fn new() -> Self {
         let mut registry = Registry::default();
+        registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
         let requests = Family::<RequestLabels, Counter>::default();
         let duration: HistogramFamily<RequestLabels> =
             Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS_MS));
@@ -366,6 +380,12 @@ impl Metrics {
             "Requests sent to providers and not answered yet",
             upstream_in_flight.clone(),
         );
+        let upstream_requests = Family::default();
+        internal.register(
+            "upstream_requests",
+            "Requests sent to providers (each attempt), by the provider's locality and failover priority",
+            upstream_requests.clone(),
+        );
         internal.register("config_reloads", "Configuration reloads", reloads.clone());
         let xds_connected = Gauge::default();
         internal.register(
@@ -378,6 +398,9 @@ impl Metrics {
         let admissions = crate::isolation::Admissions::default();
         admissions.register(internal);
         let resilience = crate::resilience::ResilienceMetrics::register(internal);
+        // The span recorder too: every protocol path completes its requests here.
+        let spans = crate::spans::Spans::default();
+        spans.register(internal);
         Self {
             registry,
             requests,
@@ -391,9 +414,11 @@ impl Metrics {
             breaker_overflow,
             readonly_events,
             upstream_in_flight,
+            upstream_requests,
             reloads,
             xds_connected,
             admissions,
+            spans,
             resilience,
             request_series: Mutex::default(),
         }
@@ -402,6 +427,11 @@ impl Metrics {
     /// Admission state (traffic classes, local rate limits) and its metrics.
     pub fn admissions(&self) -> &crate::isolation::Admissions {
         &self.admissions
+    }
+
+    /// The span recorder (OTLP export) and its counters.
+    pub fn spans(&self) -> &crate::spans::Spans {
+        &self.spans
     }
 
     /// OpenMetrics text of every metric.
@@ -443,6 +473,17 @@ impl Metrics {
         };
         record(&series);
         cache.insert(labels.clone(), series);
+    }
+
+    /// A request sent to (or about to be sent to) an endpoint of `service` with `endpoint` labels.
+    pub fn upstream_request(&self, service: &Arc<str>, endpoint: &crate::routing::EndpointLabels) {
+        self.upstream_requests
+            .get_or_create(&UpstreamLabels {
+                destination_service: service.clone(),
+                destination_locality: endpoint.locality.clone(),
+                priority: endpoint.priority.clone(),
+            })
+            .inc();
     }
 
     /// A connection opened; the returned guard counts it as active until dropped.

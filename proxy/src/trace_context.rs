@@ -4,8 +4,9 @@
 //!
 //! The data planes only supply a lookup (HTTP headers, Dubbo attachments) and write back the
 //! pairs of [`Hop::pairs`]; parsing and formatting live in [`causeway_protocols::http`]. The
-//! proxy records no spans yet (no OTLP export), so its span exists only as the parent id the
-//! provider sees.
+//! proxy's span is the parent id the provider sees; when an OTLP endpoint is configured,
+//! [`crate::spans`] records it (same trace, [`Hop::span_id`] as its id, [`Hop::caller_span`] as
+//! its parent) for sampled traces and exports it.
 
 use causeway_protocols::http::{
     B3, B3_PARENT_SPAN_ID, B3_SINGLE, B3_SPAN_ID, B3Ids, Sampling, SpanId, TRACEPARENT, TraceParent,
@@ -25,6 +26,8 @@ enum B3Out {
 pub struct Hop {
     /// The outgoing `traceparent`: the caller's trace and flags, the proxy's span as parent.
     pub traceparent: TraceParent,
+    /// The caller's span (the parent of the proxy's), when the caller sent one.
+    pub caller_span: Option<SpanId>,
     b3: Option<B3Out>,
 }
 
@@ -46,6 +49,13 @@ impl Hop {
                 .map(B3Out::Multi),
         };
         let w3c = get(TRACEPARENT).and_then(|value| TraceParent::parse(value).ok());
+        let caller_span = match (&w3c, &b3) {
+            (Some(parent), _) => Some(parent.parent_id),
+            (None, Some(B3Out::Single(B3 { ids: Some(ids), .. }) | B3Out::Multi(ids))) => {
+                Some(ids.span_id)
+            }
+            _ => None,
+        };
         let traceparent = match (w3c, &b3) {
             (Some(parent), _) => parent.child(span),
             (
@@ -66,13 +76,23 @@ impl Hop {
             _ => return None,
         };
         let b3 = b3.and_then(|b3| b3.child(span));
-        Some(Hop { traceparent, b3 })
+        Some(Hop {
+            traceparent,
+            caller_span,
+            b3,
+        })
+    }
+
+    /// The proxy's own span id (the parent id the provider receives).
+    pub fn span_id(&self) -> SpanId {
+        self.traceparent.parent_id
     }
 
     /// A new trace for a request that carried none; `sampled` is the proxy's decision.
     pub fn new_root(sampled: bool) -> Hop {
         Hop {
             traceparent: TraceParent::new_root(sampled),
+            caller_span: None,
             b3: None,
         }
     }
@@ -177,6 +197,8 @@ mod tests {
         assert_eq!(hop.traceparent.trace_id, caller.trace_id);
         assert_eq!(hop.traceparent.flags, 0x01);
         assert_ne!(hop.traceparent.parent_id, caller.parent_id);
+        assert_eq!(hop.caller_span, Some(caller.parent_id));
+        assert_eq!(hop.span_id(), hop.traceparent.parent_id);
         assert_eq!(hop.pairs().len(), 1, "no B3 invented");
         let unsampled = CALLER.replace("-01", "-00");
         assert!(
@@ -207,6 +229,10 @@ mod tests {
             "80f198ee56343ba864fe8b2a57d3eff7"
         );
         assert!(hop.traceparent.sampled());
+        assert_eq!(
+            hop.caller_span.map(|s| s.to_string()).as_deref(),
+            Some("e457b5a2e4d86bd1")
+        );
         assert_eq!(
             out(&hop, "b3").unwrap(),
             format!("80f198ee56343ba864fe8b2a57d3eff7-{span}-1-e457b5a2e4d86bd1")

@@ -114,3 +114,19 @@ fn listen_flags_name_the_protocols_built() {
         assert!(output.status.success(), "{listen}: {output:?}");
     }
 }
+
+#[test]
+fn validate_checks_the_otlp_endpoint() {
+    let output = proxy()
+        .args(["--validate", "--otlp-endpoint", "http://127.0.0.1:4318"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let output = proxy()
+        .args(["--validate", "--otlp-endpoint", "https://collector:4318"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("otlp.endpoint"), "{stderr}");
+}

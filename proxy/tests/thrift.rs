@@ -634,6 +634,9 @@ async fn carries_traceparent_in_theader_headers_with_the_proxys_span_as_parent()
     let (v1, v2) = (Server::start("v1").await, Server::start("v2").await);
     let dir = tempfile::tempdir().unwrap();
     let (proxy, _) = start_proxy(dir.path(), &config(LISTEN, &services(&v1, &v2, ""), "")).await;
+    // Record the proxy's spans as an OTLP exporter would receive them.
+    let (spans, mut recorded) = tokio::sync::mpsc::channel(4);
+    assert!(proxy.metrics.spans().enable(spans));
     let mut caller =
         Caller::connect(proxy.listeners[0].1, Transport::Header, Protocol::Binary).await;
     let caller_context = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -656,4 +659,16 @@ async fn carries_traceparent_in_theader_headers_with_the_proxys_span_as_parent()
         !got.contains("00f067aa0ba902b7"),
         "the proxy's span is the parent: {got}"
     );
+    // The proxy's span: the caller's trace, the caller's span as parent, the provider's parent as
+    // its id, a Thrift CLIENT span.
+    let span = recorded.recv().await.unwrap().to_otlp();
+    assert_eq!(
+        hex::encode(&span.trace_id),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(hex::encode(&span.parent_span_id), "00f067aa0ba902b7");
+    assert_eq!(hex::encode(&span.span_id), got.split('-').nth(2).unwrap());
+    assert_eq!(span.kind, causeway_proxy::spans::otlp::SPAN_KIND_CLIENT);
+    assert_eq!(span.name, "Calculator/add", "{span:?}");
+    assert!(recorded.try_recv().is_err(), "one span per call");
 }

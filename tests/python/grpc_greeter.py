@@ -2,7 +2,8 @@
 
 Usage: grpc_greeter.py HOST PORT VERSION
 It prints "READY" once serving. Requests and responses are raw bytes (no generated code), so the
-tests need no protoc.
+tests need no protoc. A call carrying a `traceparent` is answered with "VERSION TRACEPARENT", so a
+test sees the trace context the provider received.
 """
 import sys
 from concurrent import futures
@@ -14,6 +15,9 @@ def main() -> int:
     host, port, version = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
     def say_hello(request, context):
+        traceparent = dict(context.invocation_metadata()).get("traceparent")
+        if traceparent:
+            return f"{version} {traceparent}".encode()
         return version.encode()
 
     handler = grpc.method_handlers_generic_handler(

@@ -1,9 +1,13 @@
 //! A real Prometheus server (Debian's `prometheus` package) scraping targets the test names.
 //!
 //! The scrape interval is one second so tests see data quickly; storage lives in the guard's temp
-//! dir. [`PrometheusServer::query`] runs an instant PromQL query over the HTTP API.
+//! dir. [`Scrape`] adds target labels (such as `namespace`) and rule files (recording rules whose
+//! series dashboards read). [`PrometheusServer::query`] runs an instant PromQL query over the HTTP
+//! API.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -54,21 +58,61 @@ struct QueryData {
     result: serde_json::Value,
 }
 
+/// What a server scrapes, beyond the one-second interval.
+#[derive(Debug, Clone, Default)]
+pub struct Scrape {
+    /// `host:port` targets, scraped under the job name `causeway`.
+    pub targets: Vec<SocketAddr>,
+    /// The metrics path of every target.
+    pub metrics_path: String,
+    /// Labels added to every scraped series (`labels:` of the static config), e.g. `namespace`.
+    pub labels: BTreeMap<String, String>,
+    /// Rule files to load (recording and alerting rules), evaluated every second.
+    pub rule_files: Vec<PathBuf>,
+}
+
 impl PrometheusServer {
     /// Starts a server that scrapes `targets` (each `host:port`, path `metrics_path`) every second
     /// under the job name `causeway`, and waits until it is ready.
     pub async fn start(targets: &[SocketAddr], metrics_path: &str) -> anyhow::Result<Self> {
+        Self::start_with(Scrape {
+            targets: targets.to_vec(),
+            metrics_path: metrics_path.to_owned(),
+            ..Scrape::default()
+        })
+        .await
+    }
+
+    /// Starts a server for `scrape` and waits until it is ready.
+    pub async fn start_with(scrape: Scrape) -> anyhow::Result<Self> {
         let dir = PeerProcess::temp_dir("prometheus")?;
         let port = free_port()?;
-        let target_list = targets
+        // JSON strings are valid YAML strings, and quote whatever a path or label holds.
+        let quote = |text: &str| serde_json::Value::from(text).to_string();
+        let target_list = scrape
+            .targets
             .iter()
-            .map(|t| format!("'{t}'"))
+            .map(|t| quote(&t.to_string()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let labels = scrape
+            .labels
+            .iter()
+            .map(|(name, value)| format!("{name}: {}", quote(value)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rule_files = scrape
+            .rule_files
+            .iter()
+            .map(|file| quote(&file.display().to_string()))
             .collect::<Vec<_>>()
             .join(", ");
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: causeway\n    metrics_path: '{metrics_path}'\n\
-             \x20   static_configs:\n      - targets: [{target_list}]\n"
+             rule_files: [{rule_files}]\n\
+             scrape_configs:\n  - job_name: causeway\n    metrics_path: {}\n\
+             \x20   static_configs:\n      - targets: [{target_list}]\n        labels: {{{labels}}}\n",
+            quote(&scrape.metrics_path)
         );
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).context("write prometheus.yml")?;

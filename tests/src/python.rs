@@ -26,6 +26,23 @@ impl PythonEnv {
         Self::from_requirements(&workspace_root().join("tests/python/requirements.txt"))
     }
 
+    /// Every requirements file of the harness: the shared one and those of programs with their
+    /// own venv (`tests/python/<program>/requirements.txt`), for `causeway-test-prepare`.
+    pub fn requirement_files() -> anyhow::Result<Vec<PathBuf>> {
+        let dir = workspace_root().join("tests/python");
+        let mut files = vec![dir.join("requirements.txt")];
+        let mut own = Vec::new();
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
+            let file = entry?.path().join("requirements.txt");
+            if file.is_file() {
+                own.push(file);
+            }
+        }
+        own.sort();
+        files.extend(own);
+        Ok(files)
+    }
+
     /// A venv with exactly the packages of `requirements` installed.
     pub fn from_requirements(requirements: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(requirements)

@@ -43,6 +43,7 @@ use crate::resilience::retry;
 use crate::routing::{
     Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, cluster_name, normalize_version,
 };
+use crate::spans::SpanStart;
 use crate::trace_context::{Hop, may_carry_context};
 
 /// Read buffer per caller connection: a pipelining caller's burst (a window of 1 KiB calls) in
@@ -167,7 +168,7 @@ fn on_frame(
     let mut labels = base_labels(context);
     let routed = route(frame, context, rng, &mut labels);
     let timeout = Duration::from_millis(context.settings.request_timeout_ms);
-    let pending = header.is_two_way().then(|| {
+    let mut pending = header.is_two_way().then(|| {
         Pending::new(
             tx.clone(),
             header,
@@ -178,7 +179,10 @@ fn on_frame(
         )
     });
     match routed {
-        Ok(plan) => {
+        Ok(mut plan) => {
+            if let Some(pending) = pending.as_mut() {
+                pending.set_span(plan.span.take());
+            }
             if let Some((plan, pending)) = forward_now(plan, pending, context, rng) {
                 tokio::spawn(forward(plan, pending, context.clone()));
             }
@@ -257,6 +261,8 @@ struct Plan {
     interface: String,
     hash_attachment: Option<(String, String)>,
     permit: Option<Permit>,
+    /// The proxy's span, for a sampled trace when spans are exported; taken by the request.
+    span: Option<SpanStart>,
 }
 
 struct Attributes<'a> {
@@ -402,6 +408,7 @@ fn route(
             hop,
         )
     };
+    let span = context.metrics.spans().start(hop.as_ref(), &cluster.name);
     // The trace pairs go after the route's mutation so they win on the provider, where later
     // entries override earlier ones.
     let trace_pairs = hop.map(|hop| hop.pairs()).unwrap_or_default();
@@ -422,6 +429,7 @@ fn route(
         interface,
         hash_attachment,
         permit,
+        span,
     })
 }
 
@@ -475,6 +483,7 @@ fn forward_now(
         interface,
         hash_attachment,
         mut permit,
+        ..
     } = plan;
     // A two-way request keeps its class slot until answered (the pending request holds it); a
     // one-way one until it is sent (dropped here after the send).
@@ -495,6 +504,7 @@ fn forward_now(
                     interface,
                     hash_attachment,
                     permit,
+                    span: None,
                 },
                 pending,
             ))
@@ -515,6 +525,9 @@ fn attach(
     let labels = pending.labels_mut();
     labels.destination_version = endpoint.metric_labels.version.clone();
     labels.destination_workload = endpoint.metric_labels.app.clone();
+    context
+        .metrics
+        .upstream_request(&labels.destination_service, &endpoint.metric_labels);
     load.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     pending.set_in_flight(Some(
         InFlight::new(
@@ -536,6 +549,7 @@ async fn forward(plan: Plan, mut pending: Option<Pending>, context: Arc<DubboCon
         interface,
         hash_attachment,
         permit,
+        ..
     } = plan;
     // A two-way request keeps its class slot until answered; a one-way one until it is sent.
     let _one_way_permit = match pending.as_mut() {

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use crate::lb::InFlight;
 use crate::metrics::{Metrics, RequestLabels, ResponseFlags, status_label};
 use crate::resilience::outlier;
+use crate::spans::SpanStart;
 
 /// How a request ended.
 #[derive(Debug)]
@@ -52,6 +53,8 @@ pub struct Pending {
     in_flight: Option<InFlight>,
     /// The request's traffic-class slot, released with the request.
     admission: Option<crate::isolation::Permit>,
+    /// The proxy's span, recorded with the metrics.
+    span: Option<SpanStart>,
     metrics: Arc<Metrics>,
 }
 
@@ -76,8 +79,14 @@ impl Pending {
             labels,
             in_flight: None,
             admission: None,
+            span: None,
             metrics,
         }
+    }
+
+    /// Records `span` (the proxy's hop in the caller's trace) when the request completes.
+    pub fn set_span(&mut self, span: Option<SpanStart>) {
+        self.span = span;
     }
 
     /// When the proxy stops waiting for the provider.
@@ -137,6 +146,9 @@ impl Pending {
             self.request_bytes,
             response_bytes,
         );
+        if let Some(span) = self.span.take() {
+            self.metrics.spans().finish(span, &self.labels);
+        }
         if let Some(bytes) = bytes {
             // The caller may be gone; its answer then has nowhere to go.
             let _ = self.downstream.send(bytes);

@@ -223,6 +223,8 @@ pub struct Record {
     pub success_flags: ResponseFlags,
     /// The request's traffic-class slot, released with the record (when the response ends).
     pub permit: Option<Permit>,
+    /// The proxy's span, recorded with the metrics.
+    pub span: Option<crate::spans::SpanStart>,
 }
 
 // === impl Record ===
@@ -253,6 +255,9 @@ impl Record {
             self.request_bytes.load(Ordering::Relaxed),
             response_bytes,
         );
+        if let Some(span) = self.span.take() {
+            self.metrics.spans().finish(span, &self.labels);
+        }
     }
 }
 

@@ -49,6 +49,7 @@ use crate::resilience::retry::{self as budget, RetryToken};
 use crate::resilience::{fault, outlier};
 use crate::routing::http::{AbortWith, RetrySpec};
 use crate::routing::{Cluster, HashOn, HttpAttributes, HttpRouteTable, LbPolicy};
+use crate::spans::SpanStart;
 use crate::trace_context::Hop;
 
 /// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1).
@@ -147,6 +148,8 @@ struct Call {
     success_flags: ResponseFlags,
     /// The traffic-class slot, handed to the response's record.
     permit: Option<Permit>,
+    /// The proxy's span once the request is forwarded (sampled traces, spans exported).
+    span: Option<SpanStart>,
 }
 
 impl Call {
@@ -159,6 +162,8 @@ impl Call {
             grpc: self.grpc,
             success_flags: self.success_flags,
             permit: self.permit.take(),
+            // A call gets one response, so one record (and one span).
+            span: self.span.clone(),
         }
     }
 
@@ -344,6 +349,7 @@ pub async fn handle(
         request_bytes: Arc::new(AtomicU64::new(0)),
         success_flags: ResponseFlags::None,
         permit: None,
+        span: None,
     };
     if !grpc {
         call.labels.request_method = Arc::from(http_method_label(request.method()));
@@ -566,14 +572,15 @@ async fn forward(
     let h2 = call.grpc;
     let (mut parts, body) = request.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    // The proxy's hop in the caller's trace. An untraced call stays untraced: the proxy exports
-    // no spans yet, and a root it invented would impose its sampling decision on the provider.
+    // The proxy's hop in the caller's trace. An untraced call stays untraced: a root the proxy
+    // invented would impose its sampling decision on the provider.
     let hop = Hop::from_incoming(|name| {
         parts
             .headers
             .get(name)
             .and_then(|value| value.to_str().ok())
     });
+    call.span = context.metrics.spans().start(hop.as_ref(), &cluster.name);
     if let Some(hop) = hop {
         for (name, value) in hop.pairs() {
             if let Ok(value) = HeaderValue::from_str(&value) {
@@ -779,6 +786,9 @@ async fn forward(
         }
         call.labels.destination_version = label_of(&endpoint.labels, "version");
         call.labels.destination_workload = label_of(&endpoint.labels, "app");
+        context
+            .metrics
+            .upstream_request(&call.labels.destination_service, &endpoint.metric_labels);
         load.fetch_add(1, Ordering::Relaxed);
         let mut in_flight = InFlight::new(
             state.clone(),

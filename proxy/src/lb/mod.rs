@@ -11,6 +11,7 @@
 //! swap keeps the load picture; the choice itself is a pure function of the cluster, the states,
 //! a random source and the clock.
 
+mod atomic_instant;
 mod in_flight;
 pub mod outlier;
 mod state;
@@ -22,6 +23,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
+
+use smallvec::SmallVec;
 
 pub use in_flight::InFlight;
 pub use outlier::{EjectionReason, Verdict};
@@ -205,49 +208,67 @@ impl Balancer {
         rng: &mut fastrand::Rng,
         now: Instant,
     ) -> Option<(usize, Arc<EndpointState>)> {
-        let states: Vec<Arc<EndpointState>> = cluster
-            .endpoints
-            .iter()
-            .map(|e| self.state(e.address))
-            .collect();
         let cursor = match cluster.lb {
             LbPolicy::RoundRobin => Some(self.cursor(&cluster.name)),
             _ => None,
         };
+        // One lock for the whole choice, and only the chosen state's count touched: cloning
+        // every endpoint's `Arc` would bounce each count's cache line between the cores on
+        // every request.
+        let mut map = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if cluster
+            .endpoints
+            .iter()
+            .any(|e| !map.contains_key(&e.address))
+        {
+            // First choice with a new endpoint: its state starts fresh.
+            for endpoint in &cluster.endpoints {
+                map.entry(endpoint.address).or_default();
+            }
+        }
+        let mut states: Candidates<&EndpointState> = SmallVec::new();
+        for endpoint in &cluster.endpoints {
+            states.push(map.get(&endpoint.address)?);
+        }
         let index = choose(cluster, &states, key, exclude, rng, now, cursor.as_deref())?;
-        let state = states.get(index)?.clone();
+        let state = map.get(&cluster.endpoints.get(index)?.address)?.clone();
         Some((index, state))
     }
 }
 
+/// Per-choice lists, on the stack for clusters of up to 16 endpoints (nearly all of them).
+type Candidates<T> = SmallVec<[T; 16]>;
+
 /// The choice itself, over endpoint states parallel to `cluster.endpoints`.
 fn choose(
     cluster: &Cluster,
-    states: &[Arc<EndpointState>],
+    states: &[&EndpointState],
     key: &RequestKey<'_>,
     exclude: &[SocketAddr],
     rng: &mut fastrand::Rng,
     now: Instant,
     cursor: Option<&AtomicU64>,
 ) -> Option<usize> {
-    let usable: Vec<usize> = cluster
+    // The usable endpoints of the best (lowest) priority tier, built in place.
+    let usable = |i: usize, e: &crate::routing::Endpoint| {
+        e.healthy
+            && e.weight > 0
+            && states.get(i).is_some_and(|s| s.is_usable(now))
+            && !exclude.contains(&e.address)
+    };
+    let best = cluster
         .endpoints
         .iter()
-        .zip(states)
         .enumerate()
-        .filter(|(_, (e, s))| {
-            e.healthy && e.weight > 0 && s.is_usable(now) && !exclude.contains(&e.address)
-        })
-        .map(|(i, _)| i)
-        .collect();
-    let tier = usable
-        .iter()
-        .filter_map(|&i| cluster.endpoints.get(i).map(|e| e.priority))
+        .filter(|&(i, e)| usable(i, e))
+        .map(|(_, e)| e.priority)
         .min()?;
-    let tier: Vec<usize> = usable
-        .into_iter()
-        .filter(|&i| cluster.endpoints.get(i).is_some_and(|e| e.priority == tier))
-        .collect();
+    let mut tier: Candidates<usize> = SmallVec::new();
+    for (i, e) in cluster.endpoints.iter().enumerate() {
+        if e.priority == best && usable(i, e) {
+            tier.push(i);
+        }
+    }
     let weight = |i: usize| cluster.endpoints.get(i).map_or(1, |e| e.weight.max(1));
     match &cluster.lb {
         LbPolicy::LeastRequest => {
@@ -255,7 +276,8 @@ fn choose(
             if tier.len() == 1 {
                 return Some(first);
             }
-            let others: Vec<usize> = tier.iter().copied().filter(|&i| i != first).collect();
+            let mut others: Candidates<usize> = SmallVec::new();
+            others.extend(tier.iter().copied().filter(|&i| i != first));
             let second = weighted_random(&others, weight, rng)?;
             let score = |i: usize| {
                 states

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::atomic_instant::AtomicInstant;
 use crate::routing::OutlierPolicy;
 
 /// Longest outlier ejection (Envoy's `max_ejection_time` default), unless the base is longer.
@@ -74,6 +75,8 @@ pub struct OutlierState {
     consecutive_errors: AtomicU32,
     consecutive_gateway_errors: AtomicU32,
     ejection: Mutex<Ejection>,
+    /// `ejection.until`, for the lock-free read every choice makes.
+    ejected_until: AtomicInstant,
 }
 
 // === impl OutlierState ===
@@ -137,7 +140,7 @@ impl OutlierState {
 
     /// Whether the endpoint is ejected at `now`.
     pub fn is_ejected(&self, now: Instant) -> bool {
-        self.lock().until.is_some_and(|until| now < until)
+        self.ejected_until.is_after(now)
     }
 
     /// Ejects the endpoint from `now` for `base × n` (n: this ejection's number, reset to 1 once
@@ -155,6 +158,7 @@ impl OutlierState {
             .saturating_mul(ejection.count)
             .min(MAX_EJECTION.max(base));
         ejection.until = Some(now + length);
+        self.ejected_until.store(ejection.until);
         ejection.last_length = length;
         length
     }

@@ -8,6 +8,7 @@ use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::atomic_instant::AtomicInstant;
 use super::outlier::OutlierState;
 
 /// Latency assumed before the first response, in microseconds: low enough that a new endpoint is
@@ -34,10 +35,13 @@ pub struct EndpointState {
     /// `f64` bits of the latency EWMA in microseconds.
     ewma_micros: AtomicU64,
     /// When the EWMA last took a sample (for the decay).
-    sampled_at: Mutex<Option<Instant>>,
+    sampled_at: AtomicInstant,
     draining: AtomicBool,
     consecutive_failures: AtomicU32,
-    ejected_until: Mutex<Option<Instant>>,
+    /// Connect-failure ejection deadline: read lock-free on every choice, written under
+    /// `ejection_writer` so concurrent failures take one decision.
+    ejected_until: AtomicInstant,
+    ejection_writer: Mutex<()>,
     /// The outlier detector's counts and ejection (separate from the connect-failure ejection,
     /// which a successful connect ends; an outlier ejection only time ends).
     pub(super) outlier: OutlierState,
@@ -48,10 +52,11 @@ impl Default for EndpointState {
         Self {
             in_flight: AtomicU32::new(0),
             ewma_micros: AtomicU64::new(INITIAL_EWMA_MICROS.to_bits()),
-            sampled_at: Mutex::new(None),
+            sampled_at: AtomicInstant::default(),
             draining: AtomicBool::new(false),
             consecutive_failures: AtomicU32::new(0),
-            ejected_until: Mutex::new(None),
+            ejected_until: AtomicInstant::default(),
+            ejection_writer: Mutex::new(()),
             outlier: OutlierState::default(),
         }
     }
@@ -78,8 +83,7 @@ impl EndpointState {
         let latency = f64::from_bits(self.ewma_micros.load(Ordering::Relaxed));
         let idle = self
             .sampled_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .load()
             .map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
         let excess = (latency - LATENCY_FLOOR_MICROS).max(0.0);
         let decayed = excess * (-idle.as_secs_f64() / DECAY.as_secs_f64()).exp();
@@ -104,10 +108,7 @@ impl EndpointState {
             .in_flight
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         if let Some(latency) = latency {
-            *self
-                .sampled_at
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+            self.sampled_at.store(Some(Instant::now()));
             let sample = latency.as_secs_f64() * 1e6;
             let _ = self
                 .ewma_micros
@@ -143,14 +144,14 @@ impl EndpointState {
     /// consecutive failure. Returns the ejection time. Prefer [`super::Balancer::connect_failed`],
     /// which also counts the ejection.
     pub fn connect_failed(&self, now: Instant) -> Duration {
-        let mut until = self
-            .ejected_until
+        let _writer = self
+            .ejection_writer
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         // Requests that were already connecting when the endpoint was ejected fail too; they
         // are the same failure, so they must not double the ejection again and again (a
         // provider killed under load would otherwise be kept out for the maximum at once).
-        if let Some(at) = *until
+        if let Some(at) = self.ejected_until.load()
             && at > now
         {
             return at - now;
@@ -159,26 +160,24 @@ impl EndpointState {
         let ejection = BASE_EJECTION
             .saturating_mul(1u32 << failures.min(10))
             .min(MAX_EJECTION);
-        *until = Some(now + ejection);
+        self.ejected_until.store(Some(now + ejection));
         ejection
     }
 
     /// Whether a connect-failure ejection is in force at `now`.
     pub fn is_connect_ejected(&self, now: Instant) -> bool {
-        self.ejected_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|until| now < until)
+        self.ejected_until.is_after(now)
     }
 
     /// A connection was opened: the endpoint is back, and a new connection is a fresh start
     /// (a restarted provider is writeable again).
     pub fn connected(&self) {
         self.consecutive_failures.store(0, Ordering::Relaxed);
-        *self
-            .ejected_until
+        let _writer = self
+            .ejection_writer
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+            .unwrap_or_else(PoisonError::into_inner);
+        self.ejected_until.store(None);
         self.draining.store(false, Ordering::Relaxed);
     }
 }

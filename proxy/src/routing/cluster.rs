@@ -91,23 +91,30 @@ pub struct Endpoint {
     pub metric_labels: EndpointLabels,
 }
 
-/// An endpoint's metric label values (`destination_version`, `destination_workload`), made once
-/// per snapshot so a request clones them instead of allocating its own.
+/// An endpoint's metric label values (`destination_version`, `destination_workload`,
+/// `destination_locality`, `priority`), made once per snapshot so a request clones them instead of
+/// allocating its own.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EndpointLabels {
     /// The `version` label, else `unknown`.
     pub version: Arc<str>,
     /// The `app` label, else `unknown`.
     pub app: Arc<str>,
+    /// The locality, `region/zone/subzone` (empty parts left empty).
+    pub locality: Arc<str>,
+    /// The failover priority, as a label value.
+    pub priority: Arc<str>,
 }
 
 impl EndpointLabels {
-    /// The values for an endpoint with `labels`.
-    pub fn of(labels: &BTreeMap<String, String>) -> Self {
+    /// The values for an endpoint with `labels` in `locality` at failover `priority`.
+    pub fn of(labels: &BTreeMap<String, String>, locality: &Locality, priority: u32) -> Self {
         let get = |key: &str| Arc::from(labels.get(key).map_or("unknown", String::as_str));
         Self {
             version: get("version"),
             app: get("app"),
+            locality: Arc::from(locality.to_string()),
+            priority: Arc::from(priority.to_string()),
         }
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::lb::InFlight;
 use crate::metrics::{Metrics, RequestLabels, ResponseFlags};
 use crate::resilience::outlier;
+use crate::spans::SpanStart;
 
 /// `response_code` of a normal reply (docs/observability.md).
 pub const CODE_REPLY: &str = "0";
@@ -107,6 +108,8 @@ pub struct PendingCall {
     in_flight: Option<InFlight>,
     /// The call's traffic-class slot, released with the call.
     admission: Option<crate::isolation::Permit>,
+    /// The proxy's span, recorded with the metrics.
+    span: Option<SpanStart>,
     metrics: Arc<Metrics>,
 }
 
@@ -130,8 +133,14 @@ impl PendingCall {
             labels,
             in_flight: None,
             admission: None,
+            span: None,
             metrics,
         }
+    }
+
+    /// Records `span` (the proxy's hop in the caller's trace) when the call completes.
+    pub fn set_span(&mut self, span: Option<SpanStart>) {
+        self.span = span;
     }
 
     /// Holds the call's traffic-class slot until it completes.
@@ -204,6 +213,9 @@ impl PendingCall {
             self.request_bytes,
             response_bytes,
         );
+        if let Some(span) = self.span.take() {
+            self.metrics.spans().finish(span, &self.labels);
+        }
         if let Some(bytes) = bytes {
             // The caller may be gone; its answer then has nowhere to go.
             let _ = self.downstream.send(bytes);

@@ -45,6 +45,7 @@ use crate::metrics::{
 };
 use crate::resilience::retry;
 use crate::routing::{Cluster, Endpoint, HashOn, LbPolicy, ThriftAttributes, cluster_name};
+use crate::spans::SpanStart;
 use crate::trace_context::Hop;
 
 /// Endpoints tried for one call when connections cannot be opened or written.
@@ -135,16 +136,18 @@ fn on_message(
     let mut labels = base_labels(context);
     let routed = route(message, context, host, rng, &mut labels);
     match routed {
-        Ok(plan) => {
+        Ok(mut plan) => {
             let pending = (!oneway).then(|| {
-                PendingCall::new(
+                let mut pending = PendingCall::new(
                     tx.clone(),
                     plan.info.clone(),
                     started,
                     plan.message.frame.len(),
                     labels,
                     context.metrics.clone(),
-                )
+                );
+                pending.set_span(plan.span.take());
+                pending
             });
             tokio::spawn(forward(plan, pending, context.clone()));
         }
@@ -182,6 +185,8 @@ struct Plan {
     service: String,
     hash_header: Option<(String, String)>,
     permit: Option<Permit>,
+    /// The proxy's span, for a sampled trace when spans are exported; taken by the call.
+    span: Option<SpanStart>,
 }
 
 /// A call answered without being forwarded: what the exception reply needs.
@@ -330,11 +335,12 @@ fn route(
     let mut mutation = route.request_mutation.clone();
     // Trace context rides THeader info headers; only THeader messages can carry it, so the other
     // transports pass through untouched. It goes after the route's mutation so it wins.
-    if let Some(hop) = message
+    let hop = message
         .theader
         .as_ref()
-        .and_then(|theader| Hop::from_incoming(|key| theader.get(key)))
-    {
+        .and_then(|theader| Hop::from_incoming(|key| theader.get(key)));
+    let span = context.metrics.spans().start(hop.as_ref(), &cluster.name);
+    if let Some(hop) = hop {
         mutation.extend(
             hop.pairs()
                 .into_iter()
@@ -363,6 +369,7 @@ fn route(
         service: service.unwrap_or_default(),
         hash_header,
         permit,
+        span,
     })
 }
 
@@ -376,6 +383,7 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         service,
         hash_header,
         permit,
+        ..
     } = plan;
     // A two-way call keeps its class slot until answered; a one-way one until it is sent.
     let _one_way_permit = match pending.as_mut() {
@@ -474,6 +482,10 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         };
         if let Some(pending) = pending.as_mut() {
             set_destination(pending, endpoint);
+            context.metrics.upstream_request(
+                &pending.labels_mut().destination_service,
+                &endpoint.metric_labels,
+            );
             load.fetch_add(1, Ordering::Relaxed);
             pending.set_in_flight(Some(
                 InFlight::new(

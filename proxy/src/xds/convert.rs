@@ -255,7 +255,7 @@ pub fn endpoints(assignment: &ClusterLoadAssignment) -> Result<Vec<Endpoint>, Co
                 healthy: matches!(health, HealthStatus::Healthy | HealthStatus::Unknown),
                 locality: locality.clone(),
                 priority: group.priority,
-                metric_labels: EndpointLabels::of(&labels),
+                metric_labels: EndpointLabels::of(&labels, &locality, group.priority),
                 labels,
             });
         }

@@ -1,8 +1,8 @@
 //! Prepares everything the end-to-end tests download or build, so the test run itself needs no
 //! network: every Maven project under `tests/java`, `tests/peers` and `demo/java` is built (its
 //! dependencies land in `~/.m2`), every Go module under `tests/go` is built (its dependencies land
-//! in the Go module cache, the binary in the harness cache), the harness's Python venv is
-//! created, and the npm packages of the Grafana dashboard schema check are installed and its
+//! in the Go module cache, the binary in the harness cache), the harness's Python venvs
+//! (`tests/python/requirements.txt` and `tests/python/*/requirements.txt`) are created, and the npm packages of the Grafana dashboard schema check are installed and its
 //! schemas generated. It uses the harness's own code paths, so the caches it fills are exactly the ones the
 //! tests look up. Idempotent.
 
@@ -76,15 +76,29 @@ fn main() -> ExitCode {
             }
         }
     }
-    let started = std::time::Instant::now();
-    match PythonEnv::shared() {
-        Ok(env) => println!(
-            "prepared Python venv {} in {:.1}s",
-            env.python().display(),
-            started.elapsed().as_secs_f64()
-        ),
+    match PythonEnv::requirement_files() {
+        Ok(files) => {
+            for requirements in files {
+                let started = std::time::Instant::now();
+                match PythonEnv::from_requirements(&requirements) {
+                    Ok(env) => println!(
+                        "prepared Python venv {} for {} in {:.1}s",
+                        env.python().display(),
+                        requirements.display(),
+                        started.elapsed().as_secs_f64()
+                    ),
+                    Err(error) => {
+                        eprintln!(
+                            "cannot prepare the Python venv of {}: {error:#}",
+                            requirements.display()
+                        );
+                        failed = true;
+                    }
+                }
+            }
+        }
         Err(error) => {
-            eprintln!("cannot prepare the Python venv: {error:#}");
+            eprintln!("cannot list the Python requirements: {error:#}");
             failed = true;
         }
     }

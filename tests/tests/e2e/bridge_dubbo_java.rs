@@ -459,7 +459,7 @@ async fn pump(
 
 fn greeting(port: u16) -> Value {
     json!(format!(
-        "Hello, causeway (from {APP_VERSION} on port {port})"
+        "Hello, causeway (from {APP_VERSION} in {ZONE} on port {port})"
     ))
 }
 

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use causeway_tests::grafana::GrafanaSchema;
 use causeway_tests::paths::workspace_root;
-use causeway_tests::prometheus::PrometheusServer;
 use causeway_tests::promql::{self, Scan};
 use causeway_tests::promtool;
 use serde::Deserialize;
@@ -56,11 +55,11 @@ const TARGET_KEYS: [&str; 10] = [
 /// Grafana's built-in variables the dashboards may use.
 const BUILT_IN_VARIABLES: [&str; 3] = ["__rate_interval", "__range", "__interval"];
 
-fn dashboards_dir() -> PathBuf {
+pub(crate) fn dashboards_dir() -> PathBuf {
     workspace_root().join("dashboards")
 }
 
-fn dashboard_files() -> Vec<PathBuf> {
+pub(crate) fn dashboard_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dashboards_dir())
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -70,12 +69,12 @@ fn dashboard_files() -> Vec<PathBuf> {
     files
 }
 
-fn load(file: &Path) -> Value {
+pub(crate) fn load(file: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(file).unwrap())
         .unwrap_or_else(|error| panic!("{}: {error}", file.display()))
 }
 
-fn name_of(file: &Path) -> String {
+pub(crate) fn name_of(file: &Path) -> String {
     file.file_name().unwrap().to_string_lossy().into_owned()
 }
 
@@ -97,15 +96,15 @@ fn variables(dashboard: &Value) -> &Vec<Value> {
 
 /// A PromQL query of a dashboard: where it is, and the expression as written.
 #[derive(Debug, Clone)]
-struct Query {
-    place: String,
-    expr: String,
+pub(crate) struct Query {
+    pub(crate) place: String,
+    pub(crate) expr: String,
     /// For `label_values(selector, label)` variables: the label whose values it lists.
     lists_label: Option<String>,
 }
 
 /// Every panel target expression and every variable query's selector.
-fn queries(file: &Path, dashboard: &Value) -> Vec<Query> {
+pub(crate) fn queries(file: &Path, dashboard: &Value) -> Vec<Query> {
     let name = name_of(file);
     let mut queries = Vec::new();
     for panel in panels(dashboard) {
@@ -143,15 +142,15 @@ fn queries(file: &Path, dashboard: &Value) -> Vec<Query> {
 
 /// The metric contract of `docs/observability.md`.
 #[derive(Debug, Default)]
-struct Contract {
+pub(crate) struct Contract {
     /// Metric name (as exported: counters with `_total`) → type and labels.
-    metrics: BTreeMap<String, (String, BTreeSet<String>)>,
+    pub(crate) metrics: BTreeMap<String, (String, BTreeSet<String>)>,
     /// Labels Prometheus adds to every series at scrape time.
     target_labels: BTreeSet<String>,
 }
 
 impl Contract {
-    fn load() -> Self {
+    pub(crate) fn load() -> Self {
         let doc = std::fs::read_to_string(workspace_root().join("docs/observability.md")).unwrap();
         let mut contract = Self::default();
         for line in doc.lines() {
@@ -614,7 +613,7 @@ fn dashboard_queries_use_only_contract_metrics_and_labels() {
 
 // === Prometheus rules ===
 
-fn rule_files() -> Vec<PathBuf> {
+pub(crate) fn rule_files() -> Vec<PathBuf> {
     let dir = dashboards_dir().join("prometheus");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
@@ -770,13 +769,13 @@ fn provisioning_files_point_at_the_dashboards() {
 
 /// One metric family of an OpenMetrics exposition: its type and the label names of its series.
 #[derive(Debug, Default)]
-struct Family {
-    kind: String,
-    labels: BTreeSet<String>,
+pub(crate) struct Family {
+    pub(crate) kind: String,
+    pub(crate) labels: BTreeSet<String>,
 }
 
 /// Families by the name Prometheus stores (counters with `_total`), from OpenMetrics text.
-fn exposition(text: &str) -> BTreeMap<String, Family> {
+pub(crate) fn exposition(text: &str) -> BTreeMap<String, Family> {
     let mut families: BTreeMap<String, Family> = BTreeMap::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -815,6 +814,55 @@ fn exposition(text: &str) -> BTreeMap<String, Family> {
     families
 }
 
+/// An xDS client of the bridge at `xds` that rejects every response it is sent (it subscribes to
+/// clusters), so the bridge's NACK counters have series; abort the task to stop it.
+pub(crate) async fn nack_every_response(xds: std::net::SocketAddr) -> tokio::task::JoinHandle<()> {
+    use envoy_types::pb::envoy::config::core::v3::Node;
+    use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
+    use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+    use envoy_types::pb::google::rpc::Status;
+
+    // An xDS client that rejects every cluster response it is sent.
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{xds}"))
+        .await
+        .unwrap();
+    let (requests, outgoing) = tokio::sync::mpsc::channel(4);
+    let cluster_type = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
+    requests
+        .send(DiscoveryRequest {
+            node: Some(Node {
+                id: "dashboards-test".to_owned(),
+                ..Node::default()
+            }),
+            type_url: cluster_type.to_owned(),
+            ..DiscoveryRequest::default()
+        })
+        .await
+        .unwrap();
+    let mut responses = client
+        .stream_aggregated_resources(tokio_stream::wrappers::ReceiverStream::new(outgoing))
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::spawn(async move {
+        while let Ok(Some(response)) = responses.message().await {
+            let nack = DiscoveryRequest {
+                type_url: response.type_url.clone(),
+                response_nonce: response.nonce.clone(),
+                error_detail: Some(Status {
+                    code: 3,
+                    message: "rejected by the dashboards test".to_owned(),
+                    ..Status::default()
+                }),
+                ..DiscoveryRequest::default()
+            };
+            if requests.send(nack).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
 /// A bridge with a registry file, a rules file and an ADS client that NACKs every cluster
 /// response, so every bridge metric family has series. Returns the bridge, its metrics text once
 /// all of that shows, and the client task.
@@ -828,10 +876,6 @@ async fn busy_bridge(
     use causeway_bridge::app;
     use causeway_bridge::config::BridgeConfig;
     use causeway_bridge::pipeline::Debounce;
-    use envoy_types::pb::envoy::config::core::v3::Node;
-    use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
-    use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-    use envoy_types::pb::google::rpc::Status;
 
     let registry = dir.join("services.yaml");
     std::fs::write(
@@ -888,46 +932,7 @@ spec:
         "the bridge's snapshot has the service"
     );
 
-    // An xDS client that rejects every cluster response it is sent.
-    let mut client =
-        AggregatedDiscoveryServiceClient::connect(format!("http://{}", bridge.xds_addr))
-            .await
-            .unwrap();
-    let (requests, outgoing) = tokio::sync::mpsc::channel(4);
-    let cluster_type = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
-    requests
-        .send(DiscoveryRequest {
-            node: Some(Node {
-                id: "dashboards-test".to_owned(),
-                ..Node::default()
-            }),
-            type_url: cluster_type.to_owned(),
-            ..DiscoveryRequest::default()
-        })
-        .await
-        .unwrap();
-    let mut responses = client
-        .stream_aggregated_resources(tokio_stream::wrappers::ReceiverStream::new(outgoing))
-        .await
-        .unwrap()
-        .into_inner();
-    let nacker = tokio::spawn(async move {
-        while let Ok(Some(response)) = responses.message().await {
-            let nack = DiscoveryRequest {
-                type_url: response.type_url.clone(),
-                response_nonce: response.nonce.clone(),
-                error_detail: Some(Status {
-                    code: 3,
-                    message: "rejected by the dashboards test".to_owned(),
-                    ..Status::default()
-                }),
-                ..DiscoveryRequest::default()
-            };
-            if requests.send(nack).await.is_err() {
-                break;
-            }
-        }
-    });
+    let nacker = nack_every_response(bridge.xds_addr).await;
 
     causeway_tests::assert_eventually!(
         {
@@ -975,30 +980,6 @@ async fn the_bridge_exports_its_contract_metrics() {
         assert!(
             contract.metrics.contains_key(name),
             "{name} is exported but not in docs/observability.md"
-        );
-    }
-    nacker.abort();
-}
-
-/// Every query of the Bridge dashboard returns data from a real Prometheus scraping a running
-/// bridge (variables at All, as a first visit shows them).
-#[tokio::test(flavor = "multi_thread")]
-async fn bridge_dashboard_queries_return_data_from_prometheus() {
-    causeway_tests::logs::init();
-    let dir = tempfile::tempdir().unwrap();
-    let (bridge, _, nacker) = busy_bridge(dir.path()).await;
-    let prometheus = PrometheusServer::start(&[bridge.admin_addr], "/metrics")
-        .await
-        .unwrap();
-    let file = dashboards_dir().join("bridge.json");
-    let all = queries(&file, &load(&file));
-    assert!(all.len() > 20);
-    for query in &all {
-        let expr = promql::substitute_grafana_variables(&query.expr);
-        causeway_tests::assert_eventually!(
-            !prometheus.query(&expr).await.unwrap().is_empty(),
-            "{}: no data for {expr}",
-            query.place
         );
     }
     nacker.abort();

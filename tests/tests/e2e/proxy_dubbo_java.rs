@@ -2,7 +2,7 @@
 //! Dubbo listener directly (`--url dubbo://…`, no registry), and the proxy, in local-config mode,
 //! routes to two real Java providers (v1 and v2, not registered anywhere): `slow` only to v2 (a
 //! MetaRouter method route) and `greet` 80/20 over v1/v2. The providers name themselves in every
-//! answer (`from v2 on port …`), so the consumer's output shows where each call went.
+//! answer (`from v2 in <zone> on port …`), so the consumer's output shows where each call went.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -79,7 +79,7 @@ rules: |
     )
 }
 
-/// Per method, which provider version answered (`Hello, causeway (from v2 on port 1234)`); every
+/// Per method, which provider version answered (`Hello, causeway (from v2 in <zone> on port 1234)`); every
 /// call must have succeeded.
 pub(crate) fn answers_by_method_and_version(run: &ConsumerRun) -> HashMap<(String, String), usize> {
     let mut counts: HashMap<(String, String), usize> = HashMap::new();
@@ -98,11 +98,18 @@ pub(crate) fn answers_by_method_and_version(run: &ConsumerRun) -> HashMap<(Strin
     counts
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn java_consumer_through_the_proxy_to_java_providers_v1_v2() {
-    logs::init();
+/// Two Java providers (v1, v2) behind a proxy in local mode with the rules above.
+struct Setup {
+    program: JavaProgram,
+    proxy: app::RunningProxy,
+    addr: SocketAddr,
+    _providers: [PeerProcess; 2],
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
     let program = sample().await.unwrap();
-    let ((_v1, v1_port), (_v2, v2_port)) =
+    let ((v1, v1_port), (v2, v2_port)) =
         tokio::join!(provider(&program, "v1"), provider(&program, "v2"));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("proxy.yaml");
@@ -112,11 +119,35 @@ async fn java_consumer_through_the_proxy_to_java_providers_v1_v2() {
         .unwrap();
     let addr: SocketAddr = proxy.dubbo_addr().unwrap();
     assert_eq!(addr.ip(), Ipv4Addr::LOCALHOST);
+    Setup {
+        program,
+        proxy,
+        addr,
+        _providers: [v1, v2],
+        _dir: dir,
+    }
+}
+
+/// The proxy's `istio_requests_total` summed over the series whose labels contain `parts`.
+fn requests(proxy: &app::RunningProxy, parts: &[&str]) -> usize {
+    let text = proxy.metrics.encode().unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("istio_requests_total") && parts.iter().all(|p| l.contains(p)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as usize
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn java_consumer_through_the_proxy_to_java_providers_v1_v2() {
+    logs::init();
+    // Bound whole: destructuring with `..` would drop (kill) the providers right away.
+    let setup = setup().await;
+    let (program, proxy, addr) = (&setup.program, &setup.proxy, setup.addr);
 
     let url = format!("dubbo://127.0.0.1:{}", addr.port());
     let calls = CALLS.to_string();
     let run = run_consumer(
-        &program,
+        program,
         &[
             "--url",
             &url,
@@ -154,26 +185,81 @@ async fn java_consumer_through_the_proxy_to_java_providers_v1_v2() {
     );
 
     // The proxy's metrics agree with what the consumer saw.
-    let text = proxy.metrics.encode().unwrap();
-    let value = |parts: &[&str]| -> f64 {
-        text.lines()
-            .filter(|l| {
-                l.starts_with("istio_requests_total") && parts.iter().all(|p| l.contains(p))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
     assert_eq!(
-        value(&[
-            "request_method=\"greet\"",
-            "destination_version=\"v1\"",
-            "response_code=\"20\""
-        ]) as usize,
+        requests(
+            proxy,
+            &[
+                "request_method=\"greet\"",
+                "destination_version=\"v1\"",
+                "response_code=\"20\""
+            ]
+        ),
         count("greet", "v1"),
-        "{text}"
+        "{}",
+        proxy.metrics.encode().unwrap()
     );
     assert_eq!(
-        value(&["request_method=\"slow\"", "destination_version=\"v2\""]) as usize,
+        requests(
+            proxy,
+            &["request_method=\"slow\"", "destination_version=\"v2\""]
+        ),
+        CALLS
+    );
+}
+
+/// What `tests/python/dubbo/dubbo_client.py` prints.
+#[derive(Debug, serde::Deserialize)]
+struct PythonRun {
+    counts: HashMap<String, usize>,
+    failed: usize,
+    first_error: Option<String>,
+}
+
+/// A second client written by others: dubbo-python (the Python 3 port of Apache
+/// dubbo-python2, with its own Hessian 2 encoder) through the proxy to the same Java providers.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_dubbo_client_through_the_proxy_to_java_providers_v1_v2() {
+    logs::init();
+    let root = causeway_tests::paths::workspace_root().join("tests/python/dubbo");
+    let python =
+        causeway_tests::python::PythonEnv::from_requirements(&root.join("requirements.txt"))
+            .unwrap();
+    let setup = setup().await;
+    let (proxy, addr) = (&setup.proxy, setup.addr);
+    let output = tokio::process::Command::from(python.command(&root.join("dubbo_client.py")))
+        .arg(addr.to_string())
+        .arg(CALLS.to_string())
+        .arg("greet,slow")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let run: PythonRun = serde_json::from_str(stdout.trim()).unwrap();
+    println!("dubbo-python through the proxy: {run:?}");
+    assert_eq!(run.failed, 0, "first failure: {:?}", run.first_error);
+    let count = |key: &str| run.counts.get(key).copied().unwrap_or(0);
+    assert_eq!(
+        count("slow v2"),
+        CALLS,
+        "every slow call goes to v2: {run:?}"
+    );
+    assert_eq!(count("greet v1") + count("greet v2"), CALLS, "{run:?}");
+    let v1_share = count("greet v1") as f64 / CALLS as f64;
+    assert!((v1_share - 0.8).abs() <= 0.05, "greet v1 share {v1_share}");
+    assert_eq!(
+        requests(proxy, &["request_method=\"greet\"", "response_code=\"20\""]),
+        CALLS
+    );
+    assert_eq!(
+        requests(
+            proxy,
+            &["request_method=\"slow\"", "destination_version=\"v2\""]
+        ),
         CALLS
     );
 }

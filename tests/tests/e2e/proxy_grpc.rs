@@ -91,7 +91,7 @@ pub(crate) async fn grpc_batch(
 }
 
 /// Python's `http.server` serving a directory with `hello.txt`.
-async fn http_server(python: &PythonEnv, port: u16) -> (PeerProcess, tempfile::TempDir) {
+pub(crate) async fn http_server(python: &PythonEnv, port: u16) -> (PeerProcess, tempfile::TempDir) {
     let files = tempfile::tempdir().unwrap();
     std::fs::write(files.path().join("hello.txt"), "hello from http.server").unwrap();
     let mut command = std::process::Command::new(python.python());
@@ -122,7 +122,7 @@ async fn http_server(python: &PythonEnv, port: u16) -> (PeerProcess, tempfile::T
 }
 
 /// One HTTP/1.1 GET through the proxy with `Host: host`; (status, body).
-async fn http_get(proxy: std::net::SocketAddr, host: &str, path: &str) -> (u16, String) {
+pub(crate) async fn http_get(proxy: std::net::SocketAddr, host: &str, path: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
     stream
         .write_all(

@@ -25,9 +25,9 @@ use causeway_tests::{assert_eventually, logs};
 use serde::Deserialize;
 use zookeeper_client as zk;
 
-const SERVICE: &str = "Calculator";
+pub(crate) const SERVICE: &str = "Calculator";
 /// The host the bridge derives from `interface=Calculator`.
-const HOST: &str = "calculator";
+pub(crate) const HOST: &str = "calculator";
 /// Calls per method: enough for the 80/20 split to land within ±5% (4 standard deviations).
 const CALLS: usize = 1000;
 
@@ -55,12 +55,12 @@ spec:
     - {destination: {host: calculator, subset: v2}, weight: 20}
 ";
 
-fn script() -> std::path::PathBuf {
+pub(crate) fn script() -> std::path::PathBuf {
     workspace_root().join("tests/python/thrift_calc.py")
 }
 
 /// A Python Thrift server on `ip:port`, answering with `tag`.
-async fn server(python: &PythonEnv, ip: &str, port: u16, tag: &str) -> PeerProcess {
+pub(crate) async fn server(python: &PythonEnv, ip: &str, port: u16, tag: &str) -> PeerProcess {
     let name = format!("thrift-calc-{tag}");
     let mut command = python.command(&script());
     command.args(["server", ip, &port.to_string(), tag]);
@@ -77,7 +77,7 @@ async fn server(python: &PythonEnv, ip: &str, port: u16, tag: &str) -> PeerProce
     process
 }
 
-async fn register(client: &zk::Client, ip: &str, port: u16, version: &str) {
+pub(crate) async fn register(client: &zk::Client, ip: &str, port: u16, version: &str) {
     let url = format!(
         "thrift://{ip}:{port}/{SERVICE}?interface={SERVICE}&methods=add,multiply\
          &aeraki_meta_app_version={version}"

@@ -13,7 +13,7 @@ import org.apache.dubbo.config.bootstrap.DubboBootstrap;
 /**
  * Calls {@link GreetingService} a number of times and prints one JSON object per call on stdout:
  * <pre>
- *   {"call":1,"method":"greet","ok":true,"micros":812,"result":"Hello, causeway (from v1 on port 20880)"}
+ *   {"call":1,"method":"greet","ok":true,"micros":812,"result":"Hello, causeway (from v1 in zone-a on port 20880)"}
  *   {"call":1,"method":"place","ok":true,"micros":950,"result":{"id":"order-1-accepted","quantity":2,"priceCents":500}}
  *   {"call":2,"method":"place","ok":false,"micros":700,"error":"java.lang.IllegalArgumentException","message":"…"}
  * </pre>

@@ -79,7 +79,12 @@ public final class Provider {
 
         ServiceConfig<GreetingService> service = new ServiceConfig<>();
         service.setInterface(GreetingService.class);
-        service.setRef(new GreetingServiceImpl((appVersion == null ? "provider" : appVersion) + " on port " + port));
+        // Who answers, e.g. "v2 in zone-a on port 20880": callers (and the causeway demo's
+        // scenarios) count versions and zones from it.
+        String zone = options.get("zone", null);
+        String instance = (appVersion == null ? "provider" : appVersion)
+                + (zone == null ? "" : " in " + zone) + " on port " + port;
+        service.setRef(new GreetingServiceImpl(instance));
         service.setVersion(options.get("version", "1.0.0"));
         service.setGroup(options.get("group", null));
         service.setParameters(parameters);
