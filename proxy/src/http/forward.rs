@@ -734,13 +734,47 @@ async fn forward(
         let Some(mut outgoing) = outgoing else {
             break;
         };
-        let sender = context
-            .upstreams
-            .sender(endpoint.address, h2, connect_timeout, protocol)
-            .await;
+        // This attempt's time, connecting included (an HTTP/2 handshake has no limit of its
+        // own): the per-try timeout, within what the route has left.
+        let attempt_deadline = match (deadline, per_try) {
+            (Some(route), Some(try_for)) => Some(route.min(tokio::time::Instant::now() + try_for)),
+            (None, Some(try_for)) => Some(tokio::time::Instant::now() + try_for),
+            (route, None) => route,
+        };
+        let sender = with_deadline(
+            attempt_deadline,
+            context
+                .upstreams
+                .sender(endpoint.address, h2, connect_timeout, protocol),
+        )
+        .await;
         let sender = match sender {
-            Ok(sender) => sender,
-            Err(error) => {
+            Some(Ok(sender)) => sender,
+            None => {
+                // Out of time before the request left: nothing reached the endpoint.
+                let route_expired = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
+                unreachable.push(endpoint.address);
+                last = Some(Outcome::ConnectFailure);
+                pending = Some(outgoing);
+                if !route_expired
+                    && retry_allowed(
+                        Outcome::ConnectFailure,
+                        retried,
+                        load.load(Ordering::Relaxed),
+                    ) == Next::Retry
+                {
+                    retried += 1;
+                    continue;
+                }
+                return call.fail(
+                    Failure::Timeout,
+                    format!(
+                        "causeway-proxy: no connection to {} within the attempt's time",
+                        cluster.name
+                    ),
+                );
+            }
+            Some(Err(error)) => {
                 let ejected = context
                     .balancer
                     .connect_failed(&cluster, &state, Instant::now());
@@ -797,12 +831,6 @@ async fn forward(
         )
         .with_outliers(context.balancer.clone(), cluster.clone());
         let sent_at = Instant::now();
-        // This attempt's time: the per-try timeout, within what the route has left.
-        let attempt_deadline = match (deadline, per_try) {
-            (Some(route), Some(try_for)) => Some(route.min(tokio::time::Instant::now() + try_for)),
-            (None, Some(try_for)) => Some(tokio::time::Instant::now() + try_for),
-            (route, None) => route,
-        };
         let (result, h1) = match sender {
             Sender::Http2(mut sender) => {
                 let sent = sender.try_send_request(outgoing);
