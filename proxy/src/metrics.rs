@@ -93,6 +93,9 @@ pub enum ResponseFlags {
     RateLimited,
     /// `FI`: fault injection aborted the request.
     FaultInjected,
+    /// `URX`: the answer is the last attempt's; retries were wanted but exhausted (attempt
+    /// limit or retry budget).
+    UpstreamRetryLimitExceeded,
 }
 
 impl ResponseFlags {
@@ -110,6 +113,7 @@ impl ResponseFlags {
             Self::DownstreamConnectionTermination => "DC",
             Self::RateLimited => "RL",
             Self::FaultInjected => "FI",
+            Self::UpstreamRetryLimitExceeded => "URX",
         }
     }
 }

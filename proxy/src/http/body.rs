@@ -22,7 +22,9 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use prometheus_client::metrics::gauge::Gauge;
 
+use super::tape::{Recording, Tape};
 use super::upstream::UpstreamPool;
+use crate::isolation::Permit;
 use crate::lb::{Balancer, EndpointState, Verdict};
 use crate::metrics::{Metrics, RequestLabels, ResponseFlags, number_label};
 use crate::resilience::outlier;
@@ -31,19 +33,52 @@ use crate::routing::Cluster;
 /// The error type of the bodies: whatever the peer's connection reported.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The caller's body on its way to the provider, counted.
+/// A request body on its way to a provider: the caller's, streamed through, counted and
+/// recorded on a [`Tape`] when the request may be retried or mirrored; or a recording replayed.
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Incoming,
-    bytes: Arc<AtomicU64>,
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    /// The caller's body.
+    Caller {
+        inner: Incoming,
+        bytes: Arc<AtomicU64>,
+        tape: Option<Arc<Tape>>,
+    },
+    /// A recorded body, sent again.
+    Replay(Recording),
 }
 
 // === impl RequestBody ===
 
 impl RequestBody {
-    /// Wraps `inner`, adding what passes to `bytes`.
-    pub fn new(inner: Incoming, bytes: Arc<AtomicU64>) -> Self {
-        Self { inner, bytes }
+    /// Wraps `inner`, adding what passes to `bytes` and recording it on `tape`.
+    pub fn new(inner: Incoming, bytes: Arc<AtomicU64>, tape: Option<Arc<Tape>>) -> Self {
+        Self {
+            source: Source::Caller { inner, bytes, tape },
+        }
+    }
+
+    /// A recorded body, for a retry or a mirror (its bytes were counted when they arrived).
+    pub fn replay(recording: Recording) -> Self {
+        Self {
+            source: Source::Replay(recording),
+        }
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        if let Source::Caller {
+            tape: Some(tape), ..
+        } = &self.source
+        {
+            // Settled recordings stay as they are; one still recording is cut short.
+            tape.abandon();
+        }
     }
 }
 
@@ -55,21 +90,61 @@ impl Body for RequestBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let (inner, bytes, tape) = match &mut self.source {
+            Source::Replay(recording) => {
+                if let Some(chunk) = recording.data.pop_front() {
+                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
+                return Poll::Ready(recording.trailers.take().map(|t| Ok(Frame::trailers(t))));
+            }
+            Source::Caller { inner, bytes, tape } => (inner, bytes, tape),
+        };
+        let polled = Pin::new(&mut *inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if let Some(tape) = tape {
+                        tape.data(data);
+                    }
+                } else if let (Some(trailers), Some(tape)) = (frame.trailers_ref(), tape.as_ref()) {
+                    tape.trailers(trailers);
+                }
+                if inner.is_end_stream()
+                    && let Some(tape) = tape
+                {
+                    tape.complete();
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(tape) = tape {
+                    tape.complete();
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(tape) = tape {
+                    tape.abandon();
+                }
+            }
+            Poll::Pending => {}
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.source {
+            Source::Caller { inner, .. } => inner.is_end_stream(),
+            Source::Replay(recording) => recording.data.is_empty() && recording.trailers.is_none(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.source {
+            Source::Caller { inner, .. } => inner.size_hint(),
+            Source::Replay(recording) => {
+                SizeHint::with_exact(recording.data.iter().map(|d| d.len() as u64).sum())
+            }
+        }
     }
 }
 
@@ -144,6 +219,10 @@ pub struct Record {
     pub request_bytes: Arc<AtomicU64>,
     /// Whether the call is gRPC (its status comes from trailers).
     pub grpc: bool,
+    /// The flags of an orderly end: `-`, or `URX` when the response is a last attempt's.
+    pub success_flags: ResponseFlags,
+    /// The request's traffic-class slot, released with the record (when the response ends).
+    pub permit: Option<Permit>,
     /// The proxy's span, recorded with the metrics.
     pub span: Option<crate::spans::SpanStart>,
 }
@@ -160,7 +239,11 @@ impl Record {
         response_bytes: u64,
     ) {
         self.labels.response_code = number_label(u32::from(status));
-        self.labels.response_flags = flags;
+        self.labels.response_flags = if flags == ResponseFlags::None {
+            self.success_flags
+        } else {
+            flags
+        };
         if self.grpc {
             // No grpc-status at all: the HTTP status says what happened (gRPC's own mapping).
             let code = grpc_status.unwrap_or_else(|| Code::from_http_status(status).as_u32());

@@ -8,8 +8,15 @@
 //! | no usable endpoint | 14 UNAVAILABLE | 503 | `UH` |
 //! | endpoints refuse connections (after trying others) | 14 UNAVAILABLE | 503 | `UF` |
 //! | provider connection closed before the response | 14 UNAVAILABLE | 503 | `UC` |
-//! | no response within the route timeout | 4 DEADLINE_EXCEEDED | 504 | `UT` |
+//! | no response within the route timeout (or the last attempt's per-try timeout) | 4 DEADLINE_EXCEEDED | 504 | `UT` |
 //! | cluster at its request limit | 14 UNAVAILABLE | 503 | `UO` |
+//! | traffic class shed (admission) | 8 RESOURCE_EXHAUSTED | 503 | `UO` |
+//! | local rate limit (admission) | 8 RESOURCE_EXHAUSTED | 429 | `RL` |
+//! | retries exhausted on a retriable answer | the provider's answer | the provider's | `URX` |
+//!
+//! A route with a retry policy sends failed attempts again ([`super::retry`]), replaying the
+//! body from its [`Tape`]; a route with mirrors starts its copies ([`super::mirror`]) before the
+//! primary is forwarded.
 //!
 //! Table lookup: the authority (`:authority`, else `Host`) against the tables' domains, with or
 //! without port; a gRPC call whose authority names no table (a client dialling the proxy's own
@@ -27,20 +34,23 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 
+use http_body::Body as _;
+
+use super::admission::{self, Denied, HeaderView};
 use super::body::{InFlight, ProxyBody, Record, RequestBody, Reusable};
+use super::retry::{self, Next, Outcome};
+use super::tape::{REPLAY_LIMIT, Tape, TapeEnd};
 use super::upstream::Sender;
-use super::{HttpContext, ListenerKind};
+use super::{HttpContext, ListenerKind, mirror};
+use crate::isolation::{Permit, Refusal};
 use crate::lb::{RequestKey, Verdict};
 use crate::metrics::{Protocol, Reporter, RequestLabels, ResponseFlags};
-use crate::resilience::metrics::RetryReason;
-use crate::resilience::{fault, retry};
-use crate::routing::http::AbortWith;
+use crate::resilience::retry::{self as budget, RetryToken};
+use crate::resilience::{fault, outlier};
+use crate::routing::http::{AbortWith, RetrySpec};
 use crate::routing::{Cluster, HashOn, HttpAttributes, HttpRouteTable, LbPolicy};
 use crate::spans::SpanStart;
 use crate::trace_context::Hop;
-
-/// Endpoints tried for one request when connections cannot be opened.
-const MAX_ATTEMPTS: usize = 3;
 
 /// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 7] = [
@@ -134,25 +144,58 @@ struct Call {
     labels: RequestLabels,
     content_type: Option<HeaderValue>,
     request_bytes: Arc<AtomicU64>,
+    /// `URX` once retries were wanted but exhausted.
+    success_flags: ResponseFlags,
+    /// The traffic-class slot, handed to the response's record.
+    permit: Option<Permit>,
     /// The proxy's span once the request is forwarded (sampled traces, spans exported).
     span: Option<SpanStart>,
 }
 
 impl Call {
-    fn record(&self) -> Record {
+    fn record(&mut self) -> Record {
         Record {
             metrics: self.context.metrics.clone(),
             labels: self.labels.clone(),
             started: self.started,
             request_bytes: self.request_bytes.clone(),
             grpc: self.grpc,
+            success_flags: self.success_flags,
+            permit: self.permit.take(),
             // A call gets one response, so one record (and one span).
             span: self.span.clone(),
         }
     }
 
+    /// Admission's refusal, in the caller's protocol, recorded at once: gRPC
+    /// `RESOURCE_EXHAUSTED`; HTTP 429 for the rate limit, 503 for shedding.
+    fn shed(&mut self, refusal: &Refusal, host: &str) -> Response<ProxyBody> {
+        let message = refusal.message(host);
+        let flags = if refusal.is_rate_limit() {
+            ResponseFlags::RateLimited
+        } else {
+            ResponseFlags::UpstreamOverflow
+        };
+        tracing::debug!(%message, "request shed");
+        let record = self.record();
+        if self.grpc {
+            let status = Status::new(Code::ResourceExhausted, message);
+            let (parts, ()) = status
+                .trailers_only(self.content_type.as_ref())
+                .into_parts();
+            record.finish(parts.status.as_u16(), Some(status.code.as_u32()), flags, 0);
+            return Response::from_parts(parts, ProxyBody::local(Bytes::new()));
+        }
+        let status = if refusal.is_rate_limit() {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        text_response(record, status, flags, &message)
+    }
+
     /// Fault injection's abort, in the caller's protocol, recorded at once.
-    fn abort(&self, with: AbortWith) -> Response<ProxyBody> {
+    fn abort(&mut self, with: AbortWith) -> Response<ProxyBody> {
         let record = self.record();
         let message = "causeway-proxy: fault injected";
         if self.grpc {
@@ -168,26 +211,13 @@ impl Call {
             );
             return Response::from_parts(parts, ProxyBody::local(Bytes::new()));
         }
-        let body = Bytes::from(format!("{message}\n"));
         let status = StatusCode::from_u16(fault::http_status(with))
             .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        record.finish(
-            status.as_u16(),
-            None,
-            ResponseFlags::FaultInjected,
-            body.len() as u64,
-        );
-        let mut response = Response::new(ProxyBody::local(body));
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        response
+        text_response(record, status, ResponseFlags::FaultInjected, message)
     }
 
     /// The proxy's own answer, recorded at once.
-    fn fail(&self, failure: Failure, message: String) -> Response<ProxyBody> {
+    fn fail(&mut self, failure: Failure, message: String) -> Response<ProxyBody> {
         tracing::debug!(?failure, %message, "answering locally");
         let record = self.record();
         if self.grpc {
@@ -203,17 +233,26 @@ impl Call {
             );
             return Response::from_parts(parts, ProxyBody::local(Bytes::new()));
         }
-        let body = Bytes::from(format!("{message}\n"));
-        let status = failure.http_status();
-        record.finish(status.as_u16(), None, failure.flags(), body.len() as u64);
-        let mut response = Response::new(ProxyBody::local(body));
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        response
+        text_response(record, failure.http_status(), failure.flags(), &message)
     }
+}
+
+/// A short text reply of the proxy's own, recorded at once.
+fn text_response(
+    record: Record,
+    status: StatusCode,
+    flags: ResponseFlags,
+    message: &str,
+) -> Response<ProxyBody> {
+    let body = Bytes::from(format!("{message}\n"));
+    record.finish(status.as_u16(), None, flags, body.len() as u64);
+    let mut response = Response::new(ProxyBody::local(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 fn base_labels(context: &HttpContext, protocol: Protocol) -> RequestLabels {
@@ -308,6 +347,8 @@ pub async fn handle(
         started,
         content_type: request.headers().get(header::CONTENT_TYPE).cloned(),
         request_bytes: Arc::new(AtomicU64::new(0)),
+        success_flags: ResponseFlags::None,
+        permit: None,
         span: None,
     };
     if !grpc {
@@ -377,6 +418,31 @@ pub async fn handle(
             ),
         );
     };
+    let admission_view = HeaderView {
+        headers: request.headers(),
+        authority: &authority,
+        method: request.method(),
+        path_and_query: &path_and_query,
+    };
+    let cluster = match admission::admit(
+        &call.context,
+        &snapshot,
+        &table.host,
+        cluster,
+        &admission_view,
+    ) {
+        Ok(admitted) => {
+            call.permit = admitted.permit;
+            admitted.cluster
+        }
+        Err(Denied::Refused(refusal)) => return call.shed(&refusal, &table.host),
+        Err(Denied::UnknownSubset(name)) => {
+            return call.fail(
+                Failure::NoRoute,
+                format!("causeway-proxy: traffic class subset cluster {name} is unknown"),
+            );
+        }
+    };
     let deadline = route
         .timeout_ms
         .map(|ms| tokio::time::Instant::from_std(started) + Duration::from_millis(ms));
@@ -399,19 +465,99 @@ pub async fn handle(
             return call.abort(with);
         }
     }
-    forward(call, request, &cluster, &authority, deadline, &mut rng).await
+    // Mirrors and retries replay the body: it is recorded (up to a bound) as it streams.
+    let mirrors: Vec<Arc<Cluster>> = route
+        .mirrors
+        .iter()
+        .filter(|mirror| rng.f64() < mirror.fraction)
+        .filter_map(|mirror| snapshot.cluster(&mirror.cluster).cloned())
+        .collect();
+    let tape = (route.retries.is_some() || !mirrors.is_empty()).then(|| {
+        let body = request.body();
+        let too_big = body
+            .size_hint()
+            .upper()
+            .or(Some(body.size_hint().lower()))
+            .is_some_and(|n| n > REPLAY_LIMIT as u64);
+        let limit = if too_big { 0 } else { REPLAY_LIMIT };
+        Arc::new(Tape::new(limit, body.is_end_stream()))
+    });
+    let plan = Plan {
+        cluster,
+        authority,
+        deadline,
+        retries: route.retries.clone(),
+        tape,
+        mirrors,
+    };
+    forward(call, request, plan, &mut rng).await
 }
 
-/// Picks an endpoint, connects and sends; a connection that cannot be opened ejects the
-/// endpoint and another is tried (the request was not sent, so this is always safe).
+/// Where and how a routed request goes.
+struct Plan {
+    cluster: Arc<Cluster>,
+    authority: String,
+    deadline: Option<tokio::time::Instant>,
+    retries: Option<RetrySpec>,
+    tape: Option<Arc<Tape>>,
+    mirrors: Vec<Arc<Cluster>>,
+}
+
+/// The request head every attempt is built from.
+struct Template {
+    method: Method,
+    headers: HeaderMap,
+}
+
+/// What the caller is told when no attempt produced a response to pass on.
+fn exhausted(cluster: &Cluster, last: Option<Outcome>, tried: usize) -> (Failure, String) {
+    match last {
+        None => (
+            Failure::NoHealthyUpstream,
+            format!("causeway-proxy: no healthy endpoint in {}", cluster.name),
+        ),
+        Some(Outcome::ConnectFailure) => (
+            Failure::ConnectRefused,
+            format!(
+                "causeway-proxy: no endpoint of {} could be reached ({tried} tried)",
+                cluster.name
+            ),
+        ),
+        Some(Outcome::Timeout) => (
+            Failure::Timeout,
+            format!(
+                "causeway-proxy: no response from {} within the per-try timeout ({tried} tried)",
+                cluster.name
+            ),
+        ),
+        Some(Outcome::Unsent | Outcome::Reset | Outcome::Status) => (
+            Failure::ConnectionTermination,
+            format!(
+                "causeway-proxy: the connection to {} closed before the response ({tried} tried)",
+                cluster.name
+            ),
+        ),
+    }
+}
+
+/// Picks an endpoint, connects, sends and passes the response on; failed attempts are sent
+/// again as [`retry::next`] and the retry budget allow, to another endpoint when there is
+/// one.
+#[allow(clippy::too_many_lines)]
 async fn forward(
     mut call: Call,
     request: Request<Incoming>,
-    cluster: &Arc<Cluster>,
-    authority: &str,
-    deadline: Option<tokio::time::Instant>,
+    plan: Plan,
     rng: &mut fastrand::Rng,
 ) -> Response<ProxyBody> {
+    let Plan {
+        cluster,
+        authority,
+        deadline,
+        retries,
+        tape,
+        mirrors,
+    } = plan;
     let context = call.context.clone();
     let load = context.cluster_load(&cluster.name);
     if load.load(Ordering::Relaxed) >= cluster.breaker.max_requests {
@@ -453,9 +599,35 @@ async fn forward(
         .path_and_query()
         .map_or("/", |pq| pq.as_str())
         .to_owned();
+    let service = call.labels.destination_service.clone();
+    let protocol = call.labels.request_protocol;
+    if let Some(tape) = &tape {
+        for mirror in mirrors {
+            let head = mirror::Head {
+                method: parts.method.clone(),
+                path_and_query: path_and_query.clone(),
+                authority: authority.clone(),
+                headers: parts.headers.clone(),
+                h2,
+            };
+            mirror::spawn(
+                &context,
+                mirror,
+                service.clone(),
+                protocol,
+                head,
+                tape.clone(),
+            );
+        }
+    }
+    // Later attempts are rebuilt from this head and the recorded body.
+    let template = (retries.is_some() && tape.is_some()).then(|| Template {
+        method: parts.method.clone(),
+        headers: parts.headers.clone(),
+    });
     let mut pending = Some(Request::from_parts(
         parts,
-        RequestBody::new(body, call.request_bytes.clone()),
+        RequestBody::new(body, call.request_bytes.clone(), tape.clone()),
     ));
     let method = call.labels.request_method.clone();
     let interface = call.labels.destination_interface.clone();
@@ -474,21 +646,71 @@ async fn forward(
             .filter(|(key, _)| key == name)
             .map(|(_, value)| value.clone())
     };
-    let mut exclude: Vec<SocketAddr> = Vec::new();
-    let mut failure = Failure::NoHealthyUpstream;
+    // Endpoints that could not take the request, and endpoints that got it: a retry goes
+    // elsewhere when it can, but may go back to one that answered when none other is left.
+    let mut unreachable: Vec<SocketAddr> = Vec::new();
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut last: Option<Outcome> = None;
+    let mut retried = 0u32;
     let connect_timeout = Duration::from_millis(cluster.breaker.connect_timeout_ms);
-    let protocol = call.labels.request_protocol;
-    let mut _retry = None;
-    for attempt in 0..MAX_ATTEMPTS {
+    let per_try = retries
+        .as_ref()
+        .and_then(|r| r.per_try_timeout_ms)
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis);
+    let cluster_host: Arc<str> = Arc::from(cluster.host.as_str());
+    // Admitted retries count against the cluster's budget until the request is answered.
+    let mut tokens: Vec<RetryToken> = Vec::new();
+    // What follows a failed attempt: `Retry` only once the budget admitted it; `Exhausted` when
+    // the attempt limit or the budget refused a wanted retry (counted as refused).
+    let mut retry_allowed = |outcome: Outcome, retried: u32, load: u32| -> Next {
+        let replayable = tape.as_ref().is_some_and(|t| t.end() == TapeEnd::Complete);
+        match retry::next(retries.as_ref(), outcome, retried, replayable) {
+            Next::Retry => {}
+            Next::Exhausted => {
+                context.metrics.resilience.retry_refused(&service, protocol);
+                return Next::Exhausted;
+            }
+            Next::Stop => return Next::Stop,
+        }
+        match budget::admit(
+            context.balancer.retry_budgets(),
+            &context.metrics,
+            &cluster.name,
+            &cluster_host,
+            load,
+            protocol,
+            outcome.reason(),
+        ) {
+            Some(token) => {
+                tokens.push(token);
+                Next::Retry
+            }
+            None => Next::Exhausted,
+        }
+    };
+    loop {
         let chosen = {
             let key = RequestKey {
                 method: &method,
                 interface: &interface,
                 attachment: Some(&lookup),
             };
+            let mut exclude = unreachable.clone();
+            exclude.extend_from_slice(&tried);
+            let now = Instant::now();
             context
                 .balancer
-                .choose(cluster, &key, &exclude, rng, Instant::now())
+                .choose(&cluster, &key, &exclude, rng, now)
+                .or_else(|| {
+                    (!tried.is_empty())
+                        .then(|| {
+                            context
+                                .balancer
+                                .choose(&cluster, &key, &unreachable, rng, now)
+                        })
+                        .flatten()
+                })
         };
         let Some((index, state)) = chosen else {
             break;
@@ -496,26 +718,29 @@ async fn forward(
         let Some(endpoint) = cluster.endpoints.get(index) else {
             break;
         };
-        // Every pass after the first is a retry: the budget decides whether it may go.
-        if attempt > 0 {
-            let reason = if failure == Failure::ConnectRefused {
-                RetryReason::ConnectFailure
-            } else {
-                RetryReason::Reset
-            };
-            match retry::admit(
-                context.balancer.retry_budgets(),
-                &context.metrics,
-                &cluster.name,
-                &Arc::from(cluster.host.as_str()),
-                load.load(Ordering::Relaxed),
-                protocol,
-                reason,
-            ) {
-                Some(token) => _retry = Some(token),
-                None => break,
-            }
-        }
+        let outgoing = match pending.take() {
+            Some(request) => Some(request),
+            // A retry of a sent request: its head again, with the recorded body.
+            None => template
+                .as_ref()
+                .zip(tape.as_ref().and_then(|t| t.replay()))
+                .map(|(template, recording)| {
+                    let mut request = Request::new(RequestBody::replay(recording));
+                    *request.method_mut() = template.method.clone();
+                    *request.headers_mut() = template.headers.clone();
+                    request
+                }),
+        };
+        let Some(mut outgoing) = outgoing else {
+            break;
+        };
+        // This attempt's time, connecting included (an HTTP/2 handshake has no limit of its
+        // own): the per-try timeout, within what the route has left.
+        let attempt_deadline = match (deadline, per_try) {
+            (Some(route), Some(try_for)) => Some(route.min(tokio::time::Instant::now() + try_for)),
+            (None, Some(try_for)) => Some(tokio::time::Instant::now() + try_for),
+            (route, None) => route,
+        };
         // Waiting for a connection is what the breaker's `max_pending` bounds.
         let Some(waiting) = context
             .breakers
@@ -527,32 +752,66 @@ async fn forward(
             let message = crate::resilience::breaker::overflow_message(&cluster.name, limit);
             return call.fail(Failure::Overflow, message);
         };
-        let sender = context
-            .upstreams
-            .sender(endpoint.address, h2, connect_timeout, protocol)
-            .await;
+        let sender = with_deadline(
+            attempt_deadline,
+            context
+                .upstreams
+                .sender(endpoint.address, h2, connect_timeout, protocol),
+        )
+        .await;
         drop(waiting);
         let sender = match sender {
-            Ok(sender) => sender,
-            Err(error) => {
+            Some(Ok(sender)) => sender,
+            None => {
+                // Out of time before the request left: nothing reached the endpoint.
+                let route_expired = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
+                unreachable.push(endpoint.address);
+                last = Some(Outcome::ConnectFailure);
+                pending = Some(outgoing);
+                if !route_expired
+                    && retry_allowed(
+                        Outcome::ConnectFailure,
+                        retried,
+                        load.load(Ordering::Relaxed),
+                    ) == Next::Retry
+                {
+                    retried += 1;
+                    continue;
+                }
+                return call.fail(
+                    Failure::Timeout,
+                    format!(
+                        "causeway-proxy: no connection to {} within the attempt's time",
+                        cluster.name
+                    ),
+                );
+            }
+            Some(Err(error)) => {
                 let ejected = context
                     .balancer
-                    .connect_failed(cluster, &state, Instant::now());
+                    .connect_failed(&cluster, &state, Instant::now());
                 tracing::debug!(address = %endpoint.address, %error, ?ejected, "upstream connect failed; endpoint ejected");
                 context.metrics.connect_failure(&cluster.name);
-                exclude.push(endpoint.address);
-                failure = Failure::ConnectRefused;
-                continue;
+                unreachable.push(endpoint.address);
+                last = Some(Outcome::ConnectFailure);
+                pending = Some(outgoing);
+                if retry_allowed(
+                    Outcome::ConnectFailure,
+                    retried,
+                    load.load(Ordering::Relaxed),
+                ) == Next::Retry
+                {
+                    retried += 1;
+                    continue;
+                }
+                break;
             }
         };
         state.connected();
-        let Some(mut outgoing) = pending.take() else {
-            break;
-        };
         let authority = if authority.is_empty() {
             endpoint.address.to_string()
         } else {
-            authority.to_owned()
+            authority.clone()
         };
         if h2 {
             *outgoing.version_mut() = Version::HTTP_2;
@@ -587,21 +846,33 @@ async fn forward(
         let (result, h1) = match sender {
             Sender::Http2(mut sender) => {
                 let sent = sender.try_send_request(outgoing);
-                (with_deadline(deadline, sent).await, None)
+                (with_deadline(attempt_deadline, sent).await, None)
             }
             Sender::Http1(mut sender) => {
                 let sent = sender.try_send_request(outgoing);
-                let result = with_deadline(deadline, sent).await;
+                let result = with_deadline(attempt_deadline, sent).await;
                 (result, Some(sender))
             }
         };
         let response = match result {
             None => {
                 in_flight.report(Verdict::GatewayError);
+                drop(in_flight);
+                let route_expired = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
+                tried.push(endpoint.address);
+                last = Some(Outcome::Timeout);
+                if !route_expired
+                    && retry_allowed(Outcome::Timeout, retried, load.load(Ordering::Relaxed))
+                        == Next::Retry
+                {
+                    retried += 1;
+                    continue;
+                }
+                let which = if route_expired { "route" } else { "per-try" };
                 return call.fail(
                     Failure::Timeout,
                     format!(
-                        "causeway-proxy: no response from {} within the route timeout",
+                        "causeway-proxy: no response from {} within the {which} timeout",
                         cluster.name
                     ),
                 );
@@ -615,11 +886,26 @@ async fn forward(
                     // The connection died before the request left: it can go elsewhere.
                     tracing::debug!(address = %endpoint.address, error = %error.into_error(), "upstream connection unusable; retrying");
                     pending = Some(unsent);
-                    exclude.push(endpoint.address);
-                    failure = Failure::ConnectionTermination;
-                    continue;
+                    unreachable.push(endpoint.address);
+                    last = Some(Outcome::Unsent);
+                    if retry_allowed(Outcome::Unsent, retried, load.load(Ordering::Relaxed))
+                        == Next::Retry
+                    {
+                        retried += 1;
+                        continue;
+                    }
+                    break;
                 }
                 in_flight.report(Verdict::GatewayError);
+                drop(in_flight);
+                tried.push(endpoint.address);
+                last = Some(Outcome::Reset);
+                if retry_allowed(Outcome::Reset, retried, load.load(Ordering::Relaxed))
+                    == Next::Retry
+                {
+                    retried += 1;
+                    continue;
+                }
                 return call.fail(
                     Failure::ConnectionTermination,
                     format!(
@@ -630,6 +916,39 @@ async fn forward(
                 );
             }
         };
+        let retriable = retries.as_ref().is_some_and(|r| {
+            retry::retriable_response(
+                &r.conditions,
+                call.grpc,
+                response.status(),
+                response.headers(),
+            )
+        });
+        if retriable {
+            let verdict = if call.grpc {
+                Status::from_headers(response.headers()).map_or(Verdict::GatewayError, |s| {
+                    outlier::grpc_verdict(s.code.as_u32())
+                })
+            } else {
+                outlier::http_verdict(response.status().as_u16())
+            };
+            last = Some(Outcome::Status);
+            match retry_allowed(Outcome::Status, retried, load.load(Ordering::Relaxed)) {
+                Next::Retry => {
+                    in_flight.report(verdict);
+                    drop(in_flight);
+                    drop(response);
+                    tried.push(endpoint.address);
+                    retried += 1;
+                    continue;
+                }
+                // The last attempt's answer is the caller's.
+                Next::Exhausted => {
+                    call.success_flags = ResponseFlags::UpstreamRetryLimitExceeded;
+                }
+                Next::Stop => {}
+            }
+        }
         in_flight.answered(sent_at.elapsed());
         let (mut parts, incoming) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -649,16 +968,7 @@ async fn forward(
         );
         return Response::from_parts(parts, body);
     }
-    let message = match failure {
-        Failure::NoHealthyUpstream if exclude.is_empty() => {
-            format!("causeway-proxy: no healthy endpoint in {}", cluster.name)
-        }
-        _ => format!(
-            "causeway-proxy: no endpoint of {} could be reached ({} tried)",
-            cluster.name,
-            exclude.len()
-        ),
-    };
+    let (failure, message) = exhausted(&cluster, last, unreachable.len() + tried.len());
     call.fail(failure, message)
 }
 

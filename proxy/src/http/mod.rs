@@ -11,9 +11,17 @@
 //!   endpoint load, connection reuse).
 //! - [`upstream`]: per-endpoint connections, HTTP/2 multiplexed for gRPC, pooled HTTP/1.1
 //!   keep-alive otherwise.
+//! - Resilience: [`retry`] (which failed attempts are sent again), [`tape`] (the bounded copy of
+//!   a request body that retries and mirrors replay), [`mirror`] (fire-and-forget copies),
+//!   [`admission`] (TrafficIsolation classes and the local rate limit, answered in the caller's
+//!   protocol).
 
+pub mod admission;
 pub mod body;
 pub mod forward;
+pub mod mirror;
+pub mod retry;
+pub mod tape;
 pub mod upstream;
 
 use std::convert::Infallible;
@@ -55,6 +63,8 @@ pub struct HttpContext {
     pub workload: Arc<str>,
     /// Circuit-breaker counts per cluster.
     pub breakers: crate::resilience::breaker::Breakers,
+    /// The bound on mirrored copies in flight.
+    pub mirror_slots: mirror::MirrorSlots,
 }
 
 // === impl HttpContext ===
@@ -74,6 +84,7 @@ impl HttpContext {
             metrics,
             workload: Arc::from(workload),
             breakers: crate::resilience::breaker::Breakers::default(),
+            mirror_slots: mirror::MirrorSlots::default(),
         }
     }
 

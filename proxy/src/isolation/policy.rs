@@ -134,16 +134,14 @@ impl AdmissionPolicy {
             })
     }
 
-    /// The bucket a Dubbo or Thrift request draws from, if it is limited. HTTP and gRPC
-    /// requests are not: the local rate limit is a MetaRouter (meta-protocol) setting.
+    /// The bucket a request draws from, if it is limited. The conditions name Dubbo/Thrift
+    /// attributes, or for an HTTP or gRPC request its headers (a MetaRouter that only sets a
+    /// `localRateLimit` limits a gRPC or HTTP host too).
     pub fn bucket(
         &self,
-        kind: MatchKind,
+        _kind: MatchKind,
         request: &dyn RequestAttributes,
     ) -> Option<(BucketKey, BucketSpec)> {
-        if kind != MatchKind::Attributes {
-            return None;
-        }
         let limit = self.rate_limit.as_ref()?;
         limit
             .conditions
@@ -383,7 +381,13 @@ spec:
             .unwrap();
         assert_eq!(key, BucketKey::Default);
         assert_eq!((spec.max_tokens, spec.tokens_per_fill), (100, 1));
-        assert!(policy.bucket(MatchKind::Headers, &request(&[])).is_none());
+        // HTTP and gRPC requests draw from the same buckets, their headers read as attributes.
+        let (key, _) = policy
+            .bucket(MatchKind::Headers, &request(&[("tenant", "acme")]))
+            .unwrap();
+        assert_eq!(key, BucketKey::Condition(0));
+        let (key, _) = policy.bucket(MatchKind::Headers, &request(&[])).unwrap();
+        assert_eq!(key, BucketKey::Default);
     }
 
     #[test]

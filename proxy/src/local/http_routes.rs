@@ -141,15 +141,16 @@ pub fn route_table(
             };
             let retries = rule.retries.as_ref().filter(|r| r.attempts > 0).map(|r| {
                 let conditions = r.conditions();
-                RetrySpec {
-                    attempts: r.attempts,
-                    per_try_timeout_ms: r.per_try_timeout.map(|t| millis(t.get())),
-                    retry_on: if conditions.is_empty() {
+                RetrySpec::new(
+                    r.attempts,
+                    r.per_try_timeout.map(|t| millis(t.get())),
+                    if conditions.is_empty() {
                         DEFAULT_RETRY_ON.to_owned()
                     } else {
                         conditions.join(",")
                     },
-                }
+                    &[],
+                )
             });
             let fault = rule.fault.as_ref().map(|f| FaultSpec {
                 delay: f.delay.as_ref().map(|d| {

@@ -96,6 +96,7 @@ pub struct ResilienceMetrics {
     faults_aborted: Family<ServiceLabels, Counter>,
     mirrored: Family<ServiceLabels, Counter>,
     mirrors_dropped: Family<ServiceLabels, Counter>,
+    mirrors_skipped: Family<ServiceLabels, Counter>,
 }
 
 // === impl ResilienceMetrics ===
@@ -143,6 +144,11 @@ impl ResilienceMetrics {
             "mirror_dropped",
             "Request copies not sent because too many were in flight",
             metrics.mirrors_dropped.clone(),
+        );
+        registry.register(
+            "mirror_skipped",
+            "Request copies not sent because the request body could not be copied (over the 64 KiB limit, or never completed)",
+            metrics.mirrors_skipped.clone(),
         );
         metrics
     }
@@ -216,6 +222,17 @@ impl ResilienceMetrics {
     /// A copy was dropped (too many in flight).
     pub fn mirror_dropped(&self, service: &Arc<str>, protocol: Protocol) {
         self.mirrors_dropped
+            .get_or_create(&service_labels(service, protocol))
+            .inc();
+    }
+}
+
+// === impl ResilienceMetrics (gRPC/HTTP mirrors) ===
+
+impl ResilienceMetrics {
+    /// A copy was not sent: the request body could not be copied.
+    pub fn mirror_skipped(&self, service: &Arc<str>, protocol: Protocol) {
+        self.mirrors_skipped
             .get_or_create(&service_labels(service, protocol))
             .inc();
     }

@@ -4,8 +4,8 @@
 //! weighted clusters. The first matching route wins; no match means no route.
 //!
 //! The shape mirrors Envoy's `RouteConfiguration` with one virtual host, which is what the bridge
-//! serves over RDS. Route timeouts are enforced by the data plane; retries, faults, mirrors and the
-//! hash policy are kept here so the config dump shows them and later features can use them.
+//! serves over RDS. The data plane enforces route timeouts, retries ([`RetryOn`] is the parsed
+//! `retry_on`), faults and mirrors; the hash policy is kept so the config dump shows it.
 
 use std::sync::Arc;
 
@@ -39,15 +39,133 @@ impl PathMatch {
     }
 }
 
-/// A retry policy (enforced in a later release; kept so the config dump shows it).
+/// A retry policy: how many times a request may be sent again, the time each attempt gets and
+/// which outcomes are worth another attempt (enforced by `http::retry`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RetrySpec {
     /// Retries after the first attempt.
     pub attempts: u32,
     /// Timeout of each attempt, in milliseconds.
     pub per_try_timeout_ms: Option<u64>,
-    /// Envoy's `retry_on` conditions, comma-separated.
+    /// Envoy's `retry_on` conditions, comma-separated, as configured.
     pub retry_on: String,
+    /// The same conditions, parsed.
+    pub conditions: RetryOn,
+}
+
+// === impl RetrySpec ===
+
+impl RetrySpec {
+    /// A policy from its configured parts; `status_codes` are the `retriable-status-codes`
+    /// given outside `retry_on` (xDS `retriable_status_codes`).
+    pub fn new(
+        attempts: u32,
+        per_try_timeout_ms: Option<u64>,
+        retry_on: String,
+        status_codes: &[u32],
+    ) -> Self {
+        let mut conditions = RetryOn::parse(&retry_on);
+        conditions.status_codes.extend(
+            status_codes
+                .iter()
+                .filter_map(|code| u16::try_from(*code).ok()),
+        );
+        conditions.status_codes.sort_unstable();
+        conditions.status_codes.dedup();
+        Self {
+            attempts,
+            per_try_timeout_ms,
+            retry_on,
+            conditions,
+        }
+    }
+}
+
+/// Envoy's and Istio's `retry_on` conditions (the gRPC ones match a `grpc-status` in the response
+/// headers, i.e. a Trailers-Only answer: a status that follows a body cannot be retried).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct RetryOn {
+    /// `5xx`: any 5xx status, a reset, a connect failure or an attempt that timed out.
+    pub any_5xx: bool,
+    /// `gateway-error`: 502, 503, 504, a reset or an attempt that timed out.
+    pub gateway_error: bool,
+    /// `reset`: the connection or stream closed (or the attempt timed out) before a response.
+    pub reset: bool,
+    /// `connect-failure`: the connection could not be opened.
+    pub connect_failure: bool,
+    /// `refused-stream`: the provider refused the HTTP/2 stream.
+    pub refused_stream: bool,
+    /// `retriable-4xx`: 409.
+    pub retriable_4xx: bool,
+    /// `retriable-status-codes` (and bare numbers in `retry_on`): these HTTP statuses.
+    pub status_codes: Vec<u16>,
+    /// gRPC codes from `cancelled`, `deadline-exceeded`, `internal`, `resource-exhausted`,
+    /// `unavailable`.
+    pub grpc_codes: Vec<u32>,
+}
+
+// === impl RetryOn ===
+
+impl RetryOn {
+    /// Parses a comma-separated list. Unknown names are ignored (local mode validates them
+    /// before they get here; a control plane may know conditions this proxy does not).
+    pub fn parse(retry_on: &str) -> Self {
+        let mut on = Self::default();
+        let mut codes_enabled = false;
+        let mut codes = Vec::new();
+        for condition in retry_on.split(',').map(str::trim) {
+            match condition {
+                "5xx" => on.any_5xx = true,
+                "gateway-error" => on.gateway_error = true,
+                "reset" | "reset-before-request" => on.reset = true,
+                "connect-failure" => on.connect_failure = true,
+                "refused-stream" => on.refused_stream = true,
+                "retriable-4xx" => on.retriable_4xx = true,
+                "retriable-status-codes" => codes_enabled = true,
+                "cancelled" => on.grpc_codes.push(1),
+                "deadline-exceeded" => on.grpc_codes.push(4),
+                "resource-exhausted" => on.grpc_codes.push(8),
+                "internal" => on.grpc_codes.push(13),
+                "unavailable" => on.grpc_codes.push(14),
+                other => match other.parse::<u16>() {
+                    // Istio writes retriable status codes into `retryOn` as numbers.
+                    Ok(code) if (100..600).contains(&code) => codes.push(code),
+                    _ => tracing::debug!(condition = other, "retry condition ignored"),
+                },
+            }
+        }
+        // A bare number implies `retriable-status-codes`, as Istio translates it.
+        if codes_enabled || !codes.is_empty() {
+            on.status_codes = codes;
+        }
+        on.grpc_codes.sort_unstable();
+        on.grpc_codes.dedup();
+        on
+    }
+
+    /// Whether an HTTP response status is worth another attempt.
+    pub fn http_status(&self, status: u16) -> bool {
+        (self.any_5xx && (500..600).contains(&status))
+            || (self.gateway_error && matches!(status, 502..=504))
+            || (self.retriable_4xx && status == 409)
+            || self.status_codes.contains(&status)
+    }
+
+    /// Whether a gRPC status (from Trailers-Only response headers) is worth another attempt.
+    pub fn grpc_status(&self, code: u32) -> bool {
+        self.grpc_codes.contains(&code)
+    }
+
+    /// Whether a reset after the request was sent (no response) is worth another attempt.
+    pub fn reset(&self) -> bool {
+        self.any_5xx || self.gateway_error || self.reset
+    }
+
+    /// Whether an attempt whose per-try timeout expired is worth another attempt.
+    pub fn timeout(&self) -> bool {
+        self.any_5xx || self.gateway_error || self.reset || self.grpc_codes.contains(&4)
+    }
 }
 
 /// What an injected abort answers with.
@@ -60,7 +178,7 @@ pub enum AbortWith {
     Grpc(u32),
 }
 
-/// Fault injection for a route (enforced in a later release).
+/// Fault injection for a route.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaultSpec {
     /// A fixed delay (milliseconds) and the fraction of requests delayed.
@@ -69,7 +187,7 @@ pub struct FaultSpec {
     pub abort: Option<(AbortWith, f64)>,
 }
 
-/// A request copy sent to another cluster (enforced in a later release).
+/// A request copy sent to another cluster, fire-and-forget.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MirrorSpec {
     /// The cluster the copy goes to.

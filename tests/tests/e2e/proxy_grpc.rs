@@ -54,13 +54,16 @@ spec:
     )
 }
 
-/// What one run of grpc_client.py reports.
+/// What the Python grpcio client saw.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Batch {
-    /// Replies by text.
+    /// Replies by content.
     pub(crate) counts: BTreeMap<String, u32>,
-    codes: BTreeMap<String, u32>,
+    /// Calls by status code name (`OK`, `UNAVAILABLE`, ...).
+    pub(crate) codes: BTreeMap<String, u32>,
+    /// Failed calls.
     pub(crate) errors: u32,
+    /// The last failure, `CODE: details`.
     pub(crate) last_error: String,
 }
 

@@ -238,15 +238,16 @@ pub fn route_table(config: &RouteConfiguration) -> Result<HttpTableSpec, Convert
             .filter(|ms| *ms > 0)
             .min();
         let retries = match &action.retry_policy {
-            Some(policy) => Some(RetrySpec {
-                attempts: policy.num_retries.map_or(1, |n| n.value),
-                per_try_timeout_ms: policy
+            Some(policy) => Some(RetrySpec::new(
+                policy.num_retries.map_or(1, |n| n.value),
+                policy
                     .per_try_timeout
                     .as_ref()
                     .map(|d| millis(&at, d))
                     .transpose()?,
-                retry_on: policy.retry_on.clone(),
-            }),
+                policy.retry_on.clone(),
+                &policy.retriable_status_codes,
+            )),
             None => None,
         };
         let mirrors = action
