@@ -26,4 +26,5 @@ pub mod prometheus;
 pub mod promql;
 pub mod promtool;
 pub mod python;
+pub mod web_bench;
 pub mod zookeeper;
