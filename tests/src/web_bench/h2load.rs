@@ -150,11 +150,20 @@ pub fn parse_log(text: &str) -> anyhow::Result<Log> {
     })
 }
 
-/// One h2load run's result: counts and rate from the summary and the log, percentiles from the
-/// log.
-pub fn result(summary: &Summary, log: &Log) -> LoadResult {
+/// One h2load run's result: counts and rate from the summary, percentiles from the log, which
+/// must hold the same answered requests (h2load appends to an existing log file, so a stale one
+/// would mix runs).
+pub fn result(summary: &Summary, log: &Log) -> anyhow::Result<LoadResult> {
     let duration_s = summary.duration_s;
-    LoadResult {
+    if log.ok != summary.status_2xx {
+        bail!(
+            "h2load's log has {} 2xx rows but its summary {} 2xx answers (a log left from \
+             another run?)",
+            log.ok,
+            summary.status_2xx
+        );
+    }
+    Ok(LoadResult {
         generator: "h2load",
         duration_s,
         ok: log.ok,
@@ -166,7 +175,7 @@ pub fn result(summary: &Summary, log: &Log) -> LoadResult {
             0.0
         },
         latency_ms: log.latency_ms,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -205,8 +214,23 @@ mod tests {
             (10, 10, 0)
         );
         assert!((summary.duration_s - 253e-6).abs() < 1e-12);
-        let result = result(&summary, &parse_log("").unwrap());
+        let result = result(&summary, &parse_log("").unwrap()).unwrap();
         assert_eq!((result.ok, result.errors, result.rps), (0, 10, 0.0));
+    }
+
+    #[test]
+    fn a_log_of_another_run_is_refused() {
+        let summary = parse_summary(GRPC).unwrap();
+        let log = parse_log(LOG).unwrap();
+        // The sample log holds 40 of the run's 400 rows: not this summary's log.
+        assert!(result(&summary, &log).is_err());
+        let mut whole = String::new();
+        for _ in 0..10 {
+            whole.push_str(LOG);
+        }
+        let ok = result(&summary, &parse_log(&whole).unwrap()).unwrap();
+        assert_eq!((ok.ok, ok.errors), (400, 0));
+        assert!((ok.rps - 400.0 / 2.01).abs() < 1e-9);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! [`provider`].
 
 pub mod h2load;
+pub mod probe;
 pub mod provider;
 pub mod wrk;
 
