@@ -151,26 +151,26 @@ pub fn parse_log(text: &str) -> anyhow::Result<Log> {
 }
 
 /// One h2load run's result: counts and rate from the summary, percentiles from the log, which
-/// must hold the same answered requests (h2load appends to an existing log file, so a stale one
-/// would mix runs).
+/// must hold (nearly) the same answered requests. h2load appends to an existing log file, so a
+/// stale one would mix runs; and it drops the rows of a few requests that end as the run stops
+/// (8 of 120,640 and 100 of 158,592 in two saturated runs), hence the 1% allowance.
 pub fn result(summary: &Summary, log: &Log) -> anyhow::Result<LoadResult> {
     let duration_s = summary.duration_s;
-    if log.ok != summary.status_2xx {
+    let (logged, answered) = (log.ok, summary.status_2xx);
+    if logged > answered || (answered - logged) * 100 > answered {
         bail!(
-            "h2load's log has {} 2xx rows but its summary {} 2xx answers (a log left from \
-             another run?)",
-            log.ok,
-            summary.status_2xx
+            "h2load's log has {logged} 2xx rows but its summary {answered} 2xx answers (a log \
+             left from another run?)"
         );
     }
     Ok(LoadResult {
         generator: "h2load",
         duration_s,
-        ok: log.ok,
+        ok: answered,
         // Requests that never finished are in the summary only; answered non-2xx ones in both.
         errors: summary.failed + summary.status_other,
         rps: if duration_s > 0.0 {
-            log.ok as f64 / duration_s
+            answered as f64 / duration_s
         } else {
             0.0
         },
@@ -231,6 +231,13 @@ mod tests {
         let ok = result(&summary, &parse_log(&whole).unwrap()).unwrap();
         assert_eq!((ok.ok, ok.errors), (400, 0));
         assert!((ok.rps - 400.0 / 2.01).abs() < 1e-9);
+        // Twice as many rows: two runs in one file.
+        whole.push_str(&whole.clone());
+        assert!(result(&summary, &parse_log(&whole).unwrap()).is_err());
+        // A few rows short (requests ending as h2load stops): accepted, counted from the summary.
+        let short: String = whole.lines().take(397).map(|l| format!("{l}\n")).collect();
+        let nearly = result(&summary, &parse_log(&short).unwrap()).unwrap();
+        assert_eq!(nearly.ok, 400);
     }
 
     #[test]

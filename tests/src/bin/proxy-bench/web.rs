@@ -537,17 +537,29 @@ fn seconds(s: f64) -> u64 {
     s.ceil().max(1.0) as u64
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn bench_target(
-    target: Target,
+/// What every target of one protocol is benchmarked with.
+struct Bench<'a> {
     protocol: Protocol,
-    binaries: &Binaries,
-    pinning: &Pinning,
-    (provider, provider_pid): (SocketAddr, u32),
-    tools: &Tools,
-    work: &Path,
-    options: &Options,
-) -> anyhow::Result<TargetResult> {
+    binaries: &'a Binaries,
+    pinning: &'a Pinning,
+    /// The provider's address and pid.
+    provider: (SocketAddr, u32),
+    tools: &'a Tools,
+    /// The run's scratch directory (request file, h2load logs).
+    work: &'a Path,
+    options: &'a Options,
+}
+
+async fn bench_target(target: Target, bench: &Bench<'_>) -> anyhow::Result<TargetResult> {
+    let Bench {
+        protocol,
+        binaries,
+        pinning,
+        provider: (provider, provider_pid),
+        tools,
+        work,
+        options,
+    } = *bench;
     let running = start_target(target, protocol, binaries, pinning, provider, options).await?;
     let pids = running
         .process
@@ -719,19 +731,16 @@ pub async fn bench(
     let mut failures = Vec::new();
     for target in Target::from_kinds(&options.targets) {
         println!("== {} {}", protocol.name(), target.label(protocol));
-        let provider = (provider, provider_process.pid());
-        match bench_target(
-            target,
+        let bench = Bench {
             protocol,
             binaries,
             pinning,
-            provider,
-            &tools,
-            work.path(),
+            provider: (provider, provider_process.pid()),
+            tools: &tools,
+            work: work.path(),
             options,
-        )
-        .await
-        {
+        };
+        match bench_target(target, &bench).await {
             Ok(result) => {
                 println!(
                     "   {:.0} rps p50 {:.3} ms p99 {:.3} ms; saturation {:.0} rps",
