@@ -6,8 +6,9 @@
 //! and Go programs written against others' libraries run through [`java`], [`python`] and [`go`]
 //! as real clients and servers. [`grafana`], [`promtool`] and [`promql`] check the dashboards
 //! and Prometheus rules in `dashboards/` against Grafana's published schema and promtool.
-//! [`bench`] and [`dubbo_bench`] hold the benchmarks' shared pieces (the bridge benchmarks'
-//! estate and measurements; the Dubbo data-plane benchmark's provider and load generators).
+//! [`bench`], [`dubbo_bench`] and [`web_bench`] hold the benchmarks' shared pieces (the bridge
+//! benchmarks' estate and measurements; the Dubbo data-plane benchmark's provider and load
+//! generators; the gRPC and HTTP rows' providers and h2load/wrk output parsers).
 //! Tests wait with [`assert_eventually!`], never with sleeps.
 
 pub mod bench;
@@ -26,4 +27,5 @@ pub mod prometheus;
 pub mod promql;
 pub mod promtool;
 pub mod python;
+pub mod web_bench;
 pub mod zookeeper;

@@ -1,5 +1,5 @@
-//! `proxy-bench`: the Dubbo data-plane benchmark of issue 6 in one command
-//! (`scripts/bench-proxy.sh`).
+//! `proxy-bench`: the data-plane benchmark of issue 6 in one command (`scripts/bench-proxy.sh`):
+//! the Dubbo rows here, the gRPC (h2load) and HTTP (wrk) rows in [`web`]; `--protocols` picks.
 //!
 //! One fixed-response Dubbo provider (`dubbo-provider`, 1 KiB answers) and, in front of it, one
 //! target at a time on free loopback ports with temporary directories:
@@ -30,10 +30,10 @@
 //! (nginx one process, HAProxy `nbthread 1`, causeway-proxy's runtime sizes itself to its one
 //! allowed CPU).
 //!
-//! gRPC (h2load) and HTTP (wrk) rows belong here too once causeway-proxy has those listeners:
-//! targets (a process with its CPU and memory sampled) and load phases (an external generator
-//! whose progress lines frame the measured window) are separate, so they are new phases against
-//! the same targets.
+//! The gRPC and HTTP rows ([`web`]) use the same targets, pinning and `/proc` readings with
+//! their own provider (`web-provider`) and the external generators h2load and wrk.
+
+mod web;
 
 use causeway_tests::bench::entry::{self, Runtime};
 use std::fmt::Write as _;
@@ -61,17 +61,22 @@ const USER_HZ: f64 = 100.0;
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 const USAGE: &str = "\
-usage: proxy-bench [--quick] [--targets LIST] [--rate RPS] [--connections N] [--window N]
+usage: proxy-bench [--quick] [--protocols LIST] [--targets LIST] [--rate RPS] [--connections N] [--window N]
                    [--warmup-s S] [--duration-s S] [--sat-duration-s S]
                    [--rss-connections N] [--rss-requests N] [--payload-bytes N]
                    [--no-pin] [--nice N] [--runs N] [--doc PATH | --no-doc] [--json PATH]
                    [--no-build]
 
   --quick            a short smoke run: 2 s warm-up, 5 s windows, 200 held connections
-  --targets LIST     comma-separated, in order (default: direct,nginx,haproxy,causeway)
+  --protocols LIST   comma-separated, in order (default: dubbo,grpc,http); gRPC is loaded by
+                     h2load, HTTP by h2load --h1 at the fixed rate and wrk at saturation
+  --targets LIST     comma-separated, in order (default: direct,nginx,haproxy,causeway);
+                     for gRPC and HTTP, nginx is an L7 proxy and haproxy is run in both
+                     `mode tcp` and `mode http`
   --rate RPS         open-loop rate (default: 2000)
   --connections N    connections for the rate and saturation phases (default: 64)
-  --window N         requests in flight per connection at saturation (default: 8)
+  --window N         requests in flight per connection at saturation (default: 8; gRPC
+                     streams per connection at both rates; HTTP/1.1 always 1)
   --warmup-s S       warm-up before each measured window (default: 5)
   --duration-s S     measured window at the fixed rate (default: 20)
   --sat-duration-s S measured window at saturation (default: 15)
@@ -89,7 +94,7 @@ usage: proxy-bench [--quick] [--targets LIST] [--rate RPS] [--connections N] [--
   --json PATH        also write every raw figure as JSON
   --no-build         do not build the binaries first (default: build them when run by cargo)
 
-Needs nginx (with the stream module) and haproxy on the PATH for those targets;
+Needs nginx (with the stream module), haproxy, h2load (nghttp2-client) and wrk on the PATH;
 scripts/bench-proxy.sh installs them when missing.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -133,6 +138,10 @@ impl Kind {
 
 #[derive(Debug, Clone)]
 struct Options {
+    /// The Dubbo rows.
+    dubbo: bool,
+    /// The gRPC and HTTP rows, in order.
+    web: Vec<web::Protocol>,
     targets: Vec<Kind>,
     rate: f64,
     connections: usize,
@@ -155,6 +164,8 @@ struct Options {
 impl Options {
     fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Self>> {
         let mut options = Self {
+            dubbo: true,
+            web: vec![web::Protocol::Grpc, web::Protocol::Http],
             targets: vec![Kind::Direct, Kind::Nginx, Kind::Haproxy, Kind::Causeway],
             rate: 2000.0,
             connections: 64,
@@ -183,6 +194,20 @@ impl Options {
                     options.duration = 5.0;
                     options.sat_duration = 5.0;
                     options.rss_connections = 200;
+                }
+                "--protocols" => {
+                    options.dubbo = false;
+                    options.web.clear();
+                    for protocol in value()?.split(',').map(str::trim) {
+                        match protocol {
+                            "dubbo" => options.dubbo = true,
+                            "grpc" => options.web.push(web::Protocol::Grpc),
+                            "http" => options.web.push(web::Protocol::Http),
+                            other => {
+                                bail!("unknown protocol {other:?}: expected dubbo, grpc, http")
+                            }
+                        }
+                    }
                 }
                 "--targets" => {
                     options.targets = value()?
@@ -222,6 +247,10 @@ impl Options {
         }
         ensure!(!options.targets.is_empty(), "--targets is empty");
         ensure!(
+            options.dubbo || !options.web.is_empty(),
+            "--protocols is empty"
+        );
+        ensure!(
             options.rate > 0.0 && options.connections > 0 && options.window > 0,
             "--rate, --connections and --window must be positive"
         );
@@ -243,6 +272,7 @@ struct Binaries {
     load: PathBuf,
     provider: PathBuf,
     proxy: PathBuf,
+    web_provider: PathBuf,
 }
 
 /// Builds the binaries in this executable's target directory and profile when cargo launched
@@ -264,14 +294,20 @@ fn binaries(options: &Options) -> anyhow::Result<Binaries> {
             .parent()
             .ok_or_else(|| anyhow!("{} has no parent directory", profile_dir.display()))?;
         println!(
-            "building causeway-proxy, dubbo-load, dubbo-provider (release) into {}",
+            "building causeway-proxy, dubbo-load, dubbo-provider, web-provider (release) into {}",
             target_dir.display()
         );
         let status = Command::new(cargo)
             .args(["build", "--release", "--locked"])
             .args(["-p", "causeway-proxy", "--bin", "causeway-proxy"])
             .args(["-p", "causeway-tests", "--bin", "dubbo-load"])
-            .args(["--bin", "dubbo-provider", "--target-dir"])
+            .args([
+                "--bin",
+                "dubbo-provider",
+                "--bin",
+                "web-provider",
+                "--target-dir",
+            ])
             .arg(target_dir)
             .current_dir(workspace_root())
             .status()
@@ -291,6 +327,7 @@ fn binaries(options: &Options) -> anyhow::Result<Binaries> {
         load: find("dubbo-load")?,
         provider: find("dubbo-provider")?,
         proxy: find("causeway-proxy")?,
+        web_provider: find("web-provider")?,
     })
 }
 
@@ -1257,22 +1294,88 @@ async fn run(options: Options) -> anyhow::Result<bool> {
     let binaries = binaries(&options)?;
     let pinning = Pinning::new(options.pin, options.nice);
     let mut runs = Vec::new();
+    let mut web_runs = Vec::new();
     for index in 0..options.runs {
         println!("run {} of {}", index + 1, options.runs);
-        let run = one_run(&binaries, &pinning, &options).await?;
-        let report = render(&run, &options);
-        println!("\n{report}");
-        if let Some(doc) = &options.doc {
-            append_to_doc(doc, &report)?;
-            println!("appended to {}", doc.display());
+        if options.dubbo {
+            let run = one_run(&binaries, &pinning, &options).await?;
+            let report = render(&run, &options);
+            println!("\n{report}");
+            if let Some(doc) = &options.doc {
+                append_to_doc(doc, &report)?;
+                println!("appended to {}", doc.display());
+            }
+            runs.push(run);
         }
-        runs.push(run);
+        if !options.web.is_empty() {
+            let started = utc_date(SystemTime::now().duration_since(UNIX_EPOCH)?);
+            let load_before = load_average();
+            let mut protocols = Vec::new();
+            for &protocol in &options.web {
+                protocols.push(web::bench(protocol, &binaries, &pinning, &options).await?);
+            }
+            let mut report = web_run_heading(&started, &load_before, &pinning, &options);
+            for protocol in &protocols {
+                report.push('\n');
+                report.push_str(&web::render(protocol, &options));
+            }
+            println!("\n{report}");
+            if let Some(doc) = &options.doc {
+                causeway_tests::bench::report::append_to_doc(
+                    doc,
+                    web::SECTION,
+                    web::SECTION_INTRO,
+                    &report,
+                )?;
+                println!("appended to {}", doc.display());
+            }
+            web_runs.push(protocols);
+        }
     }
     if let Some(path) = &options.json {
-        std::fs::write(path, serde_json::to_string_pretty(&runs)?)
+        let all = serde_json::json!({ "dubbo": runs, "grpc_http": web_runs });
+        std::fs::write(path, serde_json::to_string_pretty(&all)?)
             .with_context(|| format!("write {}", path.display()))?;
     }
-    Ok(runs.iter().all(|r| r.failures.is_empty()))
+    Ok(
+        runs.iter().all(|r| r.failures.is_empty())
+            && web_runs.iter().flatten().all(|p| !p.failed()),
+    )
+}
+
+/// The heading and conditions of one run of the gRPC and HTTP rows.
+fn web_run_heading(
+    started: &str,
+    load_before: &str,
+    pinning: &Pinning,
+    options: &Options,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### Run of {started}{}\n",
+        if options.quick { " (--quick)" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "Commit {}; load average (1/5/15 min) {load_before} before, {} after, on {} CPUs; \
+         pinning: {}. {} connections, {} B request and response payloads; {} rps ({} s warm-up \
+         run, {} s measured); saturation {} s after a {} s warm-up run; memory with {} \
+         connections.",
+        git_head(),
+        load_average(),
+        std::thread::available_parallelism().map_or(1, usize::from),
+        pinning.describe(),
+        options.connections,
+        options.payload_bytes,
+        options.rate,
+        options.warmup,
+        options.duration,
+        options.sat_duration,
+        options.warmup,
+        options.rss_connections,
+    );
+    out
 }
 
 fn main() -> ExitCode {
@@ -1304,6 +1407,12 @@ mod tests {
         let quick = Options::parse(["--quick".to_owned()]).unwrap().unwrap();
         assert!(quick.quick && quick.duration < options.duration);
         assert!(Options::parse(["--targets".to_owned(), "envoy".to_owned()]).is_err());
+        assert!(options.dubbo && options.web == [web::Protocol::Grpc, web::Protocol::Http]);
+        let grpc = Options::parse(["--protocols".to_owned(), "grpc".to_owned()])
+            .unwrap()
+            .unwrap();
+        assert!(!grpc.dubbo && grpc.web == [web::Protocol::Grpc]);
+        assert!(Options::parse(["--protocols".to_owned(), "thrift".to_owned()]).is_err());
     }
 
     #[test]
