@@ -764,3 +764,60 @@ async fn carries_traceparent_and_b3_to_the_provider_with_the_proxys_span_as_pare
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(seen(&got, "traceparent"), None);
 }
+
+/// `tcp.maxConnections` bounds the upstream connections a cluster's requests open: with one
+/// allowed, an HTTP/1.1 request that needs a second connection (the first is busy with a slow
+/// exchange) is refused at once with 503 `UO`, and served once the first is back in the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_connection_limit_refuses_a_second_upstream_connection_at_once() {
+    let v1 = Backend::start("v1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{HEADER}services:\n- host: web\n  port: 80\n  protocol: http\n  endpoints:\n{}rules: |\n  apiVersion: networking.istio.io/v1\n  kind: DestinationRule\n  metadata: {{name: web}}\n  spec:\n    host: web\n    trafficPolicy: {{connectionPool: {{tcp: {{maxConnections: 1}}}}}}\n",
+        endpoint(&v1, "v1")
+    );
+    let proxy = start_proxy(dir.path(), &yaml).await;
+    let addr = proxy.addr(ListenProtocol::Http).unwrap();
+    let mut slow_caller = H1::connect(addr).await;
+    let slow = tokio::spawn(async move { slow_caller.get("web", "/slow", &[]).await });
+    // The slow exchange holds the cluster's only upstream connection for 2 s, once it is sent.
+    for _ in 0..200 {
+        let text = proxy.metrics.encode().unwrap();
+        if text
+            .lines()
+            .any(|l| l.starts_with("causeway_proxy_upstream_requests_total{") && l.ends_with(" 1"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut other = H1::connect(addr).await;
+    let mut refused = None;
+    for _ in 0..50 {
+        let got = other.get("web", "/", &[]).await;
+        if got.status == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = refused.expect("no request was refused at the connection limit");
+    assert!(
+        String::from_utf8_lossy(&refused.body).contains("connection limit"),
+        "{refused:?}"
+    );
+    assert_eq!(slow.await.unwrap().status, StatusCode::OK);
+    // The first connection is idle in the pool again: the next request reuses it.
+    assert_eq!(other.get("web", "/", &[]).await.status, StatusCode::OK);
+    let text = proxy.metrics.encode().unwrap();
+    assert_eq!(
+        metric(&text, &["response_code=\"503\"", "response_flags=\"UO\""]),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("causeway_proxy_upstream_overflow_total") && !l.ends_with(" 0")),
+        "{text}"
+    );
+}

@@ -40,7 +40,7 @@ use super::admission::{self, Denied, HeaderView};
 use super::body::{InFlight, ProxyBody, Record, RequestBody, Reusable};
 use super::retry::{self, Next, Outcome};
 use super::tape::{REPLAY_LIMIT, Tape, TapeEnd};
-use super::upstream::Sender;
+use super::upstream::{Sender, UpstreamError};
 use super::{HttpContext, ListenerKind, mirror};
 use crate::isolation::{Permit, Refusal};
 use crate::lb::{RequestKey, Verdict};
@@ -742,11 +742,8 @@ async fn forward(
             (route, None) => route,
         };
         // Waiting for a connection is what the breaker's `max_pending` bounds.
-        let Some(waiting) = context
-            .breakers
-            .cluster(&cluster.name)
-            .try_pending(&cluster.breaker)
-        else {
+        let counts = context.breakers.cluster(&cluster.name);
+        let Some(waiting) = counts.try_pending(&cluster.breaker) else {
             context.metrics.overflow(&cluster.name);
             let limit = crate::resilience::breaker::Limit::Pending;
             let message = crate::resilience::breaker::overflow_message(&cluster.name, limit);
@@ -754,14 +751,24 @@ async fn forward(
         };
         let sender = with_deadline(
             attempt_deadline,
-            context
-                .upstreams
-                .sender(endpoint.address, h2, connect_timeout, protocol),
+            context.upstreams.sender(
+                endpoint.address,
+                h2,
+                connect_timeout,
+                protocol,
+                (&counts, &cluster.breaker),
+            ),
         )
         .await;
         drop(waiting);
         let sender = match sender {
             Some(Ok(sender)) => sender,
+            Some(Err(UpstreamError::ConnectionLimit)) => {
+                context.metrics.overflow(&cluster.name);
+                let limit = crate::resilience::breaker::Limit::Connections;
+                let message = crate::resilience::breaker::overflow_message(&cluster.name, limit);
+                return call.fail(Failure::Overflow, message);
+            }
             None => {
                 // Out of time before the request left: nothing reached the endpoint.
                 let route_expired = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);

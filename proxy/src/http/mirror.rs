@@ -121,7 +121,13 @@ async fn send(
     let connect_timeout = Duration::from_millis(cluster.breaker.connect_timeout_ms);
     let sender = context
         .upstreams
-        .sender(address, head.h2, connect_timeout, protocol)
+        .sender(
+            address,
+            head.h2,
+            connect_timeout,
+            protocol,
+            (&context.breakers.cluster(&cluster.name), &cluster.breaker),
+        )
         .await
         .map_err(|e| format!("connect to {address}: {e}"))?;
     let authority = if head.authority.is_empty() {

@@ -17,6 +17,23 @@ use tokio::net::TcpStream;
 
 use super::body::RequestBody;
 use crate::metrics::{Direction, Metrics, Protocol};
+use crate::resilience::breaker::ClusterCounts;
+use crate::routing::CircuitBreaker;
+
+/// Whose connection count a new connection is charged to: the cluster whose request opens it
+/// (an endpoint's HTTP/2 connection is shared by every cluster that contains it afterwards).
+pub type ChargedTo<'a> = (&'a Arc<ClusterCounts>, &'a CircuitBreaker);
+
+/// Why no connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// Opening the connection failed (refused, timed out, handshake error).
+    #[error("{0}")]
+    Connect(#[from] std::io::Error),
+    /// A new connection was needed and the cluster is at its `max_connections`.
+    #[error("the cluster is at its connection limit")]
+    ConnectionLimit,
+}
 
 /// Idle HTTP/1.1 connections kept per endpoint; more are closed when their request ends.
 const MAX_IDLE_PER_ENDPOINT: usize = 64;
@@ -61,13 +78,14 @@ impl UpstreamPool {
         h2: bool,
         connect_timeout: Duration,
         protocol: Protocol,
-    ) -> std::io::Result<Sender> {
+        charged_to: ChargedTo<'_>,
+    ) -> Result<Sender, UpstreamError> {
         if h2 {
-            self.h2_sender(address, connect_timeout, protocol)
+            self.h2_sender(address, connect_timeout, protocol, charged_to)
                 .await
                 .map(Sender::Http2)
         } else {
-            self.h1_sender(address, connect_timeout, protocol)
+            self.h1_sender(address, connect_timeout, protocol, charged_to)
                 .await
                 .map(Sender::Http1)
         }
@@ -108,13 +126,17 @@ impl UpstreamPool {
         address: SocketAddr,
         connect_timeout: Duration,
         protocol: Protocol,
-    ) -> std::io::Result<http2::SendRequest<RequestBody>> {
+        (counts, thresholds): ChargedTo<'_>,
+    ) -> Result<http2::SendRequest<RequestBody>, UpstreamError> {
         let slot = self.h2_slot(address);
         // One connect at a time per endpoint: concurrent requests wait for it and share it.
         let mut guard = slot.lock().await;
         if let Some(sender) = guard.as_ref().filter(|s| !s.is_closed()) {
             return Ok(sender.clone());
         }
+        let slot = counts
+            .try_connection(thresholds)
+            .ok_or(UpstreamError::ConnectionLimit)?;
         let stream = connect(address, connect_timeout).await?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .handshake(TokioIo::new(stream))
@@ -122,6 +144,8 @@ impl UpstreamPool {
             .map_err(std::io::Error::other)?;
         let guard_metrics = self.metrics.clone();
         tokio::spawn(async move {
+            // Counted against the breaker as long as the connection lives.
+            let _slot = slot;
             let _active = guard_metrics.connection(protocol, Direction::Upstream);
             if let Err(error) = connection.await {
                 tracing::debug!(%address, %error, "upstream HTTP/2 connection ended");
@@ -136,7 +160,8 @@ impl UpstreamPool {
         address: SocketAddr,
         connect_timeout: Duration,
         protocol: Protocol,
-    ) -> std::io::Result<http1::SendRequest<RequestBody>> {
+        (counts, thresholds): ChargedTo<'_>,
+    ) -> Result<http1::SendRequest<RequestBody>, UpstreamError> {
         loop {
             let candidate = self
                 .idle
@@ -152,6 +177,9 @@ impl UpstreamPool {
                 return Ok(sender);
             }
         }
+        let slot = counts
+            .try_connection(thresholds)
+            .ok_or(UpstreamError::ConnectionLimit)?;
         let stream = connect(address, connect_timeout).await?;
         let (sender, connection) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
@@ -159,6 +187,8 @@ impl UpstreamPool {
             .map_err(std::io::Error::other)?;
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
+            // Counted against the breaker as long as the connection lives.
+            let _slot = slot;
             let _active = metrics.connection(protocol, Direction::Upstream);
             if let Err(error) = connection.await {
                 tracing::debug!(%address, %error, "upstream HTTP/1.1 connection ended");
