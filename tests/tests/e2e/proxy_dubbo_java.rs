@@ -22,7 +22,7 @@ const HOST: &str = "io.causeway.demo.api.greetingservice-1-0-0";
 const CALLS: usize = 1000;
 
 /// A Java provider that is not registered: it is reached only through the proxy.
-async fn provider(program: &JavaProgram, app_version: &str) -> (PeerProcess, u16) {
+pub(crate) async fn provider(program: &JavaProgram, app_version: &str) -> (PeerProcess, u16) {
     let port = free_port().unwrap();
     let dir = PeerProcess::temp_dir("dubbo-provider").unwrap();
     let mut command = program.command("io.causeway.demo.Provider");

@@ -17,35 +17,15 @@ use std::time::Instant;
 use causeway_proxy::app::{self, RunningProxy};
 use causeway_proxy::config::ProxyConfig;
 use causeway_tests::dubbo_bench::{Template, provider};
-use causeway_tests::java::JavaProgram;
 use causeway_tests::ports::free_port;
-use causeway_tests::process::PeerProcess;
 use causeway_tests::{assert_eventually, logs};
 
-use crate::bridge_dubbo_java::{JAVA_TIMEOUT, ready_line, run_consumer, sample};
+use crate::bridge_dubbo_java::{run_consumer, sample};
+use crate::proxy_dubbo_java::provider as java_provider;
 
 const INTERFACE: &str = "io.causeway.demo.api.GreetingService";
 const HOST: &str = "greeter";
 const MIRRORED_CALLS: usize = 400;
-
-/// A Java provider reached only through the proxy.
-async fn java_provider(program: &JavaProgram, app_version: &str) -> (PeerProcess, u16) {
-    let port = free_port().unwrap();
-    let dir = PeerProcess::temp_dir("dubbo-provider").unwrap();
-    let mut command = program.command("io.causeway.demo.Provider");
-    command
-        .args(["--port", &port.to_string()])
-        .args(["--version", "1.0.0", "--app-version", app_version])
-        .arg("--home")
-        .arg(dir.path());
-    let mut process = PeerProcess::spawn("dubbo-provider", command, dir).unwrap();
-    let log = process.dir().join("dubbo-provider.log");
-    process
-        .wait_ready(JAVA_TIMEOUT, || ready_line(log.clone(), port))
-        .await
-        .unwrap();
-    (process, port)
-}
 
 /// The Rust benchmark provider on a free port, counting the requests it receives.
 async fn counting_provider() -> (u16, Arc<AtomicU64>) {
