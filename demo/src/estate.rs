@@ -97,6 +97,8 @@ pub struct Registration {
     pub zone: String,
     /// Where callers reach it.
     pub addr: SocketAddr,
+    /// The methods it registers; empty: the service's own list.
+    pub methods: Vec<String>,
 }
 
 /// A ZooKeeper node a provider creates: its parents are persistent, the node itself ephemeral
@@ -112,6 +114,15 @@ pub struct ZooKeeperEntry {
 }
 
 impl Registration {
+    /// The methods it registers.
+    fn method_list(&self) -> Vec<&str> {
+        if self.methods.is_empty() {
+            self.service.methods()
+        } else {
+            self.methods.iter().map(String::as_str).collect()
+        }
+    }
+
     /// The node the provider's framework writes in ZooKeeper.
     pub fn zookeeper_entry(&self) -> ZooKeeperEntry {
         let name = self.service.registered_name();
@@ -149,6 +160,7 @@ impl Registration {
     fn provider_url(&self) -> String {
         let service = self.service;
         let name = service.registered_name();
+        let methods = self.method_list().join(",");
         let version = service
             .dubbo_version()
             .map(|v| format!("&version={v}"))
@@ -159,7 +171,7 @@ impl Registration {
              &region={REGION}&zone={zone}",
             protocol = service.protocol(),
             addr = self.addr,
-            methods = service.methods().join(","),
+            methods = methods,
             app = service.application(),
             label = self.version,
             zone = self.zone,
@@ -186,7 +198,10 @@ pub fn file_registry(registrations: &[Registration]) -> String {
             text.push_str(&format!("  version: {version}\n"));
         }
         text.push_str(&format!("  protocol: {}\n", service.protocol()));
-        let methods = service.methods();
+        let methods = registrations
+            .iter()
+            .find(|r| r.service == service)
+            .map_or_else(|| service.methods(), Registration::method_list);
         if !methods.is_empty() {
             text.push_str(&format!("  methods: [{}]\n", methods.join(", ")));
         }
@@ -214,6 +229,7 @@ mod tests {
             version: "v2".into(),
             zone: "zone-b".into(),
             addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            methods: Vec::new(),
         }
     }
 

@@ -53,6 +53,11 @@ pub struct Identity {
     /// Calls in progress at once; beyond it a call is refused at once with
     /// `SERVER_THREADPOOL_EXHAUSTED`, as a Dubbo provider's full thread pool does.
     pub capacity: usize,
+    /// Per-method latencies that replace the ones above (`provider --latency slow=100`).
+    pub latencies: Vec<(String, Duration)>,
+    /// The methods it serves and registers; empty: [`METHODS`]. A call of another method is
+    /// refused with SERVICE_ERROR, as a Dubbo provider refuses a method it does not export.
+    pub methods: Vec<String>,
 }
 
 impl Identity {
@@ -63,10 +68,23 @@ impl Identity {
             version: self.version.clone(),
             zone: self.zone.clone(),
             addr,
+            methods: self.methods.clone(),
+        }
+    }
+
+    /// Whether it serves `method`.
+    pub fn serves(&self, method: &str) -> bool {
+        if self.methods.is_empty() {
+            METHODS.contains(&method)
+        } else {
+            self.methods.iter().any(|m| m == method)
         }
     }
 
     fn latency(&self, method: &str) -> Duration {
+        if let Some((_, latency)) = self.latencies.iter().find(|(m, _)| m == method) {
+            return *latency;
+        }
         match method {
             "slow" => self.slow_latency,
             "place" => PLACE_LATENCY,
@@ -154,6 +172,16 @@ async fn serve(stream: TcpStream, identity: Identity, pool: Arc<tokio::sync::Sem
             .map(|view| view.method().to_owned())
             .unwrap_or_default();
         let text = Served::answer("Hello, causeway", &identity.version, &identity.zone);
+        if !identity.serves(&method) {
+            if let Ok(reply) = error_response(
+                &header,
+                Status::SERVICE_ERROR,
+                &format!("Not found method \"{method}\" in service {INTERFACE}"),
+            ) {
+                let _ = tx.send(reply.into_bytes());
+            }
+            continue;
+        }
         let delay = identity.latency(&method);
         let Ok(slot) = pool.clone().try_acquire_owned() else {
             // Dubbo's AbortPolicy: the call is refused at once, not queued.
@@ -300,5 +328,44 @@ impl Client {
         };
         Served::parse(&text)
             .ok_or_else(|| CallError::NoAnswer(format!("unexpected answer `{text}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn methods_and_latencies_are_configurable() {
+        let provider = Provider::start(Identity {
+            version: "v3".into(),
+            zone: "zone-c".into(),
+            slow_latency: Duration::from_millis(20),
+            capacity: 4,
+            latencies: vec![("greet".into(), Duration::from_millis(30))],
+            methods: vec!["greet".into()],
+        })
+        .await
+        .unwrap();
+        let registration = provider.identity.registration(provider.addr);
+        assert!(
+            registration
+                .zookeeper_entry()
+                .path
+                .contains("methods%3Dgreet%26"),
+            "{registration:?}"
+        );
+        let client = Client::connect(provider.addr).await.unwrap();
+        let started = std::time::Instant::now();
+        let served = client.call("greet", &[]).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        assert_eq!(served.version, "v3");
+        match client.call("slow", &[]).await {
+            Err(CallError::Status { status, message }) => {
+                assert_eq!(status, Status::SERVICE_ERROR.0);
+                assert!(message.contains("Not found method"), "{message}");
+            }
+            other => panic!("expected SERVICE_ERROR, got {other:?}"),
+        }
     }
 }

@@ -84,6 +84,23 @@ struct ProviderArgs {
     /// Calls in progress at once before refusing with SERVER_THREADPOOL_EXHAUSTED.
     #[arg(long, default_value_t = 200)]
     capacity: usize,
+    /// The methods to serve and register, comma-separated [default: greet,place,report,slow].
+    #[arg(long, value_delimiter = ',')]
+    methods: Vec<String>,
+    /// A method's latency, `METHOD=MILLISECONDS` (repeatable) [defaults: slow 20, place 5,
+    /// report 50, others 0].
+    #[arg(long, value_parser = parse_latency)]
+    latency: Vec<(String, Duration)>,
+}
+
+fn parse_latency(text: &str) -> Result<(String, Duration), String> {
+    let (method, millis) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected METHOD=MILLISECONDS, got `{text}`"))?;
+    let millis: u64 = millis
+        .parse()
+        .map_err(|_| format!("`{millis}` is not a number of milliseconds"))?;
+    Ok((method.to_owned(), Duration::from_millis(millis)))
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,6 +134,8 @@ async fn run_app(app: App) -> anyhow::Result<bool> {
                 zone: args.zone,
                 slow_latency: Duration::from_millis(20),
                 capacity: args.capacity,
+                latencies: args.latency,
+                methods: args.methods,
             };
             let provider = causeway_demo::greeter::Provider::start_on(args.listen, identity)
                 .await

@@ -183,6 +183,7 @@ impl Mesh {
                     version: version.into(),
                     zone: HOME_ZONE.into(),
                     addr: provider.addr(),
+                    methods: Vec::new(),
                 };
                 registry.register(&registration).await?;
                 estate.push((provider, registration));
@@ -355,6 +356,8 @@ async fn start_rust_greeters(registry: &mut Registry) -> anyhow::Result<Vec<Gree
             zone: zone.into(),
             slow_latency: Duration::from_millis(20),
             capacity: PROVIDER_CAPACITY,
+            latencies: Vec::new(),
+            methods: Vec::new(),
         })
         .await
         .context("start a provider")?;
@@ -397,6 +400,7 @@ async fn start_java_greeters(
             version: version.into(),
             zone: zone.into(),
             addr: provider.addr,
+            methods: Vec::new(),
         };
         greeters.push(Greeter {
             backend: GreeterBackend::Java {
