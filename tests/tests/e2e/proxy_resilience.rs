@@ -133,7 +133,8 @@ fn sample(text: &str, name: &str, parts: &[&str]) -> f64 {
         .sum()
 }
 
-async fn start_proxy(config: &str) -> (RunningProxy, tempfile::TempDir) {
+/// A proxy in local mode on `config`, written to a temp dir kept alive with it.
+pub(crate) async fn start_proxy(config: &str) -> (RunningProxy, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("proxy.yaml");
     std::fs::write(&path, config).unwrap();

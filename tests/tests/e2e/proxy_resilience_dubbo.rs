@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use causeway_proxy::app::{self, RunningProxy};
-use causeway_proxy::config::ProxyConfig;
+use causeway_proxy::app::RunningProxy;
 use causeway_tests::dubbo_bench::{Template, provider};
 use causeway_tests::ports::free_port;
 use causeway_tests::{assert_eventually, logs};
 
 use crate::bridge_dubbo_java::{run_consumer, sample};
 use crate::proxy_dubbo_java::provider as java_provider;
+use crate::proxy_resilience::start_proxy;
 
 const INTERFACE: &str = "io.causeway.demo.api.GreetingService";
 const HOST: &str = "greeter";
@@ -37,18 +37,8 @@ async fn counting_provider() -> (u16, Arc<AtomicU64>) {
     (port, served)
 }
 
-async fn start_proxy(config: &str) -> (RunningProxy, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("proxy.yaml");
-    std::fs::write(&path, config).unwrap();
-    let proxy = app::start(ProxyConfig::load(&path).unwrap(), Some(path))
-        .await
-        .unwrap();
-    (proxy, dir)
-}
-
 /// The sum of a metric's samples whose line holds every one of `parts`.
-fn metric(proxy: &RunningProxy, name: &str, parts: &[&str]) -> f64 {
+pub(crate) fn metric(proxy: &RunningProxy, name: &str, parts: &[&str]) -> f64 {
     let text = proxy.metrics.encode().unwrap();
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))

@@ -12,14 +12,17 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use causeway_proxy::app::{self, RunningProxy};
-use causeway_proxy::config::{ListenProtocol, ProxyConfig};
+use causeway_proxy::app::RunningProxy;
+use causeway_proxy::config::ListenProtocol;
 use causeway_tests::paths::workspace_root;
 use causeway_tests::ports::free_port;
 use causeway_tests::process::PeerProcess;
 use causeway_tests::python::PythonEnv;
 use causeway_tests::{assert_eventually, logs};
 use serde::Deserialize;
+
+use crate::proxy_resilience::start_proxy;
+use crate::proxy_resilience_dubbo::metric;
 
 fn script() -> std::path::PathBuf {
     workspace_root().join("tests/python/thrift_calc.py")
@@ -94,26 +97,6 @@ async fn served(python: &PythonEnv, port: u16) -> usize {
         .trim()
         .parse()
         .unwrap()
-}
-
-async fn start_proxy(config: &str) -> (RunningProxy, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("proxy.yaml");
-    std::fs::write(&path, config).unwrap();
-    let proxy = app::start(ProxyConfig::load(&path).unwrap(), Some(path))
-        .await
-        .unwrap();
-    (proxy, dir)
-}
-
-/// The sum of a metric's samples whose line holds every one of `parts`.
-fn metric(proxy: &RunningProxy, name: &str, parts: &[&str]) -> f64 {
-    let text = proxy.metrics.encode().unwrap();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| parts.iter().all(|p| l.contains(p)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 const MIRRORED_CALLS: usize = 400;
