@@ -155,10 +155,16 @@ pub fn main() -> ExitCode {
 }
 
 fn run(config: ProxyConfig, path: Option<PathBuf>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("causeway-proxy")
-        .build()?;
+    // On one CPU (a pinned proxy, a one-core pod) a single-threaded runtime: the multi-threaded
+    // one would run one worker beside the main thread and pay for cross-thread wake-ups and
+    // work-stealing bookkeeping on every task switch for nothing.
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = builder.enable_all().thread_name("causeway-proxy").build()?;
     runtime.block_on(async move {
         if config.listen.is_empty() {
             tracing::warn!(

@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod process_metrics;
 pub mod resilience;
 pub mod routing;
+pub mod series_cache;
 pub mod spans;
 pub mod state;
 pub mod thrift;

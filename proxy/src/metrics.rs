@@ -15,8 +15,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::fasthash::FastMap;
-
 /// Istio's request duration buckets, in milliseconds.
 const DURATION_BUCKETS_MS: [f64; 19] = [
     0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
@@ -288,8 +286,39 @@ pub struct Metrics {
     pub resilience: crate::resilience::ResilienceMetrics,
     /// The four request series of every label set seen, found with one cheap hash per request
     /// instead of four SipHash lookups (one per family); bounded like the labels themselves.
-    request_series: Mutex<FastMap<RequestLabels, RequestSeries>>,
+    request_series: Mutex<crate::series_cache::SeriesCache<RequestSeries>>,
 }
+
+/// A series remembered by the thing it counts (an endpoint of a routing snapshot), so the
+/// request path increments it without hashing its labels into the family's map on every
+/// request. It remembers the series of one service: an endpoint belongs to one host's cluster, so
+/// another service only shows up for a mismatch, which falls back to the family.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesHandle(Arc<OnceLock<(Arc<str>, Counter)>>);
+
+impl SeriesHandle {
+    /// The series remembered for `service`.
+    pub fn get(&self, service: &Arc<str>) -> Option<&Counter> {
+        self.0
+            .get()
+            .filter(|(known, _)| Arc::ptr_eq(known, service) || known == service)
+            .map(|(_, counter)| counter)
+    }
+
+    /// Remembers `counter` as `service`'s series (the first one set stays).
+    pub fn set(&self, service: &Arc<str>, counter: Counter) {
+        let _ = self.0.set((service.clone(), counter));
+    }
+}
+
+/// Equal whatever they remember: a cache is not part of the labels' value.
+impl PartialEq for SeriesHandle {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SeriesHandle {}
 
 /// The series one finished request updates.
 #[derive(Debug)]
@@ -453,37 +482,35 @@ impl Metrics {
             .request_series
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let record = |series: &RequestSeries| {
-            series.requests.inc();
-            series.duration.observe(duration_ms);
-            // Sizes are far below 2^53, so the conversion is exact.
-            series.request_bytes.observe(request_bytes as f64);
-            series.response_bytes.observe(response_bytes as f64);
-        };
-        // `get` first: the common case neither clones the labels nor hashes them twice.
-        if let Some(series) = cache.get(labels) {
-            record(series);
-            return;
-        }
-        let series = RequestSeries {
+        let series = cache.get_or_insert_with(labels, || RequestSeries {
             requests: self.requests.get_or_create(labels).clone(),
             duration: self.duration.get_or_create(labels).clone(),
             request_bytes: self.request_bytes.get_or_create(labels).clone(),
             response_bytes: self.response_bytes.get_or_create(labels).clone(),
-        };
-        record(&series);
-        cache.insert(labels.clone(), series);
+        });
+        series.requests.inc();
+        series.duration.observe(duration_ms);
+        // Sizes are far below 2^53, so the conversion is exact.
+        series.request_bytes.observe(request_bytes as f64);
+        series.response_bytes.observe(response_bytes as f64);
     }
 
     /// A request sent to (or about to be sent to) an endpoint of `service` with `endpoint` labels.
     pub fn upstream_request(&self, service: &Arc<str>, endpoint: &crate::routing::EndpointLabels) {
-        self.upstream_requests
+        if let Some(counter) = endpoint.upstream_series.get(service) {
+            counter.inc();
+            return;
+        }
+        let counter = self
+            .upstream_requests
             .get_or_create(&UpstreamLabels {
                 destination_service: service.clone(),
                 destination_locality: endpoint.locality.clone(),
                 priority: endpoint.priority.clone(),
             })
-            .inc();
+            .clone();
+        counter.inc();
+        endpoint.upstream_series.set(service, counter);
     }
 
     /// A connection opened; the returned guard counts it as active until dropped.

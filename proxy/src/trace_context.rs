@@ -161,14 +161,20 @@ fn from_b3(ids: &B3Ids, sampling: Option<Sampling>, span: SpanId) -> TraceParent
 /// searched with prebuilt vectorised finders: a byte-by-byte window scan of a 1 KiB body was
 /// 40 % of the proxy's CPU at saturation.
 pub fn may_carry_context(bytes: &[u8]) -> bool {
-    static FINDERS: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
-        [
-            Finder::new(TRACEPARENT.as_bytes()),
-            Finder::new(b"x-b3-"),
-            Finder::new(b"\x02b3"),
-        ]
-    });
-    FINDERS.iter().any(|finder| finder.find(bytes).is_some())
+    // Two passes, not three: both B3 forms (`x-b3-…` keys and the bare `b3` key) contain "b3",
+    // so one finder locates both and each hit is checked in place.
+    static FINDERS: LazyLock<[Finder<'static>; 2]> =
+        LazyLock::new(|| [Finder::new(TRACEPARENT.as_bytes()), Finder::new(b"b3")]);
+    let [traceparent, b3] = &*FINDERS;
+    traceparent.find(bytes).is_some() || b3.find_iter(bytes).any(|at| is_b3_key(bytes, at))
+}
+
+/// Whether the `b3` at `at` is a B3 key: the bare `b3` string (its length byte `0x02` before
+/// it) or the middle of `x-b3-`.
+fn is_b3_key(bytes: &[u8], at: usize) -> bool {
+    let before = |n: usize| at.checked_sub(n).and_then(|start| bytes.get(start..at));
+    before(1) == Some(&[0x02][..])
+        || (before(2) == Some(&b"x-"[..]) && bytes.get(at + 2) == Some(&b'-'))
 }
 
 #[cfg(test)]
@@ -283,6 +289,11 @@ mod tests {
         assert!(may_carry_context(b"..\x0btraceparent.."));
         assert!(may_carry_context(b"..\x0bx-b3-spanid.."));
         assert!(may_carry_context(b"..\x02b3\x30.."));
+        assert!(may_carry_context(b"x-b3-sampled"));
+        assert!(may_carry_context(b"\x02b3"));
+        assert!(!may_carry_context(b"b3"));
+        assert!(!may_carry_context(b"x-b3"));
+        assert!(!may_carry_context(b"ab3-x-b3x"));
         assert!(!may_carry_context(b"greet demo.Greeter"));
         assert!(
             !may_carry_context(b"\x20e457b3a2e4d86bd1"),

@@ -259,7 +259,7 @@ fn on_frame(
                 });
                 return;
             }
-            if let Some((plan, pending)) = forward_now(plan, pending, context, rng) {
+            if let Some((plan, pending)) = forward_now(plan, pending, context, rng, started) {
                 tokio::spawn(forward(plan, pending, context.clone(), Vec::new()));
             }
         }
@@ -529,6 +529,7 @@ fn forward_now(
     mut pending: Option<Pending>,
     context: &DubboContext,
     rng: &mut fastrand::Rng,
+    now: Instant,
 ) -> Option<(Plan, Option<Pending>)> {
     let load = context.cluster_load(&plan.cluster.name);
     if load.load(std::sync::atomic::Ordering::Relaxed) >= plan.cluster.breaker.max_requests {
@@ -546,9 +547,7 @@ fn forward_now(
             interface: &plan.interface,
             attachment: Some(&lookup),
         };
-        context
-            .balancer
-            .choose(&plan.cluster, &key, &[], rng, Instant::now())
+        context.balancer.choose(&plan.cluster, &key, &[], rng, now)
     };
     let Some((index, state)) = chosen else {
         return Some((plan, pending));
@@ -560,7 +559,15 @@ fn forward_now(
         return Some((plan, pending));
     };
     if let Some(pending) = pending.as_mut() {
-        attach(pending, context, endpoint, &state, &load, &plan.cluster);
+        attach(
+            pending,
+            context,
+            endpoint,
+            &state,
+            &load,
+            &plan.cluster,
+            now,
+        );
     }
     let Plan {
         frame,
@@ -607,6 +614,7 @@ fn attach(
     state: &Arc<EndpointState>,
     load: &Arc<AtomicU32>,
     cluster: &Arc<Cluster>,
+    now: Instant,
 ) {
     let labels = pending.labels_mut();
     labels.destination_version = endpoint.metric_labels.version.clone();
@@ -619,15 +627,16 @@ fn attach(
         state.tried.push(endpoint.address);
         let (per_try, deadline) = (state.spec.per_try_timeout_ms, state.deadline);
         if let Some(ms) = per_try {
-            pending.set_deadline(deadline.min(Instant::now() + Duration::from_millis(ms)));
+            pending.set_deadline(deadline.min(now + Duration::from_millis(ms)));
         }
     }
     load.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     pending.set_in_flight(Some(
-        InFlight::new(
+        InFlight::sent_at(
             state.clone(),
             load.clone(),
             context.metrics.upstream_in_flight().clone(),
+            now,
         )
         .with_outliers(context.balancer.clone(), cluster.clone()),
     ));
@@ -790,7 +799,15 @@ async fn forward(
             }
         };
         if let Some(pending) = pending.as_mut() {
-            attach(pending, &context, endpoint, &state, &load, &cluster);
+            attach(
+                pending,
+                &context,
+                endpoint,
+                &state,
+                &load,
+                &cluster,
+                Instant::now(),
+            );
         }
         match conn.send(frame, pending).await {
             Ok(()) => return,

@@ -181,14 +181,16 @@ impl Pending {
     }
 
     fn answer(mut self, outcome: Outcome) {
-        let elapsed = self.started.elapsed();
+        // One clock read for the duration, the latency sample and the outlier report.
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.started);
         let (bytes, status, flags) = match outcome {
             Outcome::Response(mut frame) => {
                 frame.set_request_id(self.request.request_id);
                 let status = frame.header().status;
                 if let Some(in_flight) = self.in_flight.as_mut() {
-                    in_flight.answered();
-                    in_flight.report(outlier::dubbo_verdict(status));
+                    in_flight.answered_at(now);
+                    in_flight.report_at(outlier::dubbo_verdict(status), now);
                 }
                 (Some(frame.into_bytes()), status, ResponseFlags::None)
             }
@@ -202,7 +204,7 @@ impl Pending {
                     if flags == ResponseFlags::UpstreamTimeout {
                         in_flight.timed_out();
                     }
-                    in_flight.report(outlier::local_verdict(flags));
+                    in_flight.report_at(outlier::local_verdict(flags), now);
                 }
                 (error_frame(&self.request, status, &message), status, flags)
             }

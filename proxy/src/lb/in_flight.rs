@@ -32,13 +32,24 @@ impl InFlight {
     /// Counts a request against `endpoint` and `cluster` (the cluster counter was already
     /// incremented by the caller's circuit-breaker check).
     pub fn new(endpoint: Arc<EndpointState>, cluster: Arc<AtomicU32>, gauge: Gauge) -> Self {
+        Self::sent_at(endpoint, cluster, gauge, Instant::now())
+    }
+
+    /// [`InFlight::new`] for a request written at `sent` (a time the caller read already: the
+    /// clock is read a few times per request, and each read shows at saturation).
+    pub fn sent_at(
+        endpoint: Arc<EndpointState>,
+        cluster: Arc<AtomicU32>,
+        gauge: Gauge,
+        sent: Instant,
+    ) -> Self {
         endpoint.start();
         gauge.inc();
         Self {
             endpoint,
             cluster,
             gauge,
-            sent: Instant::now(),
+            sent,
             done: false,
             outlier: None,
         }
@@ -54,8 +65,13 @@ impl InFlight {
 
     /// Tells the outlier detector how the request went (once; later reports are ignored).
     pub fn report(&mut self, verdict: Verdict) {
+        self.report_at(verdict, Instant::now());
+    }
+
+    /// [`InFlight::report`] at `now`.
+    pub fn report_at(&mut self, verdict: Verdict, now: Instant) {
         if let Some((balancer, cluster)) = self.outlier.take() {
-            balancer.report(&cluster, &self.endpoint, verdict, Instant::now());
+            balancer.report(&cluster, &self.endpoint, verdict, now);
         }
     }
 
@@ -66,7 +82,12 @@ impl InFlight {
 
     /// The provider answered: releases the load with the time since the request was sent.
     pub fn answered(&mut self) {
-        let latency = self.sent.elapsed();
+        self.answered_at(Instant::now());
+    }
+
+    /// [`InFlight::answered`], the answer having arrived at `now`.
+    pub fn answered_at(&mut self, now: Instant) {
+        let latency = now.saturating_duration_since(self.sent);
         self.finish(Some(latency));
     }
 

@@ -104,6 +104,9 @@ pub struct EndpointLabels {
     pub locality: Arc<str>,
     /// The failover priority, as a label value.
     pub priority: Arc<str>,
+    /// This endpoint's `causeway_proxy_upstream_requests_total` series, found on its first
+    /// request and kept for the snapshot's life (see [`crate::metrics::SeriesHandle`]).
+    pub upstream_series: crate::metrics::SeriesHandle,
 }
 
 impl EndpointLabels {
@@ -115,6 +118,7 @@ impl EndpointLabels {
             app: get("app"),
             locality: Arc::from(locality.to_string()),
             priority: Arc::from(priority.to_string()),
+            upstream_series: crate::metrics::SeriesHandle::default(),
         }
     }
 }
