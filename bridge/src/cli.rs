@@ -82,6 +82,11 @@ pub fn main() -> ExitCode {
         }
     };
     if cli.validate {
+        // Valid rules may still carry warnings; the watcher logs them too once running.
+        let rules = config.rules.as_deref().map(crate::rules::RuleSet::load);
+        for warning in rules.iter().flatten().flat_map(|rules| &rules.warnings) {
+            tracing::warn!(%warning, "rules accepted with a warning");
+        }
         println!("configuration is valid");
         return ExitCode::SUCCESS;
     }

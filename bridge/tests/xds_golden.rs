@@ -311,7 +311,11 @@ spec:
     - name: user
       maxConcurrency: 48
       shedOrder: 10
+      priority: HIGH
   defaultClass: user
+  highPriorityConnectionPool:
+    tcp: {maxConnections: 16}
+    http: {http2MaxRequests: 48, http1MaxPendingRequests: 8}
 ---
 apiVersion: metaprotocol.aeraki.io/v1alpha1
 kind: MetaRouter

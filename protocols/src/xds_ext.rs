@@ -1,14 +1,15 @@
 //! Causeway's own xDS extension messages: what a Dubbo or Thrift route needs beyond Envoy's
 //! `dubbo_proxy`/`thrift_proxy` route protos (mirrors for Dubbo, request mutation, the consistent
 //! hash attribute), what a cluster's service advertises and the admission policy of its host
-//! ([`ServiceExtras`]: TrafficIsolation classes, MetaRouter local rate limit) and an endpoint's
+//! ([`ServiceExtras`]: TrafficIsolation classes with their routing priority, MetaRouter local
+//! rate limit) and an endpoint's
 //! labels ([`EndpointExtras`]). The bridge packs one into a route action's
 //! `metadata_match.typed_filter_metadata` under [`META_ROUTE_EXTRAS_KEY`]; Envoy ignores keys it
 //! does not know, causeway-proxy reads it. Field numbers are part of the xDS contract: never reuse
 //! one.
 
 use crate::rules::common::{Percent as RulePercent, RuleDuration, StringMatch as RuleMatch};
-use crate::rules::isolation::TrafficIsolationSpec;
+use crate::rules::isolation::{Priority, TrafficIsolationSpec};
 use crate::rules::meta_resilience::{MetaFault, MetaRetry};
 use crate::rules::meta_router::{LocalRateLimit as RuleRateLimit, TokenBucket as RuleBucket};
 
@@ -161,6 +162,30 @@ pub struct TrafficClass {
     /// Shedding order when the host is overloaded: lowest first, equal values together.
     #[prost(int32, tag = "6")]
     pub shed_order: i32,
+    /// The routing priority of the class's requests ([`RoutingPriority`]): the cluster's
+    /// circuit-breaker thresholds and counts of that priority hold them.
+    #[prost(enumeration = "RoutingPriority", tag = "7")]
+    pub priority: i32,
+}
+
+/// Envoy's `envoy.config.core.v3.RoutingPriority`, with the same values, so a class's priority
+/// names the CDS `circuit_breakers.thresholds` entry that holds its requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum RoutingPriority {
+    /// The cluster's DEFAULT thresholds (a DestinationRule's `connectionPool`).
+    Default = 0,
+    /// The cluster's HIGH thresholds (a TrafficIsolation's `highPriorityConnectionPool`).
+    High = 1,
+}
+
+impl From<Priority> for RoutingPriority {
+    fn from(priority: Priority) -> Self {
+        match priority {
+            Priority::Default => Self::Default,
+            Priority::High => Self::High,
+        }
+    }
 }
 
 /// A condition on one request attribute or header.
@@ -402,6 +427,7 @@ impl From<&TrafficIsolationSpec> for TrafficIsolation {
                     max_concurrency: class.max_concurrency,
                     subset: class.subset.clone().unwrap_or_default(),
                     shed_order: class.shed_order,
+                    priority: RoutingPriority::from(class.priority) as i32,
                 })
                 .collect(),
             default_class: spec.default_class.clone().unwrap_or_default(),
@@ -475,6 +501,37 @@ mod tests {
             MetaRouteExtras::type_url(),
             "type.googleapis.com/causeway.xds.v1.MetaRouteExtras"
         );
+    }
+
+    #[test]
+    fn a_class_priority_travels_as_envoys_routing_priority() {
+        let rules = crate::rules::RuleSet::parse(
+            "rules.yaml",
+            "apiVersion: causeway.io/v1alpha1
+kind: TrafficIsolation
+metadata: {name: t}
+spec:
+  host: a
+  classes:
+  - {name: user, match: {headers: {x: {}}}, maxConcurrency: 5, priority: HIGH}
+  - {name: batch, maxConcurrency: 5}
+  defaultClass: batch
+",
+        )
+        .unwrap();
+        let wire = TrafficIsolation::from(&rules.isolation_for("a").unwrap().spec);
+        let priorities: Vec<i32> = wire.classes.iter().map(|c| c.priority).collect();
+        assert_eq!(priorities, vec![1, 0], "Envoy's HIGH is 1, DEFAULT 0");
+        let back = TrafficIsolation::decode(wire.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(back.classes[0].priority(), RoutingPriority::High);
+        // A class from a bridge that predates field 7 is DEFAULT.
+        let old = TrafficClass {
+            name: "user".into(),
+            max_concurrency: 1,
+            ..Default::default()
+        };
+        let decoded = TrafficClass::decode(old.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(decoded.priority(), RoutingPriority::Default);
     }
 
     #[test]

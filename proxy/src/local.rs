@@ -5,7 +5,9 @@
 //! Translation follows what the bridge publishes over xDS, so both modes route alike:
 //! - per service port one cluster `outbound|<port>||<host>` with every endpoint, plus one
 //!   `outbound|<port>|<subset>|<host>` per DestinationRule subset (endpoints whose labels match);
-//!   load balancing, circuit breakers and locality settings from the subset's effective policy;
+//!   load balancing, circuit breakers and locality settings from the subset's effective policy
+//!   (the HIGH routing priority's thresholds from the host's TrafficIsolation
+//!   `highPriorityConnectionPool`);
 //! - per Dubbo service one route table: the MetaRouter routes of the host in order (attribute
 //!   `interface` checked against the service, `method` on the method, every other attribute an
 //!   attachment), or, when the host has no MetaRouter, one route to all endpoints. A host with
@@ -25,7 +27,9 @@ use std::time::{Duration, SystemTime};
 
 use causeway_protocols::rules::RuleSet;
 use causeway_protocols::rules::common::StringMatch;
-use causeway_protocols::rules::destination_rule::{HashKey, LbPolicy as RuleLb, SimpleLb};
+use causeway_protocols::rules::destination_rule::{
+    ConnectionPoolSettings, HashKey, LbPolicy as RuleLb, SimpleLb,
+};
 
 use causeway_protocols::xds_ext::ServiceExtras;
 
@@ -35,8 +39,8 @@ use crate::metrics::Metrics;
 use crate::routing::http::MirrorSpec;
 use crate::routing::{
     CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, EndpointLabels, HashOn,
-    LbPolicy, Locality, ServiceMatch, Snapshot, TableLabels, WeightedClusters, cluster_name,
-    normalize_version,
+    LbPolicy, Locality, PerPriority, ServiceMatch, Snapshot, TableLabels, Thresholds,
+    WeightedClusters, cluster_name, normalize_version,
 };
 use crate::state::SnapshotStore;
 
@@ -46,14 +50,19 @@ pub fn load_rules(
     config_path: Option<&Path>,
 ) -> Result<RuleSet, ConfigError> {
     let base = config_path.and_then(Path::parent);
-    match config.rules_source(base) {
-        RulesSource::None => Ok(RuleSet::default()),
+    let rules = match config.rules_source(base) {
+        RulesSource::None => RuleSet::default(),
         RulesSource::Inline(text) => {
             let file = config_path.map_or_else(|| "config".to_owned(), |p| p.display().to_string());
-            Ok(RuleSet::parse(&format!("{file} (rules)"), &text)?)
+            RuleSet::parse(&format!("{file} (rules)"), &text)?
         }
-        RulesSource::File(path) => Ok(RuleSet::load(&path)?),
+        RulesSource::File(path) => RuleSet::load(&path)?,
+    };
+    // Applied as written; a warning says what was probably not meant.
+    for warning in &rules.warnings {
+        tracing::warn!(%warning, "rules accepted with a warning");
     }
+    Ok(rules)
 }
 
 /// Reads the config file and its rules and builds the snapshot: what `--validate` checks.
@@ -228,8 +237,24 @@ fn admission_policies(
     Ok(out)
 }
 
+/// One priority's thresholds from a connection pool; what it leaves unset keeps Envoy's default.
+fn thresholds(pool: Option<&ConnectionPoolSettings>) -> Thresholds {
+    let limits = pool
+        .map(ConnectionPoolSettings::breaker_limits)
+        .unwrap_or_default();
+    let defaults = Thresholds::default();
+    Thresholds {
+        max_requests: limits.max_requests.unwrap_or(defaults.max_requests),
+        max_connections: limits.max_connections.unwrap_or(defaults.max_connections),
+        max_pending: limits.max_pending_requests.unwrap_or(defaults.max_pending),
+    }
+}
+
 fn service_clusters(service: &ServiceConfig, rules: &RuleSet, me: &Locality) -> Vec<Cluster> {
     let rule = rules.destination_rule(&service.host);
+    let high_priority = rules
+        .isolation_for(&service.host)
+        .and_then(|isolation| isolation.spec.high_priority_connection_pool.as_ref());
     let mut subsets: Vec<(String, Option<&BTreeMap<String, String>>)> = vec![(String::new(), None)];
     if let Some(rule) = rule {
         subsets.extend(
@@ -270,27 +295,22 @@ fn service_clusters(service: &ServiceConfig, rules: &RuleSet, me: &Locality) -> 
                 },
                 _ => LbPolicy::LeastRequest,
             };
-            let mut breaker = CircuitBreaker::default();
-            if let Some(pool) = &policy.connection_pool {
-                if let Some(n) = pool.http.as_ref().and_then(|h| h.http2_max_requests) {
-                    breaker.max_requests = n;
-                }
-                if let Some(n) = pool
-                    .http
-                    .as_ref()
-                    .and_then(|h| h.http1_max_pending_requests)
-                {
-                    breaker.max_pending = n;
-                }
-                if let Some(tcp) = &pool.tcp {
-                    if let Some(n) = tcp.max_connections {
-                        breaker.max_connections = n;
-                    }
-                    if let Some(t) = tcp.connect_timeout {
-                        breaker.connect_timeout_ms =
-                            u64::try_from(t.get().as_millis()).unwrap_or(u64::MAX);
-                    }
-                }
+            let mut breaker = CircuitBreaker {
+                // As the bridge's CDS: DEFAULT from the subset's pool, HIGH from the host's
+                // TrafficIsolation, each keeping Envoy's defaults for what it leaves unset.
+                thresholds: PerPriority {
+                    default: thresholds(policy.connection_pool.as_ref()),
+                    high: thresholds(high_priority),
+                },
+                ..CircuitBreaker::default()
+            };
+            let connect_timeout = policy
+                .connection_pool
+                .as_ref()
+                .and_then(|pool| pool.tcp.as_ref())
+                .and_then(|tcp| tcp.connect_timeout);
+            if let Some(t) = connect_timeout {
+                breaker.connect_timeout_ms = u64::try_from(t.get().as_millis()).unwrap_or(u64::MAX);
             }
             let endpoints = service
                 .endpoints

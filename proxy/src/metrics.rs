@@ -274,7 +274,7 @@ pub struct Metrics {
     active_connections: Family<ConnectionLabels, Gauge>,
     protocol_errors: Family<ProtocolErrorLabels, Counter>,
     connect_failures: Family<ClusterLabels, Counter>,
-    breaker_overflow: Family<ClusterLabels, Counter>,
+    breaker_overflow: Family<crate::resilience::breaker::OverflowLabels, Counter>,
     readonly_events: Counter,
     upstream_in_flight: Gauge,
     upstream_requests: Family<UpstreamLabels, Counter>,
@@ -396,7 +396,7 @@ impl Metrics {
         );
         internal.register(
             "upstream_overflow",
-            "Requests refused by a cluster's circuit breaker (max requests, pending requests or connections)",
+            "Requests refused by a cluster's circuit breaker at a routing priority (max requests, pending requests or connections)",
             breaker_overflow.clone(),
         );
         internal.register(
@@ -550,11 +550,12 @@ impl Metrics {
             .inc();
     }
 
-    /// The circuit breaker refused a request.
-    pub fn overflow(&self, cluster: &Arc<str>) {
+    /// The circuit breaker of `cluster` at `priority` refused a request.
+    pub fn overflow(&self, cluster: &Arc<str>, priority: crate::routing::Priority) {
         self.breaker_overflow
-            .get_or_create(&ClusterLabels {
+            .get_or_create(&crate::resilience::breaker::OverflowLabels {
                 cluster: cluster.clone(),
+                priority,
             })
             .inc();
     }

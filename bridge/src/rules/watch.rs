@@ -183,6 +183,10 @@ async fn reload(
     };
     match loaded {
         Ok(rules) => {
+            // Accepted as written; a warning says what was probably not meant.
+            for warning in &rules.warnings {
+                tracing::warn!(path = %file, %warning, "rules accepted with a warning");
+            }
             status.accepted(file, &rules);
             if tx.borrow().version != rules.version {
                 tracing::info!(path = %file, version = %rules.version, resources = rules.len(), "rules loaded");

@@ -239,6 +239,10 @@ fn add_clusters(
             .collect();
         subsets.push((subset.name.as_str(), selected));
     }
+    let high_priority = policy
+        .isolation
+        .as_ref()
+        .and_then(|isolation| isolation.high_priority_connection_pool.as_ref());
     let extras = ServiceExtras {
         methods: service.methods.iter().cloned().collect(),
         isolation: policy.isolation.as_ref().map(Into::into),
@@ -255,7 +259,12 @@ fn add_clusters(
             CLUSTER,
             XdsResource::new(
                 &name,
-                pack_any(cluster::eds_cluster(&name, &traffic, &extras)),
+                pack_any(cluster::eds_cluster(
+                    &name,
+                    &traffic,
+                    high_priority,
+                    &extras,
+                )),
             ),
         );
         set.insert(

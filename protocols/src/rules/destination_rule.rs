@@ -456,6 +456,45 @@ pub struct ConnectionPoolSettings {
     pub http: Option<HttpSettings>,
 }
 
+// === impl ConnectionPoolSettings ===
+
+impl ConnectionPoolSettings {
+    /// The circuit-breaker thresholds this pool sets, as Envoy's `circuit_breakers.thresholds`
+    /// name them; unset ones are left to the data plane's defaults.
+    pub fn breaker_limits(&self) -> BreakerLimits {
+        let tcp = self.tcp.as_ref();
+        let http = self.http.as_ref();
+        BreakerLimits {
+            max_connections: tcp.and_then(|t| t.max_connections),
+            max_pending_requests: http.and_then(|h| h.http1_max_pending_requests),
+            max_requests: http.and_then(|h| h.http2_max_requests),
+            max_retries: http.and_then(|h| h.max_retries),
+        }
+    }
+}
+
+/// The circuit-breaker thresholds of one routing priority that a connection pool sets (`None`:
+/// not set). The single place that says which `connectionPool` fields feed the breakers, so the
+/// bridge's CDS and the proxy's local mode cannot disagree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BreakerLimits {
+    /// `tcp.maxConnections`.
+    pub max_connections: Option<u32>,
+    /// `http.http1MaxPendingRequests`.
+    pub max_pending_requests: Option<u32>,
+    /// `http.http2MaxRequests`.
+    pub max_requests: Option<u32>,
+    /// `http.maxRetries`.
+    pub max_retries: Option<u32>,
+}
+
+impl BreakerLimits {
+    /// Whether no threshold is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// Connection-level limits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

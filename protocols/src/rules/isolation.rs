@@ -1,13 +1,17 @@
 //! Causeway's own `TrafficIsolation` (`causeway.io/v1alpha1`): named traffic classes of a host
 //! (e.g. `user` and `batch`), each selected by request attributes or headers, each with its own
-//! concurrency budget, an optional dedicated subset and a shed order, so batch jobs can never take
-//! the capacity reserved for user traffic. `docs/rules.md` describes the semantics.
+//! concurrency budget, an optional dedicated subset, a shed order and a circuit-breaker
+//! priority, so batch jobs can never take the capacity reserved for user traffic. The host's
+//! `highPriorityConnectionPool` gives the thresholds of Envoy's HIGH routing priority (a
+//! DestinationRule's `connectionPool` is the DEFAULT one). `docs/rules.md` describes the
+//! semantics.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::common::{StringMatch, check_host, check_label_name};
+use super::destination_rule::ConnectionPoolSettings;
 use super::error::{Issues, field, index};
 use super::resource::RuleKind;
 
@@ -26,6 +30,11 @@ pub struct TrafficIsolationSpec {
     /// The class of requests no class matches; without it such requests are not isolated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_class: Option<String>,
+    /// Circuit-breaker thresholds of the host's clusters at HIGH priority (the requests of
+    /// `priority: HIGH` classes), shaped like a DestinationRule's `connectionPool`; only the
+    /// fields that are breaker thresholds are allowed. Unset ones take Envoy's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_priority_connection_pool: Option<ConnectionPoolSettings>,
 }
 
 impl RuleKind for TrafficIsolationSpec {
@@ -52,6 +61,33 @@ pub struct TrafficClass {
     /// equal values shed together.
     #[serde(default)]
     pub shed_order: i32,
+    /// The routing priority of the class's requests: which of the host's circuit-breaker
+    /// thresholds (and counts) they are held to.
+    #[serde(default, skip_serializing_if = "Priority::is_default")]
+    pub priority: Priority,
+}
+
+/// Envoy's routing priority (`envoy.config.core.v3.RoutingPriority`): each priority of a cluster
+/// has its own circuit-breaker thresholds and its own counts, so requests of one priority never
+/// fill the other's.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Priority {
+    /// The DestinationRule's `connectionPool`.
+    #[default]
+    Default,
+    /// The TrafficIsolation's `highPriorityConnectionPool`.
+    High,
+}
+
+impl Priority {
+    /// Whether this is [`Priority::Default`] (left out when serialised, so rule versions of
+    /// files that do not use priorities stay what they were).
+    pub fn is_default(&self) -> bool {
+        *self == Self::Default
+    }
 }
 
 /// How a request is assigned to a class. `attributes` apply to Dubbo and Thrift requests
@@ -92,6 +128,13 @@ impl TrafficIsolationSpec {
         self.default_class
             .as_deref()
             .and_then(|name| self.class(name))
+    }
+
+    /// Whether any class's requests are of HIGH priority.
+    pub fn has_high_priority_class(&self) -> bool {
+        self.classes
+            .iter()
+            .any(|class| class.priority == Priority::High)
     }
 
     /// The classes in shedding order: lowest `shedOrder` first, then declaration order.
@@ -153,6 +196,34 @@ impl TrafficIsolationSpec {
                 "defaultClass",
                 format!("`{name}` is not one of the classes"),
             );
+        }
+        if let Some(pool) = &self.high_priority_connection_pool {
+            validate_high_priority_pool(pool, issues);
+        }
+    }
+}
+
+/// Only breaker thresholds exist per priority in Envoy; a connect timeout, a per-connection
+/// request limit or an idle timeout is a property of the cluster's connections, whatever the
+/// priority of the request that opened them, so they belong in the DestinationRule.
+fn validate_high_priority_pool(pool: &ConnectionPoolSettings, issues: &mut Issues) {
+    const AT: &str = "highPriorityConnectionPool";
+    let not_here = "not a per-priority threshold: set it in the host's DestinationRule \
+                    `connectionPool` (allowed here: `tcp.maxConnections`, \
+                    `http.http1MaxPendingRequests`, `http.http2MaxRequests`, `http.maxRetries`)";
+    if pool
+        .tcp
+        .as_ref()
+        .is_some_and(|tcp| tcp.connect_timeout.is_some())
+    {
+        issues.add(field(AT, "tcp.connectTimeout"), not_here);
+    }
+    if let Some(http) = &pool.http {
+        if http.max_requests_per_connection.is_some() {
+            issues.add(field(AT, "http.maxRequestsPerConnection"), not_here);
+        }
+        if http.idle_timeout.is_some() {
+            issues.add(field(AT, "http.idleTimeout"), not_here);
         }
     }
 }

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use serde::de::DeserializeOwned;
 
+use super::advice::{IsolationDocument, isolation_warnings};
 use super::common::{Destination, host_specificity};
 use super::destination_rule::DestinationRuleSpec;
 use super::error::{Issues, ResourceRef, RuleError, RulesError, field, index};
@@ -312,6 +313,7 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<RuleSet, RulesError> {
         errors.sort_by_key(|error| error.document);
         return Err(RulesError::Invalid { errors });
     }
+    let warnings = warnings(file, &located);
     let (mut drs, mut vss, mut mrs, mut tis) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for found in located {
         match found.parsed {
@@ -321,7 +323,38 @@ pub(crate) fn parse(file: &str, text: &str) -> Result<RuleSet, RulesError> {
             Parsed::TrafficIsolation(r) => tis.push(r),
         }
     }
-    Ok(RuleSet::from_parts(drs, vss, mrs, tis))
+    Ok(RuleSet::from_parts(drs, vss, mrs, tis).with_warnings(warnings))
+}
+
+/// What a valid file probably did not mean ([`advice`](super::advice)), in document order.
+fn warnings(file: &str, located: &[Located]) -> Vec<RuleError> {
+    let rules: Vec<(&ResourceRef, &DestinationRule)> = located
+        .iter()
+        .filter_map(|found| match &found.parsed {
+            Parsed::DestinationRule(rule) => Some((&found.resource, rule)),
+            _ => None,
+        })
+        .collect();
+    let rule_for = |host: &str| {
+        most_specific(
+            rules
+                .iter()
+                .map(|(resource, rule)| (rule.spec.host.as_str(), (*resource, &rule.spec))),
+            host,
+        )
+    };
+    located
+        .iter()
+        .filter_map(|found| match &found.parsed {
+            Parsed::TrafficIsolation(isolation) => Some(IsolationDocument {
+                document: found.document,
+                resource: &found.resource,
+                spec: &isolation.spec,
+            }),
+            _ => None,
+        })
+        .flat_map(|found| isolation_warnings(file, &found, rule_for))
+        .collect()
 }
 
 /// Checks that span documents: unique resource names per kind, one DestinationRule and one
@@ -468,12 +501,17 @@ fn subset_references<'a>(parsed: &'a Parsed) -> Vec<(String, &'a str, &'a str)> 
     out
 }
 
-fn check_subset(rules: &[&DestinationRule], host: &str, subset: &str) -> Result<(), String> {
-    let rule = rules
-        .iter()
-        .filter_map(|rule| host_specificity(&rule.spec.host, host).map(|s| (s, *rule)))
+/// The item whose host pattern names `host` most specifically (one DestinationRule per host, so
+/// there are no ties among rules).
+fn most_specific<'a, T>(items: impl Iterator<Item = (&'a str, T)>, host: &str) -> Option<T> {
+    items
+        .filter_map(|(pattern, item)| host_specificity(pattern, host).map(|s| (s, item)))
         .max_by_key(|(specificity, _)| *specificity)
-        .map(|(_, rule)| rule);
+        .map(|(_, item)| item)
+}
+
+fn check_subset(rules: &[&DestinationRule], host: &str, subset: &str) -> Result<(), String> {
+    let rule = most_specific(rules.iter().map(|r| (r.spec.host.as_str(), *r)), host);
     match rule {
         None => Err(format!(
             "subset `{subset}` is not defined: no DestinationRule for host `{host}`"

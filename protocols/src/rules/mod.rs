@@ -7,13 +7,16 @@
 //! - [`virtual_service`]: Istio `VirtualService` for HTTP and gRPC.
 //! - [`meta_router`]: Aeraki `MetaRouter` for Dubbo and Thrift; [`meta_resilience`]: Causeway's
 //!   `timeout`, `retries` and `fault` on its routes.
-//! - [`isolation`]: Causeway's `TrafficIsolation` (batch vs user traffic classes).
+//! - [`isolation`]: Causeway's `TrafficIsolation` (batch vs user traffic classes, their routing
+//!   priority and the HIGH priority's connection pool).
 //! - [`common`]: string matches, durations, percentages, destinations.
 //!
-//! Text is parsed all-or-nothing into a [`RuleSet`] (sorted, content-hashed, queried by host).
+//! Text is parsed all-or-nothing into a [`RuleSet`] (sorted, content-hashed, queried by host),
+//! with warnings (`advice`) for valid settings that are probably not what was meant.
 //! Pure data and validation: watching files and reporting rejections belong to the binaries.
 //! `docs/rules.md` is the user-facing reference.
 
+mod advice;
 pub mod common;
 pub mod destination_rule;
 mod error;

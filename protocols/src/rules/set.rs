@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::common::host_specificity;
 use super::destination_rule::{DestinationRuleSpec, Subset};
-use super::error::RulesError;
+use super::error::{RuleError, RulesError};
 use super::isolation::TrafficIsolationSpec;
 use super::meta_router::MetaRouterSpec;
 use super::resource::Resource;
@@ -40,6 +40,17 @@ pub struct RuleSet {
     pub meta_routers: Vec<MetaRouter>,
     /// TrafficIsolations.
     pub traffic_isolations: Vec<TrafficIsolation>,
+    /// Valid settings that are probably not what was meant, each a one-line message in the
+    /// errors' format; not part of the version (they follow from the resources).
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "as_lines")]
+    pub warnings: Vec<RuleError>,
+}
+
+fn as_lines<S: serde::Serializer>(
+    warnings: &[RuleError],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(warnings.iter().map(ToString::to_string))
 }
 
 impl Default for RuleSet {
@@ -84,7 +95,14 @@ impl RuleSet {
             virtual_services,
             meta_routers,
             traffic_isolations,
+            warnings: Vec::new(),
         }
+    }
+
+    /// The same set with these warnings.
+    pub(crate) fn with_warnings(mut self, warnings: Vec<RuleError>) -> Self {
+        self.warnings = warnings;
+        self
     }
 
     /// Parses and validates the text of a rules file; `file` names it in errors.

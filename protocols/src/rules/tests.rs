@@ -596,6 +596,175 @@ fn traffic_isolation_user_vs_batch() {
     assert_eq!(order, vec!["batch", "user"]);
 }
 
+const PRIORITIES: &str = "\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: orders, namespace: shop}
+spec:
+  host: com.acme.orders
+  trafficPolicy:
+    connectionPool:
+      http: {http2MaxRequests: 2}
+---
+apiVersion: causeway.io/v1alpha1
+kind: TrafficIsolation
+metadata: {name: orders, namespace: shop}
+spec:
+  host: com.acme.orders
+  classes:
+  - name: user
+    match: {headers: {x-caller-app: {prefix: shop-}}}
+    maxConcurrency: 200
+    priority: HIGH
+  - name: batch
+    match: {headers: {x-caller-app: {prefix: report-}}}
+    maxConcurrency: 20
+  highPriorityConnectionPool:
+    tcp: {maxConnections: 8}
+    http: {http2MaxRequests: 50, http1MaxPendingRequests: 5, maxRetries: 1}
+";
+
+#[test]
+fn traffic_isolation_priorities_and_the_high_priority_pool() {
+    use super::destination_rule::BreakerLimits;
+    use super::isolation::Priority;
+    let rules = parse(PRIORITIES).unwrap();
+    let spec = &rules.isolation_for("com.acme.orders").unwrap().spec;
+    assert_eq!(spec.class("user").unwrap().priority, Priority::High);
+    // Absent means DEFAULT.
+    assert_eq!(spec.class("batch").unwrap().priority, Priority::Default);
+    assert!(spec.has_high_priority_class());
+    let pool = spec.high_priority_connection_pool.as_ref().unwrap();
+    assert_eq!(
+        pool.breaker_limits(),
+        BreakerLimits {
+            max_connections: Some(8),
+            max_pending_requests: Some(5),
+            max_requests: Some(50),
+            max_retries: Some(1),
+        }
+    );
+    // Both halves are present: nothing to warn about.
+    assert_eq!(rules.warnings, Vec::new());
+    // A file that uses no priority keeps the version it had before priorities existed: the
+    // DEFAULT priority is not serialised.
+    let plain = parse(&format!("{ORDERS_SUBSETS}---\n{ISOLATION}")).unwrap();
+    let explicit = parse(&format!(
+        "{ORDERS_SUBSETS}---\n{}",
+        ISOLATION.replace(
+            "    shedOrder: 10\n",
+            "    shedOrder: 10\n    priority: DEFAULT\n"
+        )
+    ))
+    .unwrap();
+    assert_eq!(plain.version, explicit.version);
+    let json = serde_json::to_string(&plain.traffic_isolations).unwrap();
+    assert!(!json.contains("priority"), "{json}");
+}
+
+#[test]
+fn the_high_priority_pool_takes_only_breaker_thresholds() {
+    let text = PRIORITIES.replace(
+        "    tcp: {maxConnections: 8}\n",
+        "    tcp: {maxConnections: 8, connectTimeout: 1s}\n",
+    );
+    assert_eq!(
+        problem(&text),
+        "rules.yaml: document 2 (TrafficIsolation shop/orders): \
+         highPriorityConnectionPool.tcp.connectTimeout: not a per-priority threshold: set it in \
+         the host's DestinationRule `connectionPool` (allowed here: `tcp.maxConnections`, \
+         `http.http1MaxPendingRequests`, `http.http2MaxRequests`, `http.maxRetries`)"
+    );
+    let text = PRIORITIES.replace(
+        "maxRetries: 1}",
+        "maxRetries: 1, maxRequestsPerConnection: 10, idleTimeout: 30s}",
+    );
+    let found = problems(&text);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0].contains("highPriorityConnectionPool.http.maxRequestsPerConnection: not a"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].contains("highPriorityConnectionPool.http.idleTimeout: not a"),
+        "{found:#?}"
+    );
+    // The schema is strict like the DestinationRule's: unknown fields and bad values name
+    // their path.
+    let text = PRIORITIES.replace(
+        "    tcp: {maxConnections: 8}\n",
+        "    tcp: {maxConections: 8}\n",
+    );
+    assert!(
+        problem(&text).starts_with(
+            "rules.yaml: document 2 (TrafficIsolation shop/orders): \
+             highPriorityConnectionPool.tcp.maxConections: unknown field `maxConections`"
+        ),
+        "{}",
+        problem(&text)
+    );
+    let text = PRIORITIES.replace("priority: HIGH", "priority: URGENT");
+    assert!(
+        problem(&text).starts_with(
+            "rules.yaml: document 2 (TrafficIsolation shop/orders): classes[0].priority: \
+             unknown variant `URGENT`, expected one of DEFAULT, HIGH"
+        ),
+        "{}",
+        problem(&text)
+    );
+    let text = PRIORITIES.replace("http2MaxRequests: 50", "http2MaxRequests: -1");
+    assert!(
+        problem(&text).starts_with(
+            "rules.yaml: document 2 (TrafficIsolation shop/orders): \
+             highPriorityConnectionPool.http.http2MaxRequests: "
+        ),
+        "{}",
+        problem(&text)
+    );
+}
+
+#[test]
+fn half_configured_priorities_are_accepted_with_a_warning() {
+    // A HIGH pool no class uses.
+    let unused = parse(&PRIORITIES.replace("    priority: HIGH\n", "")).unwrap();
+    let warnings: Vec<String> = unused.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "rules.yaml: document 2 (TrafficIsolation shop/orders): highPriorityConnectionPool: \
+             no class has `priority: HIGH`, so these thresholds hold only requests whose Envoy \
+             route asks for HIGH priority, which Causeway's own routes never do"
+        ]
+    );
+    // A HIGH class without a HIGH pool, while the DestinationRule limits DEFAULT on purpose.
+    let without_pool = PRIORITIES
+        .split("  highPriorityConnectionPool:")
+        .next()
+        .unwrap()
+        .to_owned();
+    let escaped = parse(&without_pool).unwrap();
+    let warnings: Vec<String> = escaped.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "rules.yaml: document 2 (TrafficIsolation shop/orders): classes[0].priority: HIGH \
+             requests are held to Envoy's default HIGH thresholds (1024 connections, pending \
+             and active requests, 3 retries), not to the `connectionPool` of DestinationRule \
+             shop/orders: give this TrafficIsolation a `highPriorityConnectionPool`"
+        ]
+    );
+    // Without DEFAULT limits there is nothing to escape from.
+    let unlimited = without_pool.replace(
+        "      http: {http2MaxRequests: 2}\n",
+        "      tcp: {connectTimeout: 1s}\n",
+    );
+    assert_eq!(parse(&unlimited).unwrap().warnings, Vec::new());
+    // Warnings are shown with the rules (the bridge's /debug/rules) but are not the version.
+    let json = serde_json::to_value(&escaped).unwrap();
+    assert_eq!(json["warnings"][0], warnings[0].as_str());
+    assert_eq!(escaped.version, parse(&without_pool).unwrap().version);
+}
+
 #[test]
 fn durations_as_istio_writes_them() {
     for (text, expected) in [

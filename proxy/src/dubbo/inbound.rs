@@ -49,7 +49,7 @@ use crate::resilience::breaker::{self, Limit};
 use crate::resilience::{fault, mirror, retry};
 use crate::routing::meta_policy::MetaPolicy;
 use crate::routing::{
-    Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, cluster_name, normalize_version,
+    Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, Priority, cluster_name, normalize_version,
 };
 use crate::spans::SpanStart;
 use crate::trace_context::{Hop, may_carry_context};
@@ -227,6 +227,7 @@ fn on_frame(
                     pending.set_retry(Some(Box::new(RetryState {
                         frame: copy,
                         cluster: plan.cluster.clone(),
+                        priority: plan.priority,
                         method: plan.method.clone(),
                         interface: plan.interface.clone(),
                         hash_attachment: plan.hash_attachment.clone(),
@@ -337,6 +338,8 @@ struct Plan {
     interface: String,
     hash_attachment: Option<(String, String)>,
     permit: Option<Permit>,
+    /// The routing priority (its traffic class's): which breaker thresholds and counts hold it.
+    priority: Priority,
     /// The proxy's span, for a sampled trace when spans are exported; taken by the request.
     span: Option<SpanStart>,
 }
@@ -504,6 +507,8 @@ fn route(
             .add_attachments(&pairs)
             .map_err(|e| Rejection::bad_request(&e))?;
     }
+    // The class's priority; a request without a class is DEFAULT.
+    let priority = permit.as_ref().map_or(Priority::Default, Permit::priority);
     Ok((
         Plan {
             frame,
@@ -512,6 +517,7 @@ fn route(
             interface,
             hash_attachment,
             permit,
+            priority,
             span,
         },
         mirrors,
@@ -531,8 +537,9 @@ fn forward_now(
     rng: &mut fastrand::Rng,
     now: Instant,
 ) -> Option<(Plan, Option<Pending>)> {
-    let load = context.cluster_load(&plan.cluster.name);
-    if load.load(std::sync::atomic::Ordering::Relaxed) >= plan.cluster.breaker.max_requests {
+    let load = context.cluster_load(&plan.cluster.name, plan.priority);
+    let max_requests = plan.cluster.breaker.at(plan.priority).max_requests;
+    if load.load(std::sync::atomic::Ordering::Relaxed) >= max_requests {
         return Some((plan, pending));
     }
     let chosen = {
@@ -576,6 +583,7 @@ fn forward_now(
         interface,
         hash_attachment,
         mut permit,
+        priority,
         ..
     } = plan;
     // A two-way request keeps its class slot until answered (the pending request holds it); a
@@ -597,6 +605,7 @@ fn forward_now(
                     interface,
                     hash_attachment,
                     permit,
+                    priority,
                     span: None,
                 },
                 pending,
@@ -656,6 +665,7 @@ pub(super) async fn resend(mut pending: Pending) {
         interface: state.interface.clone(),
         hash_attachment: state.hash_attachment.clone(),
         permit: None,
+        priority: state.priority,
         // The request's span is on `pending` already: every try is part of the same hop.
         span: None,
     });
@@ -674,8 +684,13 @@ pub(super) async fn resend(mut pending: Pending) {
 
 /// Refuses a request at a circuit-breaker limit: SERVER_THREADPOOL_EXHAUSTED (what Java
 /// consumers take for a provider out of capacity), `UO`, and the overflow counter.
-fn overflow(context: &DubboContext, cluster: &Cluster, pending: Option<Pending>, limit: Limit) {
-    context.metrics.overflow(&cluster.name);
+fn overflow(
+    context: &DubboContext,
+    (cluster, priority): (&Cluster, Priority),
+    pending: Option<Pending>,
+    limit: Limit,
+) {
+    context.metrics.overflow(&cluster.name, priority);
     if let Some(pending) = pending {
         pending.complete(Outcome::Local {
             status: Status::SERVER_THREADPOOL_EXHAUSTED,
@@ -700,6 +715,7 @@ async fn forward(
         interface,
         hash_attachment,
         permit,
+        priority,
         ..
     } = plan;
     // A two-way request keeps its class slot until answered; a one-way one until it is sent.
@@ -713,15 +729,16 @@ async fn forward(
         }
         None => permit,
     };
-    let counts = context.breakers.cluster(&cluster.name);
+    let counts = context.breakers.cluster(&cluster.name, priority);
+    let thresholds = cluster.breaker.at(priority);
     let load = counts.requests().clone();
-    if counts.requests_full(&cluster.breaker) {
-        return overflow(&context, &cluster, pending, Limit::Requests);
+    if counts.requests_full(thresholds) {
+        return overflow(&context, (&cluster, priority), pending, Limit::Requests);
     }
     // Past the fast path, a request waits (for a connection, or room in a provider's queue):
     // that is what `max_pending` bounds.
-    let Some(_waiting) = counts.try_pending(&cluster.breaker) else {
-        return overflow(&context, &cluster, pending, Limit::Pending);
+    let Some(_waiting) = counts.try_pending(thresholds) else {
+        return overflow(&context, (&cluster, priority), pending, Limit::Pending);
     };
     let lookup = |key: &str| {
         hash_attachment
@@ -764,7 +781,7 @@ async fn forward(
                 flags,
                 &context.balancer,
                 &context.metrics,
-                &cluster,
+                (&cluster, priority),
                 active,
                 Protocol::Dubbo,
             );
@@ -779,13 +796,13 @@ async fn forward(
                 endpoint.address,
                 &state,
                 connect_timeout,
-                (&counts, &cluster.breaker),
+                (&counts, thresholds),
             )
             .await
         {
             Ok(conn) => conn,
             Err(ConnectError::Overflow) => {
-                return overflow(&context, &cluster, pending, Limit::Connections);
+                return overflow(&context, (&cluster, priority), pending, Limit::Connections);
             }
             Err(ConnectError::Io(error)) => {
                 let ejected = context

@@ -18,7 +18,7 @@ use super::DubboContext;
 use super::upstream::{ConnectError, MirrorCopy};
 use crate::lb::RequestKey;
 use crate::metrics::Protocol;
-use crate::routing::Cluster;
+use crate::routing::{Cluster, Priority};
 
 /// Copies `frame` to one endpoint of each of `clusters`; `service` labels the mirror counters.
 pub(super) fn send_copies(
@@ -77,7 +77,8 @@ pub(super) fn send_copies(
             conn.try_send_mirror(copy, waiter);
             continue;
         }
-        let counts = context.breakers.cluster(&cluster.name);
+        // Copies are DEFAULT priority, as Envoy's shadow requests are.
+        let counts = context.breakers.cluster(&cluster.name, Priority::Default);
         let context = context.clone();
         let connect_timeout = Duration::from_millis(cluster.breaker.connect_timeout_ms);
         tokio::spawn(async move {
@@ -87,7 +88,7 @@ pub(super) fn send_copies(
                     address,
                     &state,
                     connect_timeout,
-                    (&counts, &cluster.breaker),
+                    (&counts, cluster.breaker.at(Priority::Default)),
                 )
                 .await
             {
@@ -95,7 +96,7 @@ pub(super) fn send_copies(
                     conn.try_send_mirror(copy, waiter);
                 }
                 Err(ConnectError::Overflow) => {
-                    context.metrics.overflow(&cluster.name);
+                    context.metrics.overflow(&cluster.name, Priority::Default);
                 }
                 Err(ConnectError::Io(error)) => {
                     // A mirror that is down is ejected like any endpoint, so copies stop

@@ -30,6 +30,7 @@ use crate::lb::Balancer;
 use crate::metrics::{Metrics, Protocol, Reporter, RequestLabels, ResponseFlags, status_label};
 use crate::resilience::breaker::Breakers;
 use crate::resilience::mirror::MirrorSlots;
+use crate::routing::Priority;
 use crate::state::SnapshotStore;
 use upstream::UpstreamPool;
 
@@ -48,7 +49,7 @@ pub struct DubboContext {
     pub settings: DubboSettings,
     /// `source_workload`.
     pub workload: Arc<str>,
-    /// Circuit-breaker counts per cluster.
+    /// Circuit-breaker counts per cluster and routing priority.
     pub breakers: Breakers,
     /// Mirrored copies in flight per mirror cluster.
     pub mirror_slots: MirrorSlots,
@@ -93,9 +94,9 @@ impl DubboContext {
         }
     }
 
-    /// The in-flight counter of a cluster.
-    pub fn cluster_load(&self, cluster: &Arc<str>) -> Arc<AtomicU32> {
-        self.breakers.cluster(cluster).requests().clone()
+    /// The in-flight counter of a cluster at a routing priority.
+    pub fn cluster_load(&self, cluster: &Arc<str>, priority: Priority) -> Arc<AtomicU32> {
+        self.breakers.cluster(cluster, priority).requests().clone()
     }
 }
 

@@ -76,13 +76,13 @@ impl Pending {
         };
         let active = state
             .context
-            .cluster_load(&state.cluster.name)
+            .cluster_load(&state.cluster.name, state.priority)
             .load(std::sync::atomic::Ordering::Relaxed);
         let admitted = resilience_retry::admit_next(
             flags,
             &state.context.balancer,
             &state.context.metrics,
-            &state.cluster,
+            (&state.cluster, state.priority),
             active,
             crate::metrics::Protocol::Dubbo,
         );

@@ -30,6 +30,8 @@ pub struct RetryState {
     pub frame: Frame,
     /// The routed cluster.
     pub cluster: Arc<Cluster>,
+    /// The request's routing priority: every try counts at it.
+    pub priority: crate::routing::Priority,
     /// For the balancer.
     pub method: String,
     /// For the balancer.

@@ -29,7 +29,7 @@ use crate::lb::EndpointState;
 use crate::metrics::{Direction, Metrics, Protocol, ProtocolErrorKind, ResponseFlags};
 use crate::resilience::breaker::{BreakerSlot, ClusterCounts};
 use crate::resilience::mirror::MirrorSlot;
-use crate::routing::CircuitBreaker;
+use crate::routing::Thresholds;
 
 /// How often a connection looks for requests past their deadline.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
@@ -94,13 +94,14 @@ impl UpstreamPool {
     }
 
     /// The open connection to `address`, opening one if needed (within `connect_timeout`); a
-    /// new connection counts against `cluster`'s `max_connections` until it closes.
+    /// new connection counts against `cluster`'s `max_connections` (at the opening request's
+    /// priority) until it closes.
     pub async fn connection(
         &self,
         address: SocketAddr,
         state: &Arc<EndpointState>,
         connect_timeout: Duration,
-        cluster: (&Arc<ClusterCounts>, &CircuitBreaker),
+        cluster: (&Arc<ClusterCounts>, &Thresholds),
     ) -> Result<Arc<UpstreamConn>, ConnectError> {
         let slot = self
             .slots

@@ -12,7 +12,7 @@ use http::{HeaderMap, Method};
 
 use super::HttpContext;
 use crate::isolation::{MatchKind, Permit, Refusal, RequestAttributes};
-use crate::routing::{Cluster, Snapshot, cluster_name};
+use crate::routing::{Cluster, Priority, Snapshot, cluster_name};
 
 /// A request's headers as admission reads them: lower-case names, and the pseudo-headers
 /// `:authority`, `:method` and `:path`.
@@ -47,13 +47,15 @@ pub enum Denied {
     UnknownSubset(String),
 }
 
-/// An admitted request: the cluster that serves it and its class slot.
+/// An admitted request: the cluster that serves it, its class slot and its class's priority.
 #[derive(Debug)]
 pub struct Admitted {
     /// The routed cluster, or the class's dedicated subset.
     pub cluster: Arc<Cluster>,
     /// Held until the response ends.
     pub permit: Option<Permit>,
+    /// The routing priority of the request's class (DEFAULT without one).
+    pub priority: Priority,
 }
 
 /// Admits a request for `host` routed to `cluster`; hosts without a policy always pass.
@@ -68,6 +70,7 @@ pub fn admit(
         return Ok(Admitted {
             cluster,
             permit: None,
+            priority: Priority::Default,
         });
     };
     let capacity = snapshot.host_capacity(host, cluster.port, &cluster);
@@ -96,6 +99,10 @@ pub fn admit(
     };
     Ok(Admitted {
         cluster,
+        priority: admitted
+            .permit
+            .as_ref()
+            .map_or(Priority::Default, Permit::priority),
         permit: admitted.permit,
     })
 }

@@ -48,7 +48,7 @@ use crate::metrics::{Protocol, Reporter, RequestLabels, ResponseFlags};
 use crate::resilience::retry::{self as budget, RetryToken};
 use crate::resilience::{fault, outlier};
 use crate::routing::http::{AbortWith, RetrySpec};
-use crate::routing::{Cluster, HashOn, HttpAttributes, HttpRouteTable, LbPolicy};
+use crate::routing::{Cluster, HashOn, HttpAttributes, HttpRouteTable, LbPolicy, Priority};
 use crate::spans::SpanStart;
 use crate::trace_context::Hop;
 
@@ -424,7 +424,7 @@ pub async fn handle(
         method: request.method(),
         path_and_query: &path_and_query,
     };
-    let cluster = match admission::admit(
+    let (cluster, priority) = match admission::admit(
         &call.context,
         &snapshot,
         &table.host,
@@ -433,7 +433,10 @@ pub async fn handle(
     ) {
         Ok(admitted) => {
             call.permit = admitted.permit;
-            admitted.cluster
+            (
+                admitted.cluster,
+                Priority::of_request(admitted.priority, route.priority),
+            )
         }
         Err(Denied::Refused(refusal)) => return call.shed(&refusal, &table.host),
         Err(Denied::UnknownSubset(name)) => {
@@ -484,6 +487,7 @@ pub async fn handle(
     });
     let plan = Plan {
         cluster,
+        priority,
         authority,
         deadline,
         retries: route.retries.clone(),
@@ -496,6 +500,8 @@ pub async fn handle(
 /// Where and how a routed request goes.
 struct Plan {
     cluster: Arc<Cluster>,
+    /// The routing priority: which breaker thresholds and counts hold the request.
+    priority: Priority,
     authority: String,
     deadline: Option<tokio::time::Instant>,
     retries: Option<RetrySpec>,
@@ -552,6 +558,7 @@ async fn forward(
 ) -> Response<ProxyBody> {
     let Plan {
         cluster,
+        priority,
         authority,
         deadline,
         retries,
@@ -559,9 +566,10 @@ async fn forward(
         mirrors,
     } = plan;
     let context = call.context.clone();
-    let load = context.cluster_load(&cluster.name);
-    if load.load(Ordering::Relaxed) >= cluster.breaker.max_requests {
-        context.metrics.overflow(&cluster.name);
+    let thresholds = cluster.breaker.at(priority);
+    let load = context.cluster_load(&cluster.name, priority);
+    if load.load(Ordering::Relaxed) >= thresholds.max_requests {
+        context.metrics.overflow(&cluster.name, priority);
         return call.fail(
             Failure::Overflow,
             format!("causeway-proxy: {} is at its request limit", cluster.name),
@@ -676,7 +684,7 @@ async fn forward(
         match budget::admit(
             context.balancer.retry_budgets(),
             &context.metrics,
-            &cluster.name,
+            (&cluster.name, priority),
             &cluster_host,
             load,
             protocol,
@@ -742,9 +750,9 @@ async fn forward(
             (route, None) => route,
         };
         // Waiting for a connection is what the breaker's `max_pending` bounds.
-        let counts = context.breakers.cluster(&cluster.name);
-        let Some(waiting) = counts.try_pending(&cluster.breaker) else {
-            context.metrics.overflow(&cluster.name);
+        let counts = context.breakers.cluster(&cluster.name, priority);
+        let Some(waiting) = counts.try_pending(thresholds) else {
+            context.metrics.overflow(&cluster.name, priority);
             let limit = crate::resilience::breaker::Limit::Pending;
             let message = crate::resilience::breaker::overflow_message(&cluster.name, limit);
             return call.fail(Failure::Overflow, message);
@@ -756,7 +764,7 @@ async fn forward(
                 h2,
                 connect_timeout,
                 protocol,
-                (&counts, &cluster.breaker),
+                (&counts, thresholds),
             ),
         )
         .await;
@@ -764,7 +772,7 @@ async fn forward(
         let sender = match sender {
             Some(Ok(sender)) => sender,
             Some(Err(UpstreamError::ConnectionLimit)) => {
-                context.metrics.overflow(&cluster.name);
+                context.metrics.overflow(&cluster.name, priority);
                 let limit = crate::resilience::breaker::Limit::Connections;
                 let message = crate::resilience::breaker::overflow_message(&cluster.name, limit);
                 return call.fail(Failure::Overflow, message);

@@ -28,8 +28,8 @@ use super::tape::Tape;
 use super::upstream::Sender;
 use crate::lb::RequestKey;
 use crate::metrics::Protocol;
-use crate::routing::Cluster;
 use crate::routing::http::authority_host;
+use crate::routing::{Cluster, Priority};
 
 /// Copies under way at once, per proxy.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -126,7 +126,11 @@ async fn send(
             head.h2,
             connect_timeout,
             protocol,
-            (&context.breakers.cluster(&cluster.name), &cluster.breaker),
+            // Copies are DEFAULT priority, as Envoy's shadow requests are.
+            (
+                &context.breakers.cluster(&cluster.name, Priority::Default),
+                cluster.breaker.at(Priority::Default),
+            ),
         )
         .await
         .map_err(|e| format!("connect to {address}: {e}"))?;
@@ -155,7 +159,7 @@ async fn send(
         request.headers_mut().insert(header::HOST, host);
     }
     // The copy loads the mirror's endpoint like any request, so balancing there stays true.
-    let load = context.cluster_load(&cluster.name);
+    let load = context.cluster_load(&cluster.name, Priority::Default);
     load.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight::new(state, load, context.metrics.upstream_in_flight().clone());
     context.metrics.resilience.mirrored(service, protocol);

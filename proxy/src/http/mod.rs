@@ -61,7 +61,7 @@ pub struct HttpContext {
     pub metrics: Arc<Metrics>,
     /// `source_workload`.
     pub workload: Arc<str>,
-    /// Circuit-breaker counts per cluster.
+    /// Circuit-breaker counts per cluster and routing priority.
     pub breakers: crate::resilience::breaker::Breakers,
     /// The bound on mirrored copies in flight.
     pub mirror_slots: mirror::MirrorSlots,
@@ -88,9 +88,13 @@ impl HttpContext {
         }
     }
 
-    /// The in-flight counter of a cluster.
-    pub fn cluster_load(&self, cluster: &Arc<str>) -> Arc<AtomicU32> {
-        self.breakers.cluster(cluster).requests().clone()
+    /// The in-flight counter of a cluster at a routing priority.
+    pub fn cluster_load(
+        &self,
+        cluster: &Arc<str>,
+        priority: crate::routing::Priority,
+    ) -> Arc<AtomicU32> {
+        self.breakers.cluster(cluster, priority).requests().clone()
     }
 }
 

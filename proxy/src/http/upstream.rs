@@ -18,11 +18,12 @@ use tokio::net::TcpStream;
 use super::body::RequestBody;
 use crate::metrics::{Direction, Metrics, Protocol};
 use crate::resilience::breaker::ClusterCounts;
-use crate::routing::CircuitBreaker;
+use crate::routing::Thresholds;
 
-/// Whose connection count a new connection is charged to: the cluster whose request opens it
-/// (an endpoint's HTTP/2 connection is shared by every cluster that contains it afterwards).
-pub type ChargedTo<'a> = (&'a Arc<ClusterCounts>, &'a CircuitBreaker);
+/// Whose connection count a new connection is charged to: the cluster and routing priority of
+/// the request that opens it (an endpoint's HTTP/2 connection is shared by every cluster and
+/// priority that uses it afterwards), as Envoy charges connections.
+pub type ChargedTo<'a> = (&'a Arc<ClusterCounts>, &'a Thresholds);
 
 /// Why no connection could be had.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,8 @@
 //!   (higher `shed_order`) are set aside. So when the host fills up, the class with the lowest
 //!   `shed_order` is refused first (`overload`) while the later classes still find their
 //!   reserved share free; classes with equal `shed_order` reserve nothing for each other.
+//!   Capacity is per routing priority: the caller passes only the classes of the request's
+//!   priority and that priority's capacity.
 
 /// Why a request was refused without being forwarded (the `reason` label of
 /// `causeway_proxy_shed_total`).

@@ -11,6 +11,7 @@ use causeway_protocols::xds_ext::{self, AttributeMatch, ServiceExtras};
 use serde::Serialize;
 
 use super::bucket::BucketSpec;
+use crate::routing::Priority;
 
 /// Which conditions of a class apply to a request: Dubbo and Thrift requests are matched on
 /// `attributes`, HTTP and gRPC requests on `headers`.
@@ -52,6 +53,9 @@ pub struct Class {
     pub subset: Option<String>,
     /// Shedding order (lowest first).
     pub shed_order: i32,
+    /// The routing priority of the class's requests: which circuit-breaker thresholds and counts
+    /// hold them, and which host capacity the class shares (with the classes of its priority).
+    pub priority: Priority,
 }
 
 /// A host's classes.
@@ -194,6 +198,12 @@ fn isolation(wire: &xds_ext::TrafficIsolation) -> Result<Isolation, String> {
                 class.name
             ));
         }
+        let priority = Priority::from_envoy(class.priority).ok_or_else(|| {
+            format!(
+                "traffic class `{}` has unknown routing priority {}",
+                class.name, class.priority
+            )
+        })?;
         classes.push(Class {
             name: Arc::from(class.name.as_str()),
             attributes: conditions(&class.attributes)
@@ -203,6 +213,7 @@ fn isolation(wire: &xds_ext::TrafficIsolation) -> Result<Isolation, String> {
             max_concurrency: class.max_concurrency,
             subset: (!class.subset.is_empty()).then(|| class.subset.clone()),
             shed_order: class.shed_order,
+            priority,
         });
     }
     let default_class = if wire.default_class.is_empty() {

@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use super::bucket::TokenBucket;
 use super::decide::{ClassLoad, ShedReason, decide};
 use super::policy::{AdmissionPolicy, BucketKey, MatchKind, RequestAttributes};
+use crate::routing::{PerPriority, Priority};
 
 /// The `traffic_class` of requests no class matches (and of rate-limited requests on hosts
 /// without classes).
@@ -124,7 +125,16 @@ impl Refusal {
 pub struct Permit {
     host: SharedHost,
     class: Arc<str>,
+    priority: Priority,
     gauge: Gauge,
+}
+
+impl Permit {
+    /// The routing priority of the request's class: which circuit-breaker thresholds and
+    /// counts hold it. (A request without a permit has no class, so it is DEFAULT.)
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
 }
 
 impl Drop for Permit {
@@ -172,14 +182,16 @@ impl Admissions {
 
     /// Classifies a request for `host`, applies the rate limit and the class budgets, and
     /// either lets it go (holding a class slot) or says why not. `capacity` is what the host
-    /// takes at once in total (its connection-pool limit, scaled by healthy endpoints).
+    /// takes at once per routing priority (each priority's connection-pool limit, scaled by
+    /// healthy endpoints); a class shares its priority's capacity with the classes of the same
+    /// priority only, since the other priority's requests are held by other breakers.
     pub fn admit(
         &self,
         host: &str,
         policy: &AdmissionPolicy,
         kind: MatchKind,
         request: &dyn RequestAttributes,
-        capacity: u32,
+        capacity: PerPriority<u32>,
         now: Instant,
     ) -> Result<Admitted, Refusal> {
         let class = policy.classify(kind, request);
@@ -228,21 +240,24 @@ impl Admissions {
         let (Some(class), Some(isolation)) = (class, policy.isolation.as_ref()) else {
             return Ok(Admitted::default());
         };
-        let loads: Vec<ClassLoad> = isolation
-            .classes
-            .iter()
+        // Only the classes of the request's priority share its capacity.
+        let peers = || {
+            isolation
+                .classes
+                .iter()
+                .filter(|c| c.priority == class.priority)
+        };
+        let loads: Vec<ClassLoad> = peers()
             .map(|c| ClassLoad {
                 in_flight: state.in_flight.get(&c.name).copied().unwrap_or(0),
                 max_concurrency: c.max_concurrency,
                 shed_order: c.shed_order,
             })
             .collect();
-        let index = isolation
-            .classes
-            .iter()
+        let index = peers()
             .position(|c| c.name == class.name)
             .unwrap_or(usize::MAX);
-        if let Some(reason) = decide(&loads, index, capacity) {
+        if let Some(reason) = decide(&loads, index, *capacity.at(class.priority)) {
             return refuse(reason);
         }
         *state.in_flight.entry(class.name.clone()).or_insert(0) += 1;
@@ -255,8 +270,86 @@ impl Admissions {
             permit: Some(Permit {
                 host: shared,
                 class: class.name.clone(),
+                priority: class.priority,
                 gauge,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use causeway_protocols::rules::RuleSet;
+    use causeway_protocols::xds_ext::ServiceExtras;
+
+    use super::*;
+
+    struct Headers(HashMap<&'static str, &'static str>);
+
+    impl RequestAttributes for Headers {
+        fn get(&self, name: &str) -> Option<&str> {
+            self.0.get(name).copied()
+        }
+    }
+
+    fn policy() -> AdmissionPolicy {
+        let rules = RuleSet::parse(
+            "rules.yaml",
+            "apiVersion: causeway.io/v1alpha1
+kind: TrafficIsolation
+metadata: {name: t}
+spec:
+  host: demo.greeter
+  classes:
+  - {name: user, match: {headers: {app: {exact: shop}}}, maxConcurrency: 10, priority: HIGH, shedOrder: 10}
+  - {name: batch, match: {headers: {app: {exact: report}}}, maxConcurrency: 10}
+",
+        )
+        .unwrap();
+        let extras = ServiceExtras {
+            isolation: rules
+                .isolation_for("demo.greeter")
+                .map(|r| (&r.spec).into()),
+            ..ServiceExtras::default()
+        };
+        AdmissionPolicy::from_extras(&extras).unwrap().unwrap()
+    }
+
+    #[test]
+    fn each_priority_sheds_against_its_own_capacity() {
+        let admissions = Admissions::default();
+        let policy = policy();
+        let admit = |app: &'static str, capacity: PerPriority<u32>| {
+            admissions.admit(
+                "demo.greeter",
+                &policy,
+                MatchKind::Headers,
+                &Headers(HashMap::from([("app", app)])),
+                capacity,
+                Instant::now(),
+            )
+        };
+        let capacity = PerPriority {
+            default: 2,
+            high: 3,
+        };
+        // DEFAULT fills its capacity of 2: the user class (HIGH, shed later) reserves nothing
+        // there, since it is held by other breakers.
+        let priority = |a: &Admitted| a.permit.as_ref().map(Permit::priority);
+        let batch: Vec<Admitted> = (0..2).map(|_| admit("report", capacity).unwrap()).collect();
+        assert!(batch.iter().all(|a| priority(a) == Some(Priority::Default)));
+        let refused = admit("report", capacity).unwrap_err();
+        assert_eq!(refused.reason, ShedReason::Overload);
+        // HIGH has its own 3, untouched by the DEFAULT requests in flight.
+        let users: Vec<Admitted> = (0..3).map(|_| admit("shop", capacity).unwrap()).collect();
+        assert!(users.iter().all(|a| priority(a) == Some(Priority::High)));
+        assert_eq!(
+            admit("shop", capacity).unwrap_err().reason,
+            ShedReason::Overload
+        );
+        // A request no class takes is not isolated: no permit, so DEFAULT.
+        assert!(admit("other", capacity).unwrap().permit.is_none());
     }
 }

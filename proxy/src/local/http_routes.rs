@@ -19,7 +19,9 @@ use causeway_protocols::rules::virtual_service::{
 
 use crate::config::{ConfigError, ProxyConfig, ServiceConfig};
 use crate::routing::http::{AbortWith, FaultSpec, MirrorSpec, RetrySpec};
-use crate::routing::{HttpRoute, HttpRouteTable, PathMatch, WeightedClusters, cluster_name};
+use crate::routing::{
+    HttpRoute, HttpRouteTable, PathMatch, Priority, WeightedClusters, cluster_name,
+};
 
 /// Istio's retry conditions when a VirtualService gives attempts but no `retryOn`.
 const DEFAULT_RETRY_ON: &str =
@@ -178,6 +180,9 @@ pub fn route_table(
                     fault: fault.clone(),
                     mirrors: mirrors.clone(),
                     hash_policy: None,
+                    // A VirtualService has no priority: requests are DEFAULT unless their
+                    // traffic class is HIGH.
+                    priority: Priority::Default,
                 });
             }
         }
@@ -197,6 +202,7 @@ pub fn route_table(
             fault: None,
             mirrors: Vec::new(),
             hash_policy: None,
+            priority: Priority::Default,
         });
     }
     let mut domains = vec![service.host.to_ascii_lowercase(), name.to_ascii_lowercase()];

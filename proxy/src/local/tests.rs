@@ -2,6 +2,7 @@
 //! policies, and validation errors.
 
 use super::*;
+use crate::routing::Priority;
 
 const CONFIG: &str = r#"
 locality: eu/eu-a
@@ -84,7 +85,7 @@ fn clusters_follow_subsets_policies_and_localities() {
     );
     assert_eq!(all.endpoints[1].weight, 3);
     assert_eq!(all.lb, LbPolicy::RoundRobin);
-    assert_eq!(all.breaker.max_requests, 7);
+    assert_eq!(all.breaker.at(Priority::Default).max_requests, 7);
     assert_eq!(all.breaker.connect_timeout_ms, 250);
     let v1 = s.cluster("outbound|20880|v1|demo.greeter").unwrap();
     assert_eq!(v1.endpoints.len(), 2);
@@ -95,7 +96,8 @@ fn clusters_follow_subsets_policies_and_localities() {
         LbPolicy::ConsistentHash(HashOn::Attachment("user".into()))
     );
     assert_eq!(
-        v2.breaker.max_requests, 7,
+        v2.breaker.at(Priority::Default).max_requests,
+        7,
         "the host's pool applies to subsets without their own"
     );
     assert_eq!(s.version.len(), 16);
@@ -104,6 +106,52 @@ fn clusters_follow_subsets_policies_and_localities() {
         snapshot(CONFIG).unwrap().version,
         "content-hashed"
     );
+}
+
+#[test]
+fn the_high_priority_pool_comes_from_the_traffic_isolation() {
+    let config = CONFIG.replace(
+        "      - {destination: {host: demo.greeter, subset: v2}, weight: 20}\n",
+        "      - {destination: {host: demo.greeter, subset: v2}, weight: 20}
+  ---
+  apiVersion: causeway.io/v1alpha1
+  kind: TrafficIsolation
+  metadata: {name: greeter}
+  spec:
+    host: demo.greeter
+    classes:
+    - {name: user, match: {attributes: {tier: {exact: gold}}}, maxConcurrency: 50, priority: HIGH}
+    highPriorityConnectionPool:
+      tcp: {maxConnections: 9}
+      http: {http2MaxRequests: 50}
+",
+    );
+    let s = snapshot(&config).unwrap();
+    for name in [
+        "outbound|20880||demo.greeter",
+        "outbound|20880|v1|demo.greeter",
+        "outbound|20880|v2|demo.greeter",
+    ] {
+        let breaker = &s.cluster(name).unwrap().breaker;
+        assert_eq!(breaker.at(Priority::Default).max_requests, 7, "{name}");
+        assert_eq!(
+            breaker.at(Priority::High),
+            &Thresholds {
+                max_requests: 50,
+                max_connections: 9,
+                max_pending: 1024,
+            },
+            "{name}: the host's HIGH pool, unset fields at Envoy's defaults"
+        );
+        // The connect timeout is the cluster's, whatever the priority.
+        assert_eq!(breaker.connect_timeout_ms, 250);
+    }
+    let policy = s.admission("demo.greeter").unwrap();
+    let class = &policy.isolation.as_ref().unwrap().classes[0];
+    assert_eq!(class.priority, Priority::High);
+    // Another host, without a TrafficIsolation: Envoy's defaults at HIGH.
+    let other = s.cluster("outbound|20880||demo.other").unwrap();
+    assert_eq!(other.breaker.at(Priority::High), &Thresholds::default());
 }
 
 #[test]

@@ -1,23 +1,26 @@
-//! Circuit breakers, shared by every protocol: per cluster, the requests in flight, the requests
-//! waiting for an upstream connection, and the upstream connections the cluster's requests
-//! opened, each held against the cluster's thresholds ([`CircuitBreaker`], from CDS
-//! `circuit_breakers` or a DestinationRule's `connectionPool`).
+//! Circuit breakers, shared by every protocol: per cluster and per routing priority (Envoy's
+//! DEFAULT and HIGH), the requests in flight, the requests waiting for an upstream connection,
+//! and the upstream connections the priority's requests opened, each held against that
+//! priority's thresholds ([`Thresholds`], from CDS `circuit_breakers.thresholds` or a
+//! DestinationRule's `connectionPool` and a TrafficIsolation's `highPriorityConnectionPool`).
+//! Each priority has counts of its own, as in Envoy, so a flood of DEFAULT requests at its limit
+//! leaves HIGH requests untouched. A connection counts against the priority of the request that
+//! opened it, for as long as it lives, whichever requests use it later.
 //!
 //! The counts are plain atomics behind RAII slots: a slot is taken when the request starts
 //! waiting or the connection opens and given back when it is dropped, so no exit path can leak
 //! one. A limit that is reached refuses at once — the caller gets its protocol's "overloaded"
-//! answer with `UO` and `causeway_proxy_upstream_overflow_total{cluster}` counts it — rather than
-//! queueing behind a provider that is already behind.
-//!
-//! Envoy's breakers are per priority too; Causeway's are per cluster only, as its clusters are
-//! per subset already and locality priorities fail over within one cluster.
+//! answer with `UO` and `causeway_proxy_upstream_overflow_total{cluster,priority}` counts it —
+//! rather than queueing behind a provider that is already behind.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+
 use crate::fasthash::FastMap;
-use crate::routing::CircuitBreaker;
+use crate::routing::{PerPriority, Priority, Thresholds};
 
 /// Which threshold refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,27 +48,46 @@ pub fn overflow_message(cluster: &str, limit: Limit) -> String {
     format!("causeway-proxy: {cluster} is at its {limit}")
 }
 
-/// The counts of every cluster seen so far.
+/// Labels of `causeway_proxy_upstream_overflow_total`: bounded, the priority being one of two.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OverflowLabels {
+    /// `outbound|<port>|<subset>|<host>`.
+    pub cluster: Arc<str>,
+    /// `default` or `high`.
+    pub priority: Priority,
+}
+
+impl EncodeLabelValue for Priority {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), fmt::Error> {
+        fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+/// The counts of every cluster seen so far, per priority.
 #[derive(Debug, Default)]
 pub struct Breakers {
-    clusters: Mutex<FastMap<Arc<str>, Arc<ClusterCounts>>>,
+    clusters: Mutex<FastMap<Arc<str>, PerPriority<Arc<ClusterCounts>>>>,
 }
 
 // === impl Breakers ===
 
 impl Breakers {
-    /// The counts of `cluster`.
-    pub fn cluster(&self, cluster: &Arc<str>) -> Arc<ClusterCounts> {
+    /// The counts of `cluster` at `priority`.
+    pub fn cluster(&self, cluster: &Arc<str>, priority: Priority) -> Arc<ClusterCounts> {
         let mut clusters = self.clusters.lock().unwrap_or_else(PoisonError::into_inner);
         // Looked up on every request: find it without cloning the name first.
         if let Some(counts) = clusters.get(cluster) {
-            return counts.clone();
+            return counts.at(priority).clone();
         }
-        clusters.entry(cluster.clone()).or_default().clone()
+        clusters
+            .entry(cluster.clone())
+            .or_default()
+            .at(priority)
+            .clone()
     }
 }
 
-/// One cluster's counts.
+/// One cluster's counts at one priority.
 #[derive(Debug, Default)]
 pub struct ClusterCounts {
     /// Requests in flight; shared with each request's `InFlight`, which gives it back.
@@ -84,18 +106,18 @@ impl ClusterCounts {
     }
 
     /// Whether a new request would exceed `max_requests`.
-    pub fn requests_full(&self, thresholds: &CircuitBreaker) -> bool {
+    pub fn requests_full(&self, thresholds: &Thresholds) -> bool {
         self.requests.load(Ordering::Relaxed) >= thresholds.max_requests
     }
 
     /// A slot among the requests waiting for a connection, or `None` at `max_pending`.
-    pub fn try_pending(self: &Arc<Self>, thresholds: &CircuitBreaker) -> Option<BreakerSlot> {
+    pub fn try_pending(self: &Arc<Self>, thresholds: &Thresholds) -> Option<BreakerSlot> {
         self.take(Kind::Pending, thresholds.max_pending)
     }
 
     /// A slot for one more upstream connection, or `None` at `max_connections`; the connection
     /// holds it until it closes.
-    pub fn try_connection(self: &Arc<Self>, thresholds: &CircuitBreaker) -> Option<BreakerSlot> {
+    pub fn try_connection(self: &Arc<Self>, thresholds: &Thresholds) -> Option<BreakerSlot> {
         self.take(Kind::Connections, thresholds.max_connections)
     }
 
@@ -155,12 +177,11 @@ impl Drop for BreakerSlot {
 mod tests {
     use super::*;
 
-    fn thresholds(max: u32) -> CircuitBreaker {
-        CircuitBreaker {
+    fn thresholds(max: u32) -> Thresholds {
+        Thresholds {
             max_requests: max,
             max_connections: max,
             max_pending: max,
-            ..CircuitBreaker::default()
         }
     }
 
@@ -168,7 +189,7 @@ mod tests {
     fn slots_stop_at_the_threshold_and_come_back_when_dropped() {
         let breakers = Breakers::default();
         let name: Arc<str> = Arc::from("outbound|9090||calc");
-        let counts = breakers.cluster(&name);
+        let counts = breakers.cluster(&name, Priority::Default);
         let limits = thresholds(2);
         let first = counts.try_pending(&limits).unwrap();
         let _second = counts.try_pending(&limits).unwrap();
@@ -180,8 +201,33 @@ mod tests {
         drop(first);
         assert_eq!(counts.pending(), 1);
         assert!(counts.try_pending(&limits).is_some());
-        // The same cluster name gives the same counts.
-        assert_eq!(breakers.cluster(&name).connections(), 1);
+        // The same cluster name and priority give the same counts.
+        assert_eq!(breakers.cluster(&name, Priority::Default).connections(), 1);
+    }
+
+    #[test]
+    fn each_priority_counts_apart_against_its_own_thresholds() {
+        let breakers = Breakers::default();
+        let name: Arc<str> = Arc::from("outbound|50051||greeter");
+        let default = breakers.cluster(&name, Priority::Default);
+        let high = breakers.cluster(&name, Priority::High);
+        // DEFAULT full at 2 requests, pending requests and connections.
+        let (low, generous) = (thresholds(2), thresholds(50));
+        default.requests().fetch_add(2, Ordering::Relaxed);
+        let _pending = [default.try_pending(&low), default.try_pending(&low)];
+        let _connections = [default.try_connection(&low), default.try_connection(&low)];
+        assert!(default.requests_full(&low));
+        assert!(default.try_pending(&low).is_none());
+        assert!(default.try_connection(&low).is_none());
+        // HIGH's counts are untouched, so HIGH requests still pass their own thresholds.
+        assert!(!high.requests_full(&generous));
+        assert_eq!((high.pending(), high.connections()), (0, 0));
+        let slot = high.try_connection(&generous).unwrap();
+        assert_eq!((default.connections(), high.connections()), (2, 1));
+        // A HIGH slot gives back to HIGH.
+        drop(slot);
+        assert_eq!((default.connections(), high.connections()), (2, 0));
+        assert!(!Arc::ptr_eq(default.requests(), high.requests()));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //!   detector (whose per-endpoint state lives in [`crate::lb::outlier`], shared by every
 //!   protocol), and the policy from xDS or the rules.
 //! - [`retry`]: retry conditions, the retry budget, and which requests may be retried at all.
-//! - [`breaker`]: circuit breakers (requests, pending requests, connections per cluster), shared
-//!   by every protocol.
+//! - [`breaker`]: circuit breakers (requests, pending requests, connections per cluster and
+//!   routing priority), shared by every protocol.
 //! - [`fault`]: fault injection (delay, abort) for gRPC and HTTP routes.
 //! - [`mirror`]: which mirrors a request is copied to, and the bound on copies in flight.
 //! - [`metrics`]: `causeway_proxy_retries_total`, `causeway_proxy_outlier_ejections_total`,

@@ -5,7 +5,9 @@
 //! with a floor of 3 so a quiet cluster can still retry (Envoy's `retry_budget` defaults). A
 //! retry the budget refuses is not sent: the caller gets the failure, and
 //! `causeway_proxy_retries_refused_total` counts it. So when every endpoint fails, load grows by
-//! at most a fifth (plus the floor), never doubling or tripling.
+//! at most a fifth (plus the floor), never doubling or tripling. As in Envoy, where the budget is
+//! part of each priority's thresholds, each routing priority has its own budget, sized by its
+//! own active requests: DEFAULT retries never spend the HIGH requests' budget.
 //!
 //! **What is retried, per protocol** (docs/proxy.md, "Retries"):
 //! - Every protocol: a request that was never written — the connection could not be opened, or
@@ -24,16 +26,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::metrics::{Metrics, Protocol};
 use crate::resilience::metrics::RetryReason;
+use crate::routing::{PerPriority, Priority};
 
 /// Share of a cluster's active requests that may be retries.
 const BUDGET_PERCENT: u32 = 20;
 /// Retries always allowed in flight per cluster, whatever its load.
 const MIN_RETRY_CONCURRENCY: u32 = 3;
 
-/// Retries in flight per cluster.
+/// Retries in flight per cluster and routing priority.
 #[derive(Debug, Default)]
 pub struct RetryBudgets {
-    in_flight: Mutex<HashMap<Arc<str>, Arc<AtomicU32>>>,
+    in_flight: Mutex<HashMap<Arc<str>, PerPriority<Arc<AtomicU32>>>>,
 }
 
 /// A retry admitted by the budget; it counts as in flight until dropped.
@@ -53,15 +56,21 @@ impl Drop for RetryToken {
 // === impl RetryBudgets ===
 
 impl RetryBudgets {
-    /// Admits one retry to `cluster`, which has `active` requests in flight; `None` when the
-    /// budget is spent.
-    pub fn try_acquire(&self, cluster: &Arc<str>, active: u32) -> Option<RetryToken> {
+    /// Admits one retry to `cluster` at `priority`, which has `active` requests of that
+    /// priority in flight; `None` when the budget is spent.
+    pub fn try_acquire(
+        &self,
+        cluster: &Arc<str>,
+        priority: Priority,
+        active: u32,
+    ) -> Option<RetryToken> {
         let counter = self
             .in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(cluster.clone())
             .or_default()
+            .at(priority)
             .clone();
         let limit = (active.saturating_mul(BUDGET_PERCENT) / 100).max(MIN_RETRY_CONCURRENCY);
         counter
@@ -73,19 +82,19 @@ impl RetryBudgets {
     }
 }
 
-/// Asks the budget for a retry of a request to `cluster` (host `service`) and counts the
-/// decision: `causeway_proxy_retries_total{reason}` when admitted,
-/// `causeway_proxy_retries_refused_total` when not.
+/// Asks the budget of `cluster` at `priority` (the budget's key) for a retry of a request to
+/// host `service` and counts the decision: `causeway_proxy_retries_total{reason}` when
+/// admitted, `causeway_proxy_retries_refused_total` when not.
 pub fn admit(
     budgets: &RetryBudgets,
     metrics: &Metrics,
-    cluster: &Arc<str>,
+    (cluster, priority): (&Arc<str>, Priority),
     service: &Arc<str>,
     active: u32,
     protocol: Protocol,
     reason: RetryReason,
 ) -> Option<RetryToken> {
-    let token = budgets.try_acquire(cluster, active);
+    let token = budgets.try_acquire(cluster, priority, active);
     match token {
         Some(_) => metrics.resilience.retry(service, protocol, reason),
         None => metrics.resilience.retry_refused(service, protocol),
@@ -93,13 +102,14 @@ pub fn admit(
     token
 }
 
-/// [`admit`] for the next attempt of a request whose last attempt ended with `flags` (never
-/// sent: a refused connect, or a connection found closed before the request was written).
+/// [`admit`] for the next attempt of a request at `priority` whose last attempt ended with
+/// `flags` (never sent: a refused connect, or a connection found closed before the request was
+/// written).
 pub fn admit_next(
     flags: crate::metrics::ResponseFlags,
     balancer: &crate::lb::Balancer,
     metrics: &Metrics,
-    cluster: &crate::routing::Cluster,
+    (cluster, priority): (&crate::routing::Cluster, Priority),
     active: u32,
     protocol: Protocol,
 ) -> Option<RetryToken> {
@@ -114,7 +124,7 @@ pub fn admit_next(
     admit(
         balancer.retry_budgets(),
         metrics,
-        &cluster.name,
+        (&cluster.name, priority),
         &Arc::from(cluster.host.as_str()),
         active,
         protocol,
@@ -130,19 +140,28 @@ mod tests {
     fn the_budget_is_a_fifth_of_active_requests_with_a_floor() {
         let budgets = RetryBudgets::default();
         let cluster: Arc<str> = Arc::from("c");
-        let quiet: Vec<RetryToken> = (0..5)
-            .filter_map(|_| budgets.try_acquire(&cluster, 1))
-            .collect();
+        let acquire = |active| budgets.try_acquire(&cluster, Priority::Default, active);
+        let quiet: Vec<RetryToken> = (0..5).filter_map(|_| acquire(1)).collect();
         assert_eq!(quiet.len(), 3, "the floor");
         drop(quiet);
-        let busy: Vec<RetryToken> = (0..100)
-            .filter_map(|_| budgets.try_acquire(&cluster, 100))
-            .collect();
+        let busy: Vec<RetryToken> = (0..100).filter_map(|_| acquire(100)).collect();
         assert_eq!(busy.len(), 20, "20 % of 100 active");
         drop(busy);
-        assert!(
-            budgets.try_acquire(&cluster, 0).is_some(),
-            "tokens are returned"
-        );
+        assert!(acquire(0).is_some(), "tokens are returned");
+    }
+
+    #[test]
+    fn each_priority_has_a_budget_of_its_own() {
+        let budgets = RetryBudgets::default();
+        let cluster: Arc<str> = Arc::from("c");
+        let spent: Vec<RetryToken> = (0..100)
+            .filter_map(|_| budgets.try_acquire(&cluster, Priority::Default, 100))
+            .collect();
+        assert_eq!(spent.len(), 20);
+        // HIGH's floor is still there with DEFAULT's budget spent.
+        let high: Vec<RetryToken> = (0..5)
+            .filter_map(|_| budgets.try_acquire(&cluster, Priority::High, 1))
+            .collect();
+        assert_eq!(high.len(), 3);
     }
 }

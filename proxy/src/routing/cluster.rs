@@ -1,5 +1,6 @@
 //! Clusters: a named set of endpoints (address, weight, health, locality, priority, labels) with
-//! the load-balancing policy and circuit-breaker thresholds that apply to them.
+//! the load-balancing policy and circuit-breaker thresholds (per routing priority, see
+//! [`super::priority`]) that apply to them.
 //!
 //! Names follow Istio: `outbound|<port>|<subset>|<host>`, an empty subset meaning every endpoint
 //! of the host. That is also what the bridge's CDS serves, so xDS clusters map one to one.
@@ -10,6 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
+
+use super::priority::CircuitBreaker;
 
 /// The Istio-style cluster name for a host's port and subset (empty subset = all endpoints).
 pub fn cluster_name(port: u16, subset: &str, host: &str) -> String {
@@ -150,33 +153,6 @@ pub enum LbPolicy {
     ConsistentHash(HashOn),
 }
 
-/// Circuit-breaker thresholds of a cluster (Istio `connectionPool`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct CircuitBreaker {
-    /// Concurrent requests to the whole cluster before new ones are refused.
-    pub max_requests: u32,
-    /// Upstream connections to the cluster's endpoints, opened by its requests, at once (Dubbo
-    /// multiplexes one connection per endpoint; Thrift pools one connection per call in flight).
-    pub max_connections: u32,
-    /// Requests of the cluster waiting at once for an upstream connection to open (or, Dubbo, for
-    /// room in a provider connection's queue) before new ones are refused.
-    pub max_pending: u32,
-    /// Time allowed to open an upstream connection, in milliseconds.
-    pub connect_timeout_ms: u64,
-}
-
-impl Default for CircuitBreaker {
-    fn default() -> Self {
-        // Envoy's default thresholds; a connect timeout short enough for failover to be quick.
-        Self {
-            max_requests: 1024,
-            max_connections: 1024,
-            max_pending: 1024,
-            connect_timeout_ms: 1000,
-        }
-    }
-}
-
 /// Outlier detection of a cluster (Envoy's `OutlierDetection`, Istio's `outlierDetection`):
 /// endpoints that fail consecutively are ejected for a while.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -224,7 +200,7 @@ pub struct Cluster {
     pub endpoints: Vec<Endpoint>,
     /// Endpoint choice.
     pub lb: LbPolicy,
-    /// Thresholds.
+    /// Circuit-breaker thresholds, per routing priority, and the connect timeout.
     pub breaker: CircuitBreaker,
     /// Outlier detection (`None`: only connect failures eject).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use causeway_protocols::rules::common::{Pattern, StringMatch};
 use serde::Serialize;
 
-use super::WeightedClusters;
+use super::{Priority, WeightedClusters};
 
 /// How a route matches the request path (the query string is not part of it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -232,6 +232,9 @@ pub struct HttpRoute {
     pub mirrors: Vec<MirrorSpec>,
     /// Consistent-hash input.
     pub hash_policy: Option<HashPolicy>,
+    /// The routing priority of the route's requests (RDS `RouteAction.priority`): which of the
+    /// cluster's circuit-breaker thresholds hold them, unless their traffic class says HIGH.
+    pub priority: Priority,
 }
 
 /// What routing needs to know about an HTTP request.

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod dubbo;
 pub mod http;
 pub mod meta_policy;
+pub mod priority;
 pub mod thrift;
 
 #[cfg(test)]
@@ -22,13 +23,13 @@ use serde::Serialize;
 use crate::isolation::AdmissionPolicy;
 
 pub use cluster::{
-    CircuitBreaker, Cluster, Endpoint, EndpointLabels, HashOn, LbPolicy, Locality, OutlierPolicy,
-    cluster_name,
+    Cluster, Endpoint, EndpointLabels, HashOn, LbPolicy, Locality, OutlierPolicy, cluster_name,
 };
 pub use dubbo::{
     DubboAttributes, DubboRoute, DubboRouteTable, ServiceMatch, TableLabels, WeightedClusters,
 };
 pub use http::{HttpAttributes, HttpRoute, HttpRouteTable, PathMatch};
+pub use priority::{CircuitBreaker, PerPriority, Priority, Thresholds};
 pub use thrift::{ThriftAttributes, ThriftRoute, ThriftRouteTable, ThriftTables};
 
 /// Java writes `0.0.0` when a reference has no version and `null` is possible from other
@@ -155,20 +156,21 @@ impl Snapshot {
         self.admission.get(host)
     }
 
-    /// How many requests `host` takes at once, for overload shedding: the connection-pool limit
-    /// of its all-endpoints cluster on `port` (else of `fallback`, the routed cluster), scaled by
-    /// the share of its endpoints that are healthy.
-    pub fn host_capacity(&self, host: &str, port: u16, fallback: &Cluster) -> u32 {
+    /// How many requests `host` takes at once per routing priority, for overload shedding: the
+    /// priority's request limit of its all-endpoints cluster on `port` (else of `fallback`, the
+    /// routed cluster), scaled by the share of its endpoints that are healthy.
+    pub fn host_capacity(&self, host: &str, port: u16, fallback: &Cluster) -> PerPriority<u32> {
         let cluster = self
             .cluster(&cluster_name(port, "", host))
             .map_or(fallback, |c| c.as_ref());
         let total = cluster.endpoints.len() as u64;
-        let limit = u64::from(cluster.breaker.max_requests);
-        if total == 0 {
-            return cluster.breaker.max_requests;
-        }
         let healthy = cluster.endpoints.iter().filter(|e| e.healthy).count() as u64;
-        u32::try_from(limit * healthy / total).unwrap_or(u32::MAX)
+        cluster.breaker.thresholds.map(|thresholds| {
+            if total == 0 {
+                return thresholds.max_requests;
+            }
+            u32::try_from(u64::from(thresholds.max_requests) * healthy / total).unwrap_or(u32::MAX)
+        })
     }
 
     /// The same snapshot with these Thrift route tables.

@@ -51,7 +51,9 @@ use crate::metrics::{
 use crate::resilience::breaker::{self, Limit};
 use crate::resilience::{fault, mirror, retry};
 use crate::routing::meta_policy::MetaPolicy;
-use crate::routing::{Cluster, Endpoint, HashOn, LbPolicy, ThriftAttributes, cluster_name};
+use crate::routing::{
+    Cluster, Endpoint, HashOn, LbPolicy, Priority, ThriftAttributes, cluster_name,
+};
 use crate::spans::SpanStart;
 use crate::trace_context::Hop;
 
@@ -201,6 +203,8 @@ struct Plan {
     service: String,
     hash_header: Option<(String, String)>,
     permit: Option<Permit>,
+    /// The routing priority (its traffic class's): which breaker thresholds and counts hold it.
+    priority: Priority,
     /// The proxy's span, for a sampled trace when spans are exported; taken by the call.
     span: Option<SpanStart>,
     policy: MetaPolicy,
@@ -342,6 +346,8 @@ fn route(
         }
         permit = admitted.permit;
     }
+    // The class's priority; a call without a class is DEFAULT.
+    let priority = permit.as_ref().map_or(Priority::Default, Permit::priority);
     let hash_header = match &cluster.lb {
         LbPolicy::ConsistentHash(HashOn::Attachment(key)) => attributes
             .header(key)
@@ -392,6 +398,7 @@ fn route(
             service: service.unwrap_or_default(),
             hash_header,
             permit,
+            priority,
             span,
             policy,
         },
@@ -409,6 +416,7 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         service,
         hash_header,
         permit,
+        priority,
         policy,
         ..
     } = plan;
@@ -429,17 +437,18 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
             });
         }
     };
-    let counts = context.breakers.cluster(&cluster.name);
+    let counts = context.breakers.cluster(&cluster.name, priority);
+    let thresholds = cluster.breaker.at(priority);
     let load = counts.requests().clone();
     let overflow = |pending: Option<PendingCall>, limit: Limit| {
-        context.metrics.overflow(&cluster.name);
+        context.metrics.overflow(&cluster.name, priority);
         fail(
             pending,
             ResponseFlags::UpstreamOverflow,
             breaker::overflow_message(&cluster.name, limit),
         );
     };
-    if counts.requests_full(&cluster.breaker) {
+    if counts.requests_full(thresholds) {
         return overflow(pending, Limit::Requests);
     }
     let oneway = pending.is_none();
@@ -518,7 +527,7 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
                 flags,
                 &context.balancer,
                 &context.metrics,
-                &cluster,
+                (&cluster, priority),
                 active,
                 Protocol::Thrift,
             );
@@ -534,17 +543,12 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         };
         // Waiting for a connection (an idle one is taken at once; a new one is opened) is what
         // `max_pending` bounds.
-        let Some(waiting) = counts.try_pending(&cluster.breaker) else {
+        let Some(waiting) = counts.try_pending(thresholds) else {
             return overflow(pending, Limit::Pending);
         };
         let checkout = context
             .upstreams
-            .checkout(
-                pool_key,
-                &state,
-                connect_timeout,
-                (&counts, &cluster.breaker),
-            )
+            .checkout(pool_key, &state, connect_timeout, (&counts, thresholds))
             .await;
         drop(waiting);
         let mut conn = match checkout {
@@ -624,7 +628,7 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
                 try_flags,
                 &context.balancer,
                 &context.metrics,
-                &cluster,
+                (&cluster, priority),
                 active,
                 Protocol::Thrift,
             ) {

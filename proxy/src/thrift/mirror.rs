@@ -17,7 +17,7 @@ use super::ThriftContext;
 use super::upstream::{CheckoutError, Exchange, PoolKey};
 use crate::lb::RequestKey;
 use crate::metrics::Protocol;
-use crate::routing::Cluster;
+use crate::routing::{Cluster, Priority};
 
 /// Copies `message` to one endpoint of each of `clusters`; `service` labels the mirror counters.
 pub(super) fn send_copies(
@@ -70,20 +70,21 @@ pub(super) fn send_copies(
                 protocol: copy.header.protocol,
             };
             let connect_timeout = Duration::from_millis(cluster.breaker.connect_timeout_ms);
-            let counts = context.breakers.cluster(&cluster.name);
+            // Copies are DEFAULT priority, as Envoy's shadow requests are.
+            let counts = context.breakers.cluster(&cluster.name, Priority::Default);
             let mut conn = match context
                 .upstreams
                 .checkout(
                     pool_key,
                     &state,
                     connect_timeout,
-                    (&counts, &cluster.breaker),
+                    (&counts, cluster.breaker.at(Priority::Default)),
                 )
                 .await
             {
                 Ok(conn) => conn,
                 Err(CheckoutError::Overflow) => {
-                    context.metrics.overflow(&cluster.name);
+                    context.metrics.overflow(&cluster.name, Priority::Default);
                     return;
                 }
                 Err(CheckoutError::Io(error)) => {

@@ -25,6 +25,7 @@ use crate::lb::Balancer;
 use crate::metrics::Metrics;
 use crate::resilience::breaker::Breakers;
 use crate::resilience::mirror::MirrorSlots;
+use crate::routing::Priority;
 use crate::state::SnapshotStore;
 use upstream::UpstreamPool;
 
@@ -46,7 +47,7 @@ pub struct ThriftContext {
     pub workload: Arc<str>,
     /// Mirrored copies in flight per mirror cluster.
     pub mirror_slots: MirrorSlots,
-    /// Circuit-breaker counts per cluster.
+    /// Circuit-breaker counts per cluster and routing priority.
     pub breakers: Breakers,
 }
 
@@ -73,9 +74,9 @@ impl ThriftContext {
         }
     }
 
-    /// The in-flight counter of a cluster.
-    pub fn cluster_load(&self, cluster: &Arc<str>) -> Arc<AtomicU32> {
-        self.breakers.cluster(cluster).requests().clone()
+    /// The in-flight counter of a cluster at a routing priority.
+    pub fn cluster_load(&self, cluster: &Arc<str>, priority: Priority) -> Arc<AtomicU32> {
+        self.breakers.cluster(cluster, priority).requests().clone()
     }
 }
 

@@ -33,7 +33,7 @@ use tokio_util::codec::Framed;
 use crate::lb::EndpointState;
 use crate::metrics::{ConnectionGuard, Direction, Metrics, Protocol as MetricProtocol};
 use crate::resilience::breaker::{BreakerSlot, ClusterCounts};
-use crate::routing::CircuitBreaker;
+use crate::routing::Thresholds;
 
 /// Idle connections kept per (endpoint, transport, protocol); more are closed when returned.
 const MAX_IDLE: usize = 64;
@@ -81,14 +81,14 @@ impl UpstreamPool {
     }
 
     /// An idle connection for `key` that is still open, or a new one (within `connect_timeout`)
-    /// that counts against `cluster`'s `max_connections` until it closes (idle in the pool
-    /// included).
+    /// that counts against `cluster`'s `max_connections` (at the opening call's priority) until
+    /// it closes (idle in the pool included).
     pub async fn checkout(
         &self,
         key: PoolKey,
         state: &EndpointState,
         connect_timeout: Duration,
-        cluster: (&Arc<ClusterCounts>, &CircuitBreaker),
+        cluster: (&Arc<ClusterCounts>, &Thresholds),
     ) -> Result<UpstreamConn, CheckoutError> {
         loop {
             let idle = self

@@ -4,7 +4,8 @@
 //!
 //! What is read (the contract the bridge serves, DESIGN.md §5):
 //! - CDS: the cluster name `outbound|<port>|<subset>|<host>`, `load_balancing_policy` (the first
-//!   policy this proxy implements wins), circuit-breaker thresholds, connect timeout, and from
+//!   policy this proxy implements wins), circuit-breaker thresholds per routing priority (DEFAULT,
+//!   HIGH), connect timeout, and from
 //!   Causeway's `ServiceExtras` metadata the service's advertised methods and its host's admission
 //!   policy (TrafficIsolation classes, local rate limit);
 //! - EDS: endpoints with their locality, the priority the bridge computed for this node, weight,
@@ -37,7 +38,8 @@ use crate::isolation::AdmissionPolicy;
 use crate::routing::http::MirrorSpec;
 use crate::routing::{
     CircuitBreaker, Cluster, DubboRoute, DubboRouteTable, Endpoint, EndpointLabels, HashOn,
-    LbPolicy, Locality, OutlierPolicy, ServiceMatch, Snapshot, TableLabels, WeightedClusters,
+    LbPolicy, Locality, OutlierPolicy, PerPriority, Priority, ServiceMatch, Snapshot, TableLabels,
+    Thresholds, WeightedClusters,
 };
 
 /// Why a resource was rejected (the NACK's message).
@@ -116,11 +118,6 @@ pub fn cluster_spec(cluster: &EnvoyCluster) -> Result<ClusterSpec, ConvertError>
     let (host, port, subset) = parse_cluster_name(name);
     let balancing = balancing(cluster)?;
     let defaults = CircuitBreaker::default();
-    let thresholds = cluster
-        .circuit_breakers
-        .as_ref()
-        .and_then(|b| b.thresholds.first());
-    let limit = |value: Option<u32>, default: u32| value.unwrap_or(default);
     let connect_timeout_ms = match &cluster.connect_timeout {
         Some(timeout) if timeout.seconds < 0 || timeout.nanos < 0 => {
             return Err(reject(name, "negative connect_timeout"));
@@ -132,18 +129,7 @@ pub fn cluster_spec(cluster: &EnvoyCluster) -> Result<ClusterSpec, ConvertError>
         None => defaults.connect_timeout_ms,
     };
     let breaker = CircuitBreaker {
-        max_requests: limit(
-            thresholds.and_then(|t| t.max_requests.map(|v| v.value)),
-            defaults.max_requests,
-        ),
-        max_connections: limit(
-            thresholds.and_then(|t| t.max_connections.map(|v| v.value)),
-            defaults.max_connections,
-        ),
-        max_pending: limit(
-            thresholds.and_then(|t| t.max_pending_requests.map(|v| v.value)),
-            defaults.max_pending,
-        ),
+        thresholds: thresholds_by_priority(name, cluster)?,
         connect_timeout_ms,
     };
     let extras = match typed_metadata(cluster.metadata.as_ref(), SERVICE_EXTRAS_KEY) {
@@ -166,6 +152,44 @@ pub fn cluster_spec(cluster: &EnvoyCluster) -> Result<ClusterSpec, ConvertError>
         methods,
         admission,
     })
+}
+
+/// The cluster's `circuit_breakers.thresholds` by routing priority: a priority without an entry
+/// keeps Envoy's defaults, and of several entries for one priority the first counts (Envoy's
+/// rule); a priority Envoy does not define is rejected, as Envoy rejects it.
+fn thresholds_by_priority(
+    name: &str,
+    cluster: &EnvoyCluster,
+) -> Result<PerPriority<Thresholds>, ConvertError> {
+    let mut by_priority = PerPriority::<Option<Thresholds>>::default();
+    let entries = cluster.circuit_breakers.iter().flat_map(|b| &b.thresholds);
+    for (index, entry) in entries.enumerate() {
+        let priority = Priority::from_envoy(entry.priority).ok_or_else(|| {
+            reject(
+                name,
+                format!(
+                    "circuit_breakers.thresholds[{index}]: unknown routing priority {}",
+                    entry.priority
+                ),
+            )
+        })?;
+        let defaults = Thresholds::default();
+        let limit = |value: Option<u32>, default: u32| value.unwrap_or(default);
+        by_priority
+            .at_mut(priority)
+            .get_or_insert_with(|| Thresholds {
+                max_requests: limit(entry.max_requests.map(|v| v.value), defaults.max_requests),
+                max_connections: limit(
+                    entry.max_connections.map(|v| v.value),
+                    defaults.max_connections,
+                ),
+                max_pending: limit(
+                    entry.max_pending_requests.map(|v| v.value),
+                    defaults.max_pending,
+                ),
+            });
+    }
+    Ok(by_priority.map(|found| found.unwrap_or_default()))
 }
 
 fn typed_metadata<'a>(metadata: Option<&'a Metadata>, key: &str) -> Option<&'a Any> {

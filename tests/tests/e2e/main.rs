@@ -14,6 +14,7 @@ mod hessian_crosscheck;
 mod otlp_spans;
 mod proxy_dubbo_java;
 mod proxy_grpc;
+mod proxy_priority;
 mod proxy_resilience;
 mod proxy_resilience_dubbo;
 mod proxy_resilience_thrift;

@@ -23,7 +23,12 @@ use crate::proxy_grpc::{Batch, grpc_batch};
 
 /// A provider started by `flaky_server.py`: `kind` `grpc` or `http`, `mode` `ok`, `fail` or
 /// `slow:MS`; it answers `name`.
-async fn flaky(python: &PythonEnv, kind: &str, name: &str, mode: &str) -> (PeerProcess, u16) {
+pub(crate) async fn flaky(
+    python: &PythonEnv,
+    kind: &str,
+    name: &str,
+    mode: &str,
+) -> (PeerProcess, u16) {
     let port = free_port().unwrap();
     (
         flaky_at(python, kind, "127.0.0.1", port, name, mode).await,
@@ -125,7 +130,7 @@ async fn http_seen(port: u16) -> Seen {
 }
 
 /// The sum of a metric's samples whose line contains every one of `parts`.
-fn sample(text: &str, name: &str, parts: &[&str]) -> f64 {
+pub(crate) fn sample(text: &str, name: &str, parts: &[&str]) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
         .filter(|l| parts.iter().all(|p| l.contains(p)))
@@ -159,7 +164,7 @@ fn round_robin(host: &str) -> String {
     )
 }
 
-fn grpc_service(host: &str, ports: &[u16]) -> String {
+pub(crate) fn grpc_service(host: &str, ports: &[u16]) -> String {
     let endpoints: Vec<String> = ports
         .iter()
         .map(|p| format!("{{address: 127.0.0.1, port: {p}}}"))
@@ -750,11 +755,6 @@ services:
 
 #[tokio::test(flavor = "multi_thread")]
 async fn grpc_retries_and_mirror_configured_through_the_bridge() {
-    use causeway_bridge::app as bridge_app;
-    use causeway_bridge::config::BridgeConfig;
-    use causeway_bridge::pipeline::Debounce;
-    use causeway_proxy::config::{Listen, XdsConfig};
-
     use crate::xds_grpc::HOST;
 
     logs::init();
@@ -804,43 +804,7 @@ spec:
       mirrorPercentage: {{value: 100}}
 "
     );
-    let dir = tempfile::tempdir().unwrap();
-    let rules_path = dir.path().join("rules.yaml");
-    std::fs::write(&rules_path, rules).unwrap();
-    let registry_path = dir.path().join("registry.yaml");
-    std::fs::write(&registry_path, registry).unwrap();
-    let bridge = bridge_app::start(BridgeConfig {
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        xds_listen: "127.0.0.1:0".parse().unwrap(),
-        registries: vec![format!("file://{}?name=static", registry_path.display())],
-        rules: Some(rules_path),
-        debounce: Debounce {
-            quiet_ms: 20,
-            max_ms: 200,
-        },
-        ..BridgeConfig::default()
-    })
-    .await
-    .unwrap();
-    let proxy = app::start(
-        ProxyConfig {
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            listen: vec![Listen::new(
-                ListenProtocol::Grpc,
-                "127.0.0.1:0".parse().unwrap(),
-            )],
-            locality: "r1/z1".into(),
-            workload: "grpc-caller".into(),
-            xds: Some(XdsConfig {
-                address: bridge.xds_addr.to_string(),
-                node_id: Some("grpc-caller-1".into()),
-            }),
-            ..ProxyConfig::default()
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let (_bridge, proxy, _dir) = start_bridge_and_proxy(&registry, &rules, "grpc-caller").await;
     assert_eventually!(within Duration::from_secs(30); {
         let snapshot = proxy.store.load();
         let endpoints = |subset: &str| {
@@ -896,4 +860,61 @@ spec:
         20.0,
         "{text}"
     );
+}
+
+/// The bridge serving `rules` for the services of a file registry holding `registry` (written to
+/// a temp dir kept alive with it), and a proxy with one gRPC listener in xDS mode fed by it, in
+/// locality `r1/z1` as `workload`.
+pub(crate) async fn start_bridge_and_proxy(
+    registry: &str,
+    rules: &str,
+    workload: &str,
+) -> (
+    causeway_bridge::app::RunningBridge,
+    RunningProxy,
+    tempfile::TempDir,
+) {
+    use causeway_bridge::app as bridge_app;
+    use causeway_bridge::config::BridgeConfig;
+    use causeway_bridge::pipeline::Debounce;
+    use causeway_proxy::config::{Listen, XdsConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules_path = dir.path().join("rules.yaml");
+    std::fs::write(&rules_path, rules).unwrap();
+    let registry_path = dir.path().join("registry.yaml");
+    std::fs::write(&registry_path, registry).unwrap();
+    let bridge = bridge_app::start(BridgeConfig {
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        xds_listen: "127.0.0.1:0".parse().unwrap(),
+        registries: vec![format!("file://{}?name=static", registry_path.display())],
+        rules: Some(rules_path),
+        debounce: Debounce {
+            quiet_ms: 20,
+            max_ms: 200,
+        },
+        ..BridgeConfig::default()
+    })
+    .await
+    .unwrap();
+    let proxy = app::start(
+        ProxyConfig {
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            listen: vec![Listen::new(
+                ListenProtocol::Grpc,
+                "127.0.0.1:0".parse().unwrap(),
+            )],
+            locality: "r1/z1".into(),
+            workload: workload.into(),
+            xds: Some(XdsConfig {
+                address: bridge.xds_addr.to_string(),
+                node_id: Some(format!("{workload}-1")),
+            }),
+            ..ProxyConfig::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    (bridge, proxy, dir)
 }

@@ -1,6 +1,10 @@
 //! CDS: one EDS cluster per (host, port, subset), with the DestinationRule's traffic policy for
 //! that subset — load balancing, circuit-breaker thresholds and outlier detection.
 //!
+//! Circuit breakers have one thresholds entry per Envoy routing priority: DEFAULT from the
+//! subset's `connectionPool`, HIGH from the host's TrafficIsolation `highPriorityConnectionPool`
+//! (the same on every cluster of the host, like the isolation classes that choose it).
+//!
 //! Load balancing is expressed as `load_balancing_policy`, a list of typed policies of which a
 //! client uses the first it supports: an unset or `LEAST_REQUEST` policy lists least-request
 //! first and round robin after it, so Envoy and causeway-proxy balance by outstanding requests
@@ -8,7 +12,7 @@
 //! instead of rejecting the cluster.
 
 use causeway_protocols::rules::destination_rule::{
-    ConnectionPoolSettings, DestinationRuleSpec, HashKey, LbPolicy,
+    BreakerLimits, ConnectionPoolSettings, DestinationRuleSpec, HashKey, LbPolicy,
     OutlierDetection as RuleOutlier, SimpleLb, TrafficPolicy,
 };
 use causeway_protocols::xds_ext::{SERVICE_EXTRAS_KEY, ServiceExtras};
@@ -66,9 +70,15 @@ pub fn hash_key(policy: &TrafficPolicy) -> Option<HashKey> {
     }
 }
 
-/// The cluster `name` with `policy` applied; `extras` (the service's advertised methods and its
-/// host's isolation classes and local rate limit) ride in its metadata as [`ServiceExtras`].
-pub fn eds_cluster(name: &str, policy: &TrafficPolicy, extras: &ServiceExtras) -> Cluster {
+/// The cluster `name` with `policy` applied and `high_priority` as its HIGH priority's
+/// connection pool; `extras` (the service's advertised methods and its host's isolation classes
+/// and local rate limit) ride in its metadata as [`ServiceExtras`].
+pub fn eds_cluster(
+    name: &str,
+    policy: &TrafficPolicy,
+    high_priority: Option<&ConnectionPoolSettings>,
+    extras: &ServiceExtras,
+) -> Cluster {
     let connect_timeout = policy
         .connection_pool
         .as_ref()
@@ -95,7 +105,7 @@ pub fn eds_cluster(name: &str, policy: &TrafficPolicy, extras: &ServiceExtras) -
         connect_timeout: Some(super::matchers::from_std(connect_timeout)),
         lb_policy: legacy_lb_policy(lb) as i32,
         load_balancing_policy: Some(load_balancing_policy(lb)),
-        circuit_breakers: policy.connection_pool.as_ref().and_then(circuit_breakers),
+        circuit_breakers: circuit_breakers(policy.connection_pool.as_ref(), high_priority),
         outlier_detection: policy.outlier_detection.as_ref().map(outlier_detection),
         // Istio's `minHealthPercent`: below it, outlier ejection stops mattering (panic mode).
         common_lb_config: min_health.map(|percent| cluster::CommonLbConfig {
@@ -171,26 +181,34 @@ fn load_balancing_policy(lb: Option<&LbPolicy>) -> LoadBalancingPolicy {
     LoadBalancingPolicy { policies }
 }
 
-fn circuit_breakers(pool: &ConnectionPoolSettings) -> Option<CircuitBreakers> {
-    let tcp = pool.tcp.as_ref();
-    let http = pool.http.as_ref();
-    let wrap = |value: Option<u32>| value.map(|value| UInt32Value { value });
-    let thresholds = circuit_breakers::Thresholds {
-        priority: RoutingPriority::Default as i32,
-        max_connections: wrap(tcp.and_then(|t| t.max_connections)),
-        max_pending_requests: wrap(http.and_then(|h| h.http1_max_pending_requests)),
-        max_requests: wrap(http.and_then(|h| h.http2_max_requests)),
-        max_retries: wrap(http.and_then(|h| h.max_retries)),
-        ..circuit_breakers::Thresholds::default()
-    };
-    let any_limit = thresholds.max_connections.is_some()
-        || thresholds.max_pending_requests.is_some()
-        || thresholds.max_requests.is_some()
-        || thresholds.max_retries.is_some();
-    any_limit.then(|| CircuitBreakers {
-        thresholds: vec![thresholds],
+/// A DEFAULT entry when the subset's pool sets a threshold, a HIGH entry when the host has a
+/// HIGH pool; a priority without an entry keeps Envoy's defaults.
+fn circuit_breakers(
+    default: Option<&ConnectionPoolSettings>,
+    high: Option<&ConnectionPoolSettings>,
+) -> Option<CircuitBreakers> {
+    let default = default
+        .map(ConnectionPoolSettings::breaker_limits)
+        .filter(|limits| !limits.is_empty())
+        .map(|limits| thresholds(RoutingPriority::Default, limits));
+    let high = high.map(|pool| thresholds(RoutingPriority::High, pool.breaker_limits()));
+    let thresholds: Vec<_> = default.into_iter().chain(high).collect();
+    (!thresholds.is_empty()).then(|| CircuitBreakers {
+        thresholds,
         ..CircuitBreakers::default()
     })
+}
+
+fn thresholds(priority: RoutingPriority, limits: BreakerLimits) -> circuit_breakers::Thresholds {
+    let wrap = |value: Option<u32>| value.map(|value| UInt32Value { value });
+    circuit_breakers::Thresholds {
+        priority: priority as i32,
+        max_connections: wrap(limits.max_connections),
+        max_pending_requests: wrap(limits.max_pending_requests),
+        max_requests: wrap(limits.max_requests),
+        max_retries: wrap(limits.max_retries),
+        ..circuit_breakers::Thresholds::default()
+    }
 }
 
 fn outlier_detection(rule: &RuleOutlier) -> OutlierDetection {

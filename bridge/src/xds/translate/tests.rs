@@ -175,3 +175,96 @@ fn identical_inputs_give_identical_versions() {
     assert_eq!(a, b);
     assert_eq!(a.of_type(CLUSTER).version(), b.of_type(CLUSTER).version());
 }
+
+const PRIORITIES: &str = "\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: greeter}
+spec:
+  host: demo.greeter
+  trafficPolicy:
+    connectionPool: {http: {http2MaxRequests: 2}}
+  subsets:
+    - {name: v1, labels: {version: v1}}
+    - name: v2
+      labels: {version: v2}
+      trafficPolicy:
+        connectionPool: {tcp: {maxConnections: 4}}
+---
+apiVersion: causeway.io/v1alpha1
+kind: TrafficIsolation
+metadata: {name: greeter}
+spec:
+  host: demo.greeter
+  classes:
+    - {name: user, match: {headers: {x-caller-app: {prefix: shop-}}}, maxConcurrency: 100, priority: HIGH}
+  highPriorityConnectionPool:
+    http: {http2MaxRequests: 50, maxRetries: 5}
+";
+
+/// `(priority, max_connections, max_pending_requests, max_requests, max_retries)` per entry.
+type Entry = (i32, Option<u32>, Option<u32>, Option<u32>, Option<u32>);
+
+fn thresholds(set: &ResourceSet, name: &str) -> Vec<Entry> {
+    let cluster: envoy_types::pb::envoy::config::cluster::v3::Cluster = decode(set, CLUSTER, name);
+    let value = |v: Option<envoy_types::pb::google::protobuf::UInt32Value>| v.map(|v| v.value);
+    cluster
+        .circuit_breakers
+        .map(|b| b.thresholds)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            (
+                t.priority,
+                value(t.max_connections),
+                value(t.max_pending_requests),
+                value(t.max_requests),
+                value(t.max_retries),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn thresholds_per_routing_priority_and_the_class_priority_in_the_extras() {
+    use causeway_protocols::xds_ext::{RoutingPriority, SERVICE_EXTRAS_KEY, ServiceExtras};
+    let set = translate(&snapshot(), &rules(PRIORITIES), &NodeLocality::default());
+    // Envoy's RoutingPriority: DEFAULT = 0, HIGH = 1.
+    let high = (1, None, None, Some(50), Some(5));
+    assert_eq!(
+        thresholds(&set, "outbound|50051||demo.greeter"),
+        [(0, None, None, Some(2), None), high]
+    );
+    // A subset's own pool replaces the host's DEFAULT one; HIGH is the host's on every cluster.
+    assert_eq!(
+        thresholds(&set, "outbound|50051|v2|demo.greeter"),
+        [(0, Some(4), None, None, None), high]
+    );
+    // Without DEFAULT limits, only the HIGH entry: DEFAULT keeps Envoy's defaults.
+    let only_high = PRIORITIES.replace(
+        "  trafficPolicy:\n    connectionPool: {http: {http2MaxRequests: 2}}\n",
+        "",
+    );
+    let set_high = translate(&snapshot(), &rules(&only_high), &NodeLocality::default());
+    assert_eq!(
+        thresholds(&set_high, "outbound|50051|v1|demo.greeter"),
+        [high]
+    );
+    // Without a HIGH pool, one DEFAULT entry as before.
+    let no_high = PRIORITIES
+        .split("  highPriorityConnectionPool:")
+        .next()
+        .unwrap();
+    let set_default = translate(&snapshot(), &rules(no_high), &NodeLocality::default());
+    assert_eq!(
+        thresholds(&set_default, "outbound|50051||demo.greeter"),
+        [(0, None, None, Some(2), None)]
+    );
+    // The class's priority travels with the classes.
+    let cluster: envoy_types::pb::envoy::config::cluster::v3::Cluster =
+        decode(&set, CLUSTER, "outbound|50051|v1|demo.greeter");
+    let any = &cluster.metadata.unwrap().typed_filter_metadata[SERVICE_EXTRAS_KEY];
+    let extras = <ServiceExtras as prost::Message>::decode(any.value.as_slice()).unwrap();
+    let class = &extras.isolation.unwrap().classes[0];
+    assert_eq!(class.priority(), RoutingPriority::High);
+}

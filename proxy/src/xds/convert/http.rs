@@ -25,7 +25,7 @@ use envoy_types::pb::google::protobuf::Duration as PbDuration;
 
 use super::{ClusterSpec, ConvertError, reject, unpack};
 use crate::routing::http::{AbortWith, FaultSpec, HashPolicy, MirrorSpec, RetrySpec};
-use crate::routing::{HttpRoute, HttpRouteTable, PathMatch, WeightedClusters};
+use crate::routing::{HttpRoute, HttpRouteTable, PathMatch, Priority, WeightedClusters};
 
 /// The fault filter's name: the key of its per-route configuration.
 const FAULT_FILTER: &str = "envoy.filters.http.fault";
@@ -250,6 +250,9 @@ pub fn route_table(config: &RouteConfiguration) -> Result<HttpTableSpec, Convert
             )),
             None => None,
         };
+        // Envoy's RoutingPriority; a value it does not define is rejected, as Envoy does.
+        let priority = Priority::from_envoy(action.priority)
+            .ok_or_else(|| reject(&at, format!("unknown routing priority {}", action.priority)))?;
         let mirrors = action
             .request_mirror_policies
             .iter()
@@ -275,6 +278,7 @@ pub fn route_table(config: &RouteConfiguration) -> Result<HttpTableSpec, Convert
             fault: fault(&at, route)?,
             mirrors,
             hash_policy: hash_policy(action),
+            priority,
         });
     }
     Ok(HttpTableSpec {
@@ -412,6 +416,30 @@ mod tests {
         assert_eq!(route.destinations.entries().len(), 2);
         // The shorter of `timeout` and `max_stream_duration`.
         assert_eq!(route.timeout_ms, Some(1500));
+    }
+
+    #[test]
+    fn a_routes_envoy_priority_is_kept_and_an_unknown_one_rejected() {
+        let with_priority = |priority: i32| {
+            let route::Action::Route(action) = split() else {
+                unreachable!("split() is a route action")
+            };
+            route::Action::Route(RouteAction { priority, ..action })
+        };
+        let prefix = || route_match::PathSpecifier::Prefix("/".into());
+        let table = |routes| route_table(&config(routes)).map(|spec| spec.table);
+        // Envoy's RoutingPriority: 0 DEFAULT (also when absent), 1 HIGH.
+        let high = table(vec![route(prefix(), with_priority(1))]).unwrap();
+        assert_eq!(high.routes[0].priority, Priority::High);
+        let default = table(vec![route(prefix(), split())]).unwrap();
+        assert_eq!(default.routes[0].priority, Priority::Default);
+        let error = table(vec![route(prefix(), with_priority(7))]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("routes[0]: unknown routing priority 7"),
+            "{error}"
+        );
     }
 
     #[test]

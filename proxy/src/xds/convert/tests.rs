@@ -188,7 +188,9 @@ fn the_bridge_shapes_become_a_routing_snapshot() {
 
     let v1 = snapshot.cluster(V1).unwrap();
     assert_eq!(v1.lb, LbPolicy::RoundRobin);
-    assert_eq!(v1.breaker.max_requests, 7);
+    assert_eq!(v1.breaker.at(Priority::Default).max_requests, 7);
+    // No HIGH entry: Envoy's defaults.
+    assert_eq!(v1.breaker.at(Priority::High), &Thresholds::default());
     assert_eq!(
         (v1.host.as_str(), v1.port, v1.subset.as_str()),
         ("demo.greeter", 20880, "v1")
@@ -231,6 +233,62 @@ fn the_bridge_shapes_become_a_routing_snapshot() {
     assert_eq!(table.routes[0].policy.timeout_ms, Some(900));
     assert_eq!(table.routes[1].destinations.entries().len(), 2);
     assert!(snapshot.needs_attachments("demo.Greeter"));
+}
+
+#[test]
+fn each_thresholds_entry_holds_its_own_routing_priority() {
+    use envoy_types::pb::envoy::config::core::v3::RoutingPriority;
+    let entry =
+        |priority: i32, requests: u32, connections: Option<u32>| circuit_breakers::Thresholds {
+            priority,
+            max_requests: Some(UInt32Value { value: requests }),
+            max_connections: connections.map(|value| UInt32Value { value }),
+            ..circuit_breakers::Thresholds::default()
+        };
+    let with = |thresholds| EnvoyCluster {
+        circuit_breakers: Some(CircuitBreakers {
+            thresholds,
+            ..CircuitBreakers::default()
+        }),
+        ..cluster(V1, pack_any(RoundRobin::default()))
+    };
+    let (high, default) = (
+        RoutingPriority::High as i32,
+        RoutingPriority::Default as i32,
+    );
+    // HIGH listed first, and a second HIGH entry Envoy would ignore: the first per priority wins.
+    let spec = cluster_spec(&with(vec![
+        entry(high, 50, Some(8)),
+        entry(default, 2, None),
+        entry(high, 999, None),
+    ]))
+    .unwrap();
+    let breaker = spec.breaker;
+    assert_eq!(
+        breaker.at(Priority::Default),
+        &Thresholds {
+            max_requests: 2,
+            ..Thresholds::default()
+        }
+    );
+    assert_eq!(
+        breaker.at(Priority::High),
+        &Thresholds {
+            max_requests: 50,
+            max_connections: 8,
+            max_pending: 1024,
+        }
+    );
+    // Only HIGH given: DEFAULT keeps Envoy's defaults.
+    let spec = cluster_spec(&with(vec![entry(high, 50, None)])).unwrap();
+    assert_eq!(spec.breaker.at(Priority::Default), &Thresholds::default());
+    // A priority Envoy does not define is NACKed with the resource and the entry.
+    let error = cluster_spec(&with(vec![entry(default, 2, None), entry(5, 1, None)])).unwrap_err();
+    assert_eq!(error.resource, V1);
+    assert_eq!(
+        error.reason,
+        "circuit_breakers.thresholds[1]: unknown routing priority 5"
+    );
 }
 
 #[test]
@@ -323,6 +381,7 @@ fn isolation_and_rate_limit_extras_reach_the_snapshot_per_host() {
                     name: "user".into(),
                     max_concurrency: 10,
                     shed_order: 10,
+                    priority: causeway_protocols::xds_ext::RoutingPriority::High as i32,
                     ..TrafficClass::default()
                 },
             ],
@@ -355,6 +414,10 @@ fn isolation_and_rate_limit_extras_reach_the_snapshot_per_host() {
     assert_eq!(isolation.default_class, Some(1));
     assert_eq!(isolation.classes[0].subset.as_deref(), Some("batchjob"));
     assert_eq!(
+        (isolation.classes[0].priority, isolation.classes[1].priority),
+        (Priority::Default, Priority::High)
+    );
+    assert_eq!(
         policy
             .rate_limit
             .as_ref()
@@ -363,6 +426,20 @@ fn isolation_and_rate_limit_extras_reach_the_snapshot_per_host() {
             .unwrap()
             .max_tokens,
         5
+    );
+
+    // A class with a routing priority Envoy does not define is NACKed with the reason.
+    let mut unknown = extras.clone();
+    if let Some(isolation) = unknown.isolation.as_mut() {
+        isolation.classes[1].priority = 3;
+    }
+    envoy.metadata = metadata(SERVICE_EXTRAS_KEY, pack_any(unknown));
+    let error = cluster_spec(&envoy).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("traffic class `user` has unknown routing priority 3"),
+        "{error}"
     );
 
     // A class naming a default class that does not exist is NACKed with the reason.
