@@ -334,8 +334,9 @@ impl Rejection {
 struct Plan {
     frame: Frame,
     cluster: Arc<Cluster>,
-    method: String,
-    interface: String,
+    /// Shared with the route table when it names them (no allocation per request).
+    method: Arc<str>,
+    interface: Arc<str>,
     hash_attachment: Option<(String, String)>,
     permit: Option<Permit>,
     /// The routing priority (its traffic class's): which breaker thresholds and counts hold it.
@@ -421,7 +422,19 @@ fn route(
         };
         labels.destination_service = table.metric_labels.host.clone();
         labels.destination_interface = table.metric_labels.interface.clone();
-        labels.request_method = table.method_label_value(method);
+        let method_label = table.method_label_value(method);
+        // The table's values when they are the request's: an allocation each otherwise.
+        let shared_method = if *method_label == *method {
+            method_label.clone()
+        } else {
+            Arc::from(method)
+        };
+        let shared_interface = if *table.metric_labels.interface == *interface {
+            table.metric_labels.interface.clone()
+        } else {
+            Arc::from(interface)
+        };
+        labels.request_method = method_label;
         let attributes = Attributes {
             method,
             attachments: attachments.as_ref(),
@@ -484,8 +497,8 @@ fn route(
         (
             cluster.clone(),
             route.request_mutation.clone(),
-            method.to_owned(),
-            interface.to_owned(),
+            shared_method,
+            shared_interface,
             hash_attachment,
             permit,
             hop,

@@ -33,9 +33,9 @@ pub struct RetryState {
     /// The request's routing priority: every try counts at it.
     pub priority: crate::routing::Priority,
     /// For the balancer.
-    pub method: String,
+    pub method: Arc<str>,
     /// For the balancer.
-    pub interface: String,
+    pub interface: Arc<str>,
     /// For a consistent-hash balancer.
     pub hash_attachment: Option<(String, String)>,
     /// The policy.

@@ -150,12 +150,10 @@ pub struct MirrorCopy {
 
 /// Who an answer is for.
 #[derive(Debug)]
-// Nearly every entry is a caller's request: boxing it would cost an allocation per request to
-// save memory only on the rare mirrored copy.
-#[allow(clippy::large_enum_variant)]
 enum Waiter {
-    /// A caller's request.
-    Caller(Pending),
+    /// A caller's request, boxed: the pending map's entries stay small (a few hundred requests
+    /// in flight fit in cache), and inserting or removing one moves a pointer, not the request.
+    Caller(Box<Pending>),
     /// A mirrored copy: the answer is discarded.
     Mirror(MirrorCopy),
     /// A request answered with a timeout (and perhaps retried elsewhere) until this instant: an
@@ -237,7 +235,7 @@ impl UpstreamConn {
 
     /// Forwards a request; `pending` is `None` for one-way calls (no answer will come).
     pub async fn send(&self, frame: Frame, pending: Option<Pending>) -> Result<(), SendError> {
-        let (id, bytes) = self.register(frame, pending.map(Waiter::Caller))?;
+        let (id, bytes) = self.register(frame, pending.map(|p| Waiter::Caller(Box::new(p))))?;
         // The received bytes themselves go out (only the id was rewritten in place).
         match self.tx.send(bytes).await {
             Ok(()) => Ok(()),
@@ -248,7 +246,7 @@ impl UpstreamConn {
     /// [`Self::send`] without waiting: a full queue (the provider is not reading) also gives
     /// the request back, for a caller that can wait elsewhere.
     pub fn try_send(&self, frame: Frame, pending: Option<Pending>) -> Result<(), SendError> {
-        let (id, bytes) = self.register(frame, pending.map(Waiter::Caller))?;
+        let (id, bytes) = self.register(frame, pending.map(|p| Waiter::Caller(Box::new(p))))?;
         match self.tx.try_send(bytes) {
             Ok(()) => Ok(()),
             Err(
@@ -281,7 +279,7 @@ impl UpstreamConn {
         let mut map = self.lock();
         if map.closed {
             let pending = match waiter {
-                Some(Waiter::Caller(pending)) => Some(pending),
+                Some(Waiter::Caller(pending)) => Some(*pending),
                 _ => None,
             };
             return Err(SendError::Closed(Box::new((frame, pending))));
@@ -295,7 +293,7 @@ impl UpstreamConn {
     /// Takes back a registered request that could not be queued.
     fn unsent(&self, id: i64, unsent: &Bytes) -> Result<(), SendError> {
         let pending = match self.lock().requests.remove(&id) {
-            Some(Waiter::Caller(pending)) => Some(pending),
+            Some(Waiter::Caller(pending)) => Some(*pending),
             _ => None,
         };
         // Rare (the writer died or is backed up): rebuild the frame so the caller can try again.
@@ -347,7 +345,7 @@ impl UpstreamConn {
         }
         // Closed: nothing more will be answered here. Answer what is in flight, and let a
         // restarted provider at the same address be tried again.
-        let orphans: Vec<Pending> = {
+        let orphans: Vec<Box<Pending>> = {
             let mut map = self.lock();
             map.closed = true;
             // Mirrored copies just end (their slots are freed); callers get an answer.
@@ -415,7 +413,7 @@ impl UpstreamConn {
     }
 
     fn expire(&self, now: Instant) {
-        let expired: Vec<Pending> = {
+        let expired: Vec<Box<Pending>> = {
             let mut map = self.lock();
             let ids: Vec<i64> = map
                 .requests

@@ -15,11 +15,12 @@ pub mod thrift;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::fasthash::FastMap;
 use crate::isolation::AdmissionPolicy;
 
 pub use cluster::{
@@ -54,13 +55,13 @@ pub struct Snapshot {
     pub thrift: ThriftTables,
     /// Per interface: whether routing needs the attachments (derived, so not dumped).
     #[serde(skip)]
-    index: HashMap<String, bool>,
+    index: FastMap<String, bool>,
     /// HTTP and gRPC route tables by name (`<host>:<port>`); see [`Snapshot::with_http`].
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub http: BTreeMap<String, Arc<HttpRouteTable>>,
     /// HTTP tables by domain (derived, so not dumped).
     #[serde(skip)]
-    domains: HashMap<String, Arc<HttpRouteTable>>,
+    domains: FastMap<String, Arc<HttpRouteTable>>,
     /// Admission policies (traffic classes, local rate limit) by host; see
     /// [`Snapshot::with_admission`].
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -122,7 +123,7 @@ impl Snapshot {
             thrift: ThriftTables::default(),
             index,
             http: BTreeMap::new(),
-            domains: HashMap::new(),
+            domains: FastMap::default(),
             admission: BTreeMap::new(),
         }
     }
