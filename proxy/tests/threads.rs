@@ -1,6 +1,8 @@
 //! The binary's `--threads`: one thread runs a single-threaded runtime, more a multi-threaded
 //! one; either way the proxy serves (a Dubbo call answered end to end, and the admin server).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::net::{SocketAddr, TcpListener};
