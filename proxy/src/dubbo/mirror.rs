@@ -21,6 +21,8 @@ use crate::metrics::Protocol;
 use crate::routing::{Cluster, Priority};
 
 /// Copies `frame` to one endpoint of each of `clusters`; `service` labels the mirror counters.
+// Out of line: its connect task is a large future (see `inbound::spawn_forward`).
+#[inline(never)]
 pub(super) fn send_copies(
     frame: &Frame,
     clusters: Vec<Arc<Cluster>>,

@@ -103,7 +103,7 @@ impl Pending {
             });
         }
         self.in_flight = None;
-        tokio::spawn(super::inbound::resend(self));
+        super::inbound::spawn_resend(self);
         None
     }
 
