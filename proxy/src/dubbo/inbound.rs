@@ -337,7 +337,7 @@ struct Plan {
     /// The routing priority (its traffic class's): which breaker thresholds and counts hold it.
     priority: Priority,
     /// The proxy's span, for a sampled trace when spans are exported; taken by the request.
-    span: Option<SpanStart>,
+    span: Option<Box<SpanStart>>,
 }
 
 struct Attributes<'a> {
@@ -501,7 +501,11 @@ fn route(
             route.policy.clone(),
         )
     };
-    let span = context.metrics.spans().start(hop.as_ref(), &cluster.name);
+    let span = context
+        .metrics
+        .spans()
+        .start(hop.as_ref(), &cluster.name)
+        .map(Box::new);
     // The trace pairs go after the route's mutation so they win on the provider, where later
     // entries override earlier ones.
     let trace_pairs = hop.map(|hop| hop.pairs()).unwrap_or_default();

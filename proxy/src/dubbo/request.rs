@@ -55,8 +55,9 @@ pub struct Pending {
     in_flight: Option<InFlight>,
     /// The request's traffic-class slot, released with the request.
     admission: Option<crate::isolation::Permit>,
-    /// The proxy's span, recorded with the metrics.
-    span: Option<SpanStart>,
+    /// The proxy's span, recorded with the metrics; boxed, as most requests have none and the
+    /// request is moved a few times on its way.
+    span: Option<Box<SpanStart>>,
     /// What another try needs, when the route retries sent requests.
     retry: Option<Box<RetryState>>,
     metrics: Arc<Metrics>,
@@ -132,7 +133,7 @@ impl Pending {
     }
 
     /// Records `span` (the proxy's hop in the caller's trace) when the request completes.
-    pub fn set_span(&mut self, span: Option<SpanStart>) {
+    pub fn set_span(&mut self, span: Option<Box<SpanStart>>) {
         self.span = span;
     }
 
@@ -222,7 +223,7 @@ impl Pending {
             response_bytes,
         );
         if let Some(span) = self.span.take() {
-            self.metrics.spans().finish(span, &self.labels);
+            self.metrics.spans().finish(*span, &self.labels);
         }
         if let Some(bytes) = bytes {
             // The caller may be gone; its answer then has nowhere to go.
