@@ -2,8 +2,9 @@
 //! and headers (VirtualService semantics) to weighted clusters and forwarded to the nearest
 //! healthy endpoint, bodies streaming both ways.
 //!
-//! - A `grpc` listener speaks HTTP/2 (prior knowledge); an `http` listener speaks HTTP/1.1 and
-//!   h2c prior knowledge on the same port (told apart by the connection preface).
+//! - [`connection`]: a `grpc` listener speaks HTTP/2 (prior knowledge); an `http` listener
+//!   speaks HTTP/1.1 and h2c prior knowledge on the same port (told apart by peeking at the
+//!   connection preface).
 //! - [`forward`]: one request from routing to the response head, and every failure answered in
 //!   the caller's protocol: gRPC status trailers (Trailers-Only) or an HTTP status with a short
 //!   text body, never a silent reset.
@@ -18,24 +19,20 @@
 
 pub mod admission;
 pub mod body;
+pub mod connection;
 pub mod forward;
 pub mod mirror;
 pub mod retry;
 pub mod tape;
 pub mod upstream;
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::lb::Balancer;
-use crate::metrics::{Direction, Metrics, Protocol};
+use crate::metrics::Metrics;
 use crate::state::SnapshotStore;
 use upstream::UpstreamPool;
 
@@ -104,7 +101,7 @@ pub async fn serve(listener: TcpListener, context: Arc<HttpContext>, kind: Liste
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, peer, context.clone(), kind));
+                tokio::spawn(connection::serve(stream, peer, context.clone(), kind));
             }
             Err(error) => {
                 // Out of file descriptors and the like: keep the listener alive and retry.
@@ -112,32 +109,5 @@ pub async fn serve(listener: TcpListener, context: Arc<HttpContext>, kind: Liste
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
-    }
-}
-
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    context: Arc<HttpContext>,
-    kind: ListenerKind,
-) {
-    let protocol = match kind {
-        ListenerKind::Grpc => Protocol::Grpc,
-        ListenerKind::Http => Protocol::Http,
-    };
-    let _active = context.metrics.connection(protocol, Direction::Downstream);
-    let service = service_fn(move |request| {
-        let context = context.clone();
-        async move { Ok::<_, Infallible>(forward::handle(request, context, kind).await) }
-    });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    if kind == ListenerKind::Grpc {
-        builder = builder.http2_only();
-    }
-    if let Err(error) = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
-        tracing::debug!(%peer, %error, "caller connection ended with an error");
     }
 }
