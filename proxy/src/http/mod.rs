@@ -21,6 +21,7 @@ pub mod admission;
 pub mod body;
 pub mod connection;
 pub mod forward;
+pub mod labels;
 pub mod mirror;
 pub mod retry;
 pub mod tape;
@@ -62,6 +63,8 @@ pub struct HttpContext {
     pub breakers: crate::resilience::breaker::Breakers,
     /// The bound on mirrored copies in flight.
     pub mirror_slots: mirror::MirrorSlots,
+    /// Request label values made once.
+    pub labels: labels::Labels,
 }
 
 // === impl HttpContext ===
@@ -74,12 +77,14 @@ impl HttpContext {
         metrics: Arc<Metrics>,
         workload: &str,
     ) -> Self {
+        let workload: Arc<str> = Arc::from(workload);
         Self {
             store,
             balancer,
             upstreams: Arc::new(UpstreamPool::new(metrics.clone())),
             metrics,
-            workload: Arc::from(workload),
+            labels: labels::Labels::new(&workload),
+            workload,
             breakers: crate::resilience::breaker::Breakers::default(),
             mirror_slots: mirror::MirrorSlots::default(),
         }
