@@ -11,7 +11,7 @@
 //! - [`body`]: the bodies streamed through, and the single completion of each request (metrics,
 //!   endpoint load, connection reuse).
 //! - [`upstream`]: per-endpoint connections, HTTP/2 multiplexed for gRPC, pooled HTTP/1.1
-//!   keep-alive otherwise.
+//!   keep-alive otherwise ([`h1_pool`]: handed from request to request, opened a few at a time).
 //! - Resilience: [`retry`] (which failed attempts are sent again), [`tape`] (the bounded copy of
 //!   a request body that retries and mirrors replay), [`mirror`] (fire-and-forget copies),
 //!   [`admission`] (TrafficIsolation classes and the local rate limit, answered in the caller's
@@ -21,6 +21,7 @@ pub mod admission;
 pub mod body;
 pub mod connection;
 pub mod forward;
+pub mod h1_pool;
 pub mod labels;
 pub mod mirror;
 pub mod retry;
