@@ -124,6 +124,22 @@ impl Endpoint {
         }
     }
 
+    /// An idle connection that can take a request now, if there is one (connections found
+    /// closed are dropped; one not ready yet is left for [`Self::acquire`]).
+    pub fn ready_now(&self) -> Option<Conn> {
+        let mut state = self.lock();
+        while let Some(conn) = state.idle.pop() {
+            if conn.is_ready() {
+                return Some(conn);
+            }
+            if !conn.is_closed() {
+                state.idle.push(conn);
+                return None;
+            }
+        }
+        None
+    }
+
     /// Gives a connection whose exchange is complete to the first waiting request, else to the
     /// idle list (closed when that is full).
     pub fn release(&self, conn: Conn) {

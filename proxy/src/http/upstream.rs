@@ -80,15 +80,32 @@ impl UpstreamPool {
         protocol: Protocol,
         charged_to: ChargedTo<'_>,
     ) -> Result<Sender, UpstreamError> {
+        // Almost every request finds a connection ready without waiting. Connecting (TCP,
+        // handshake, the pool's queue) is a large state machine: boxed, it is allocated only
+        // when needed instead of inflating every request's future, of which a burst of callers
+        // holds a thousand at once.
         if h2 {
-            self.h2_sender(address, connect_timeout, protocol, charged_to)
+            if let Some(sender) = self.h2_ready(address) {
+                return Ok(Sender::Http2(sender));
+            }
+            Box::pin(self.h2_sender(address, connect_timeout, protocol, charged_to))
                 .await
                 .map(Sender::Http2)
         } else {
-            self.h1_sender(address, connect_timeout, protocol, charged_to)
+            if let Some(sender) = self.h1_endpoint(address).ready_now() {
+                return Ok(Sender::Http1(sender));
+            }
+            Box::pin(self.h1_sender(address, connect_timeout, protocol, charged_to))
                 .await
                 .map(Sender::Http1)
         }
+    }
+
+    /// The endpoint's HTTP/2 connection if it is open and nobody is connecting.
+    fn h2_ready(&self, address: SocketAddr) -> Option<http2::SendRequest<RequestBody>> {
+        let slot = self.h2_slot(address);
+        let guard = slot.try_lock().ok()?;
+        guard.as_ref().filter(|s| !s.is_closed()).cloned()
     }
 
     /// Forgets a broken HTTP/2 connection so the next request opens a new one.
