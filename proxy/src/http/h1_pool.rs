@@ -9,8 +9,9 @@
 //! another request gives back (handed over directly), or its turn to open one. The allowance
 //! grows with the connections already open, so a provider that holds requests long still gets
 //! as many connections as requests, only ramped up (doubling per connect round trip) rather
-//! than all at once. A connect that fails fails every waiting request too, as their own
-//! connects would have (the endpoint is ejected and they try another).
+//! than all at once. A connect that fails while no connection is open fails every waiting
+//! request too, as their own connects would have (the endpoint is ejected and they try
+//! another).
 
 use std::collections::VecDeque;
 use std::io;
@@ -225,10 +226,18 @@ impl ConnectSlot {
         }
     }
 
-    /// The connect failed: every waiting request fails with the same error.
+    /// The connect failed. With no connection open the endpoint looks down: every waiting
+    /// request fails with the same error (at once, rather than after connecting in turn). With
+    /// connections open it is more likely busy (a full accept queue): the slot passes on and the
+    /// waiting requests keep their chance of a connection given back.
     pub fn failed(mut self, error: &io::Error) {
-        self.armed = false;
         let mut state = self.endpoint.lock();
+        if state.open > 0 {
+            // Unlocked before `self` drops and passes the slot on.
+            drop(state);
+            return;
+        }
+        self.armed = false;
         state.connecting = state.connecting.saturating_sub(1);
         let message = error.to_string();
         for waiter in state.waiters.drain(..) {
@@ -323,6 +332,34 @@ mod tests {
         let got = waiting.await.expect("waiter");
         assert!(got.is_err_and(|e| e.kind() == io::ErrorKind::ConnectionRefused));
         drop(slots);
+        assert_eq!(endpoint.counts(), (0, 0, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_failed_connect_beside_open_connections_passes_its_slot_on() {
+        let endpoint = Arc::new(Endpoint::default());
+        let mut slots = Vec::new();
+        for _ in 0..MIN_CONNECTING {
+            if let Ok(Acquired::Connect(slot)) = endpoint.acquire().await {
+                slots.push(slot);
+            }
+        }
+        let open = slots.pop().map(ConnectSlot::opened);
+        if let Ok(Acquired::Connect(slot)) = endpoint.acquire().await {
+            slots.push(slot);
+        }
+        let waiting = tokio::spawn({
+            let endpoint = endpoint.clone();
+            async move { endpoint.acquire().await }
+        });
+        tokio::task::yield_now().await;
+        let error = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+        if let Some(slot) = slots.pop() {
+            slot.failed(&error);
+        }
+        let got = waiting.await.expect("waiter");
+        assert!(matches!(got, Ok(Acquired::Connect(_))));
+        drop((got, slots, open));
         assert_eq!(endpoint.counts(), (0, 0, 0, 0));
     }
 }
