@@ -8,8 +8,8 @@
 //! [`connect_allowance`] are opening; otherwise it waits for whichever comes first: a connection
 //! another request gives back (handed over directly), or its turn to open one. The allowance
 //! grows with the connections already open, so a provider that holds requests long still gets
-//! as many connections as requests, only ramped up (doubling per connect round trip) rather
-//! than all at once. A connect that fails while no connection is open fails every waiting
+//! as many connections as requests, only ramped up (by a quarter per connect round trip)
+//! rather than all at once. A connect that fails while no connection is open fails every waiting
 //! request too, as their own connects would have (the endpoint is ejected and they try
 //! another).
 
@@ -32,10 +32,11 @@ pub const MAX_IDLE: usize = 64;
 pub const MIN_CONNECTING: usize = 8;
 
 /// How many connects may be in progress with `open` connections open: at least
-/// [`MIN_CONNECTING`], else half the open ones (slow start: the pool can double each connect
-/// round trip while every connection is busy).
+/// [`MIN_CONNECTING`], else a quarter of the open ones (the pool can grow by a quarter each
+/// connect round trip while every connection is busy; half let a 1,000-caller burst to a
+/// provider sharing its CPU open twice the connections for no throughput).
 pub fn connect_allowance(open: usize) -> usize {
-    (open / 2).max(MIN_CONNECTING)
+    (open / 4).max(MIN_CONNECTING)
 }
 
 /// What a request gets from [`Endpoint::acquire`].
@@ -274,8 +275,8 @@ mod tests {
     #[test]
     fn the_allowance_starts_at_the_minimum_and_grows_with_open_connections() {
         assert_eq!(connect_allowance(0), MIN_CONNECTING);
-        assert_eq!(connect_allowance(MIN_CONNECTING * 2), MIN_CONNECTING);
-        assert_eq!(connect_allowance(100), 50);
+        assert_eq!(connect_allowance(MIN_CONNECTING * 4), MIN_CONNECTING);
+        assert_eq!(connect_allowance(100), 25);
     }
 
     #[tokio::test]
