@@ -22,11 +22,12 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use prometheus_client::metrics::gauge::Gauge;
 
+use super::labels;
 use super::tape::{Recording, Tape};
 use super::upstream::UpstreamPool;
 use crate::isolation::Permit;
 use crate::lb::{Balancer, EndpointState, Verdict};
-use crate::metrics::{Metrics, RequestLabels, ResponseFlags, number_label};
+use crate::metrics::{Metrics, RequestLabels, ResponseFlags};
 use crate::resilience::outlier;
 use crate::routing::Cluster;
 
@@ -238,7 +239,7 @@ impl Record {
         flags: ResponseFlags,
         response_bytes: u64,
     ) {
-        self.labels.response_code = number_label(u32::from(status));
+        self.labels.response_code = labels::status(status);
         self.labels.response_flags = if flags == ResponseFlags::None {
             self.success_flags
         } else {
@@ -247,7 +248,7 @@ impl Record {
         if self.grpc {
             // No grpc-status at all: the HTTP status says what happened (gRPC's own mapping).
             let code = grpc_status.unwrap_or_else(|| Code::from_http_status(status).as_u32());
-            self.labels.grpc_response_status = number_label(code);
+            self.labels.grpc_response_status = labels::grpc_code(code);
         }
         self.metrics.request(
             &self.labels,

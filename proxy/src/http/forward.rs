@@ -44,7 +44,7 @@ use super::upstream::{Sender, UpstreamError};
 use super::{HttpContext, ListenerKind, mirror};
 use crate::isolation::{Permit, Refusal};
 use crate::lb::{RequestKey, Verdict};
-use crate::metrics::{Protocol, Reporter, RequestLabels, ResponseFlags};
+use crate::metrics::{Protocol, RequestLabels, ResponseFlags};
 use crate::resilience::retry::{self as budget, RetryToken};
 use crate::resilience::{fault, outlier};
 use crate::routing::http::{AbortWith, RetrySpec};
@@ -255,39 +255,6 @@ fn text_response(
     response
 }
 
-fn base_labels(context: &HttpContext, protocol: Protocol) -> RequestLabels {
-    let unknown: Arc<str> = Arc::from("unknown");
-    RequestLabels {
-        reporter: Reporter::Source,
-        source_workload: context.workload.clone(),
-        destination_service: unknown.clone(),
-        destination_workload: unknown.clone(),
-        destination_version: unknown.clone(),
-        request_protocol: protocol,
-        response_code: Arc::from("0"),
-        grpc_response_status: Arc::from(""),
-        response_flags: ResponseFlags::None,
-        request_method: Arc::from("other"),
-        destination_interface: unknown,
-    }
-}
-
-/// The HTTP method as a bounded label: the standard methods, else `other`.
-fn http_method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::CONNECT => "CONNECT",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::PATCH => "PATCH",
-        _ => "other",
-    }
-}
-
 fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -308,10 +275,6 @@ fn authority_of(uri: &Uri, headers: &HeaderMap) -> String {
         })
         .unwrap_or_default()
         .to_ascii_lowercase()
-}
-
-fn label_of(labels: &std::collections::BTreeMap<String, String>, key: &str) -> Arc<str> {
-    Arc::from(labels.get(key).map_or("unknown", String::as_str))
 }
 
 /// Removes hop-by-hop headers, and those the `Connection` header names.
@@ -341,7 +304,7 @@ pub async fn handle(
     let grpc = kind == ListenerKind::Grpc || is_grpc(request.headers());
     let protocol = if grpc { Protocol::Grpc } else { Protocol::Http };
     let mut call = Call {
-        labels: base_labels(&context, protocol),
+        labels: context.labels.base(protocol),
         context,
         grpc,
         started,
@@ -352,7 +315,7 @@ pub async fn handle(
         span: None,
     };
     if !grpc {
-        call.labels.request_method = Arc::from(http_method_label(request.method()));
+        call.labels.request_method = call.context.labels.method(request.method());
     }
     let snapshot = call.context.store.load();
     let authority = authority_of(request.uri(), request.headers());
@@ -373,13 +336,13 @@ pub async fn handle(
             format!("causeway-proxy: no route for authority `{authority}` (path {path})"),
         );
     };
-    call.labels.destination_service = Arc::from(table.host.as_str());
+    call.labels.destination_service = table.host_label();
     if let Some(p) = &grpc_path {
-        call.labels.request_method = Arc::from(table.method_label(p.method));
+        call.labels.request_method = table.method_label_value(p.method);
         // Only a service that names the table's host is a label value, so callers cannot
         // invent interfaces.
         if p.service.eq_ignore_ascii_case(&table.host) {
-            call.labels.destination_interface = Arc::from(p.service);
+            call.labels.destination_interface = table.interface_label(p.service);
         }
     }
     let path_and_query = request
@@ -666,7 +629,6 @@ async fn forward(
         .and_then(|r| r.per_try_timeout_ms)
         .filter(|ms| *ms > 0)
         .map(Duration::from_millis);
-    let cluster_host: Arc<str> = Arc::from(cluster.host.as_str());
     // Admitted retries count against the cluster's budget until the request is answered.
     let mut tokens: Vec<RetryToken> = Vec::new();
     // What follows a failed attempt: `Retry` only once the budget admitted it; `Exhausted` when
@@ -685,7 +647,7 @@ async fn forward(
             context.balancer.retry_budgets(),
             &context.metrics,
             (&cluster.name, priority),
-            &cluster_host,
+            &Arc::<str>::from(cluster.host.as_str()),
             load,
             protocol,
             outcome.reason(),
@@ -845,8 +807,8 @@ async fn forward(
                 outgoing.headers_mut().insert(header::HOST, host);
             }
         }
-        call.labels.destination_version = label_of(&endpoint.labels, "version");
-        call.labels.destination_workload = label_of(&endpoint.labels, "app");
+        call.labels.destination_version = endpoint.metric_labels.version.clone();
+        call.labels.destination_workload = endpoint.metric_labels.app.clone();
         context
             .metrics
             .upstream_request(&call.labels.destination_service, &endpoint.metric_labels);

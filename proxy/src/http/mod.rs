@@ -2,15 +2,16 @@
 //! and headers (VirtualService semantics) to weighted clusters and forwarded to the nearest
 //! healthy endpoint, bodies streaming both ways.
 //!
-//! - A `grpc` listener speaks HTTP/2 (prior knowledge); an `http` listener speaks HTTP/1.1 and
-//!   h2c prior knowledge on the same port (told apart by the connection preface).
+//! - [`connection`]: a `grpc` listener speaks HTTP/2 (prior knowledge); an `http` listener
+//!   speaks HTTP/1.1 and h2c prior knowledge on the same port (told apart by peeking at the
+//!   connection preface).
 //! - [`forward`]: one request from routing to the response head, and every failure answered in
 //!   the caller's protocol: gRPC status trailers (Trailers-Only) or an HTTP status with a short
 //!   text body, never a silent reset.
 //! - [`body`]: the bodies streamed through, and the single completion of each request (metrics,
 //!   endpoint load, connection reuse).
 //! - [`upstream`]: per-endpoint connections, HTTP/2 multiplexed for gRPC, pooled HTTP/1.1
-//!   keep-alive otherwise.
+//!   keep-alive otherwise ([`h1_pool`]: handed from request to request, opened a few at a time).
 //! - Resilience: [`retry`] (which failed attempts are sent again), [`tape`] (the bounded copy of
 //!   a request body that retries and mirrors replay), [`mirror`] (fire-and-forget copies),
 //!   [`admission`] (TrafficIsolation classes and the local rate limit, answered in the caller's
@@ -18,24 +19,22 @@
 
 pub mod admission;
 pub mod body;
+pub mod connection;
 pub mod forward;
+pub mod h1_pool;
+pub mod labels;
 pub mod mirror;
 pub mod retry;
 pub mod tape;
 pub mod upstream;
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::lb::Balancer;
-use crate::metrics::{Direction, Metrics, Protocol};
+use crate::metrics::Metrics;
 use crate::state::SnapshotStore;
 use upstream::UpstreamPool;
 
@@ -65,6 +64,8 @@ pub struct HttpContext {
     pub breakers: crate::resilience::breaker::Breakers,
     /// The bound on mirrored copies in flight.
     pub mirror_slots: mirror::MirrorSlots,
+    /// Request label values made once.
+    pub labels: labels::Labels,
 }
 
 // === impl HttpContext ===
@@ -77,12 +78,14 @@ impl HttpContext {
         metrics: Arc<Metrics>,
         workload: &str,
     ) -> Self {
+        let workload: Arc<str> = Arc::from(workload);
         Self {
             store,
             balancer,
             upstreams: Arc::new(UpstreamPool::new(metrics.clone())),
             metrics,
-            workload: Arc::from(workload),
+            labels: labels::Labels::new(&workload),
+            workload,
             breakers: crate::resilience::breaker::Breakers::default(),
             mirror_slots: mirror::MirrorSlots::default(),
         }
@@ -104,7 +107,7 @@ pub async fn serve(listener: TcpListener, context: Arc<HttpContext>, kind: Liste
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, peer, context.clone(), kind));
+                tokio::spawn(connection::serve(stream, peer, context.clone(), kind));
             }
             Err(error) => {
                 // Out of file descriptors and the like: keep the listener alive and retry.
@@ -112,32 +115,5 @@ pub async fn serve(listener: TcpListener, context: Arc<HttpContext>, kind: Liste
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
-    }
-}
-
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    context: Arc<HttpContext>,
-    kind: ListenerKind,
-) {
-    let protocol = match kind {
-        ListenerKind::Grpc => Protocol::Grpc,
-        ListenerKind::Http => Protocol::Http,
-    };
-    let _active = context.metrics.connection(protocol, Direction::Downstream);
-    let service = service_fn(move |request| {
-        let context = context.clone();
-        async move { Ok::<_, Infallible>(forward::handle(request, context, kind).await) }
-    });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    if kind == ListenerKind::Grpc {
-        builder = builder.http2_only();
-    }
-    if let Err(error) = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
-        tracing::debug!(%peer, %error, "caller connection ended with an error");
     }
 }

@@ -1,6 +1,7 @@
 //! Upstream HTTP connections, per endpoint: one multiplexed HTTP/2 connection (gRPC, and any
-//! request that asks for HTTP/2) shared by every caller, and a pool of idle HTTP/1.1 keep-alive
-//! connections, each carrying one request at a time.
+//! request that asks for HTTP/2) shared by every caller, and a pool of HTTP/1.1 keep-alive
+//! connections, each carrying one request at a time ([`super::h1_pool`]: idle connections
+//! handed from request to request, new ones opened a few at a time).
 //!
 //! The pool is the proxy's own rather than a generic client's because the proxy must know when
 //! a connection could not be opened (the endpoint is ejected and the request, not sent yet, tries
@@ -16,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use super::body::RequestBody;
+use super::h1_pool;
 use crate::metrics::{Direction, Metrics, Protocol};
 use crate::resilience::breaker::ClusterCounts;
 use crate::routing::Thresholds;
@@ -36,9 +38,6 @@ pub enum UpstreamError {
     ConnectionLimit,
 }
 
-/// Idle HTTP/1.1 connections kept per endpoint; more are closed when their request ends.
-const MAX_IDLE_PER_ENDPOINT: usize = 64;
-
 /// A connection able to take one request now.
 #[derive(Debug)]
 pub enum Sender {
@@ -55,7 +54,7 @@ type H2Slot = tokio::sync::Mutex<Option<http2::SendRequest<RequestBody>>>;
 #[derive(Debug)]
 pub struct UpstreamPool {
     h2: Mutex<HashMap<SocketAddr, Arc<H2Slot>>>,
-    idle: Mutex<HashMap<SocketAddr, Vec<http1::SendRequest<RequestBody>>>>,
+    h1: Mutex<HashMap<SocketAddr, Arc<h1_pool::Endpoint>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -66,7 +65,7 @@ impl UpstreamPool {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
             h2: Mutex::default(),
-            idle: Mutex::default(),
+            h1: Mutex::default(),
             metrics,
         }
     }
@@ -81,15 +80,32 @@ impl UpstreamPool {
         protocol: Protocol,
         charged_to: ChargedTo<'_>,
     ) -> Result<Sender, UpstreamError> {
+        // Almost every request finds a connection ready without waiting. Connecting (TCP,
+        // handshake, the pool's queue) is a large state machine: boxed, it is allocated only
+        // when needed instead of inflating every request's future, of which a burst of callers
+        // holds a thousand at once.
         if h2 {
-            self.h2_sender(address, connect_timeout, protocol, charged_to)
+            if let Some(sender) = self.h2_ready(address) {
+                return Ok(Sender::Http2(sender));
+            }
+            Box::pin(self.h2_sender(address, connect_timeout, protocol, charged_to))
                 .await
                 .map(Sender::Http2)
         } else {
-            self.h1_sender(address, connect_timeout, protocol, charged_to)
+            if let Some(sender) = self.h1_endpoint(address).ready_now() {
+                return Ok(Sender::Http1(sender));
+            }
+            Box::pin(self.h1_sender(address, connect_timeout, protocol, charged_to))
                 .await
                 .map(Sender::Http1)
         }
+    }
+
+    /// The endpoint's HTTP/2 connection if it is open and nobody is connecting.
+    fn h2_ready(&self, address: SocketAddr) -> Option<http2::SendRequest<RequestBody>> {
+        let slot = self.h2_slot(address);
+        let guard = slot.try_lock().ok()?;
+        guard.as_ref().filter(|s| !s.is_closed()).cloned()
     }
 
     /// Forgets a broken HTTP/2 connection so the next request opens a new one.
@@ -103,14 +119,16 @@ impl UpstreamPool {
 
     /// Gives an HTTP/1.1 connection whose exchange is complete back for reuse.
     pub fn release(&self, address: SocketAddr, sender: http1::SendRequest<RequestBody>) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.entry(address).or_default();
-        if list.len() < MAX_IDLE_PER_ENDPOINT {
-            list.push(sender);
-        }
+        self.h1_endpoint(address).release(sender);
+    }
+
+    fn h1_endpoint(&self, address: SocketAddr) -> Arc<h1_pool::Endpoint> {
+        self.h1
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(address)
+            .or_default()
+            .clone()
     }
 
     fn h2_slot(&self, address: SocketAddr) -> Arc<H2Slot> {
@@ -163,33 +181,34 @@ impl UpstreamPool {
         protocol: Protocol,
         (counts, thresholds): ChargedTo<'_>,
     ) -> Result<http1::SendRequest<RequestBody>, UpstreamError> {
-        loop {
-            let candidate = self
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get_mut(&address)
-                .and_then(Vec::pop);
-            let Some(mut sender) = candidate else {
-                break;
-            };
-            // A connection the provider closed while idle fails `ready` and is dropped.
-            if !sender.is_closed() && sender.ready().await.is_ok() {
-                return Ok(sender);
-            }
-        }
+        let opening = match self.h1_endpoint(address).acquire().await? {
+            h1_pool::Acquired::Ready(sender) => return Ok(sender),
+            h1_pool::Acquired::Connect(opening) => opening,
+        };
         let slot = counts
             .try_connection(thresholds)
             .ok_or(UpstreamError::ConnectionLimit)?;
-        let stream = connect(address, connect_timeout).await?;
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(std::io::Error::other)?;
+        let handshake = async {
+            let stream = connect(address, connect_timeout).await?;
+            http1::Builder::new()
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(std::io::Error::other)
+        };
+        let (sender, connection) = match handshake.await {
+            Ok(opened) => opened,
+            Err(error) => {
+                opening.failed(&error);
+                return Err(error.into());
+            }
+        };
+        let open = opening.opened();
         let metrics = self.metrics.clone();
         tokio::spawn(async move {
-            // Counted against the breaker as long as the connection lives.
+            // Counted against the breaker and the endpoint's open connections as long as the
+            // connection lives.
             let _slot = slot;
+            let _open = open;
             let _active = metrics.connection(protocol, Direction::Upstream);
             if let Err(error) = connection.await {
                 tracing::debug!(%address, %error, "upstream HTTP/1.1 connection ended");

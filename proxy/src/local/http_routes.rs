@@ -20,7 +20,7 @@ use causeway_protocols::rules::virtual_service::{
 use crate::config::{ConfigError, ProxyConfig, ServiceConfig};
 use crate::routing::http::{AbortWith, FaultSpec, MirrorSpec, RetrySpec};
 use crate::routing::{
-    HttpRoute, HttpRouteTable, PathMatch, Priority, WeightedClusters, cluster_name,
+    HttpRoute, HttpRouteTable, HttpTableLabels, PathMatch, Priority, WeightedClusters, cluster_name,
 };
 
 /// Istio's retry conditions when a VirtualService gives attempts but no `retryOn`.
@@ -213,5 +213,6 @@ pub fn route_table(
         domains,
         routes,
         methods: service.methods.clone(),
+        metric_labels: HttpTableLabels::default(),
     })
 }

@@ -7,7 +7,7 @@
 //! serves over RDS. The data plane enforces route timeouts, retries ([`RetryOn`] is the parsed
 //! `retry_on`), faults and mirrors; the hash policy is kept so the config dump shows it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use causeway_protocols::rules::common::{Pattern, StringMatch};
 use serde::Serialize;
@@ -274,6 +274,9 @@ pub struct HttpRouteTable {
     /// gRPC methods the provider advertises: the only `request_method` values for gRPC calls
     /// (others are counted as `other`).
     pub methods: Vec<String>,
+    /// The metric label values above, shared by every request.
+    #[serde(skip)]
+    pub metric_labels: HttpTableLabels,
 }
 
 // === impl HttpRouteTable ===
@@ -290,6 +293,73 @@ impl HttpRouteTable {
             .iter()
             .find(|m| m.as_str() == method)
             .map_or("other", String::as_str)
+    }
+
+    /// `destination_service`: the host.
+    pub fn host_label(&self) -> Arc<str> {
+        self.label_values().host.clone()
+    }
+
+    /// `request_method` of a gRPC `method`: an advertised one, else `other`.
+    pub fn method_label_value(&self, method: &str) -> Arc<str> {
+        let values = self.label_values();
+        self.methods
+            .iter()
+            .position(|m| m.as_str() == method)
+            .and_then(|i| values.methods.get(i))
+            .unwrap_or(&values.other)
+            .clone()
+    }
+
+    /// `destination_interface` of a gRPC `service` that names this table's host, spelt as the
+    /// caller spelt it: the first spelling seen is kept and shared, others are made per request.
+    pub fn interface_label(&self, service: &str) -> Arc<str> {
+        let kept = self
+            .label_values()
+            .interface
+            .get_or_init(|| Arc::from(service));
+        if kept.as_ref() == service {
+            kept.clone()
+        } else {
+            Arc::from(service)
+        }
+    }
+
+    fn label_values(&self) -> &TableLabelValues {
+        self.metric_labels.values.get_or_init(|| TableLabelValues {
+            host: Arc::from(self.host.as_str()),
+            methods: self.methods.iter().map(|m| Arc::from(m.as_str())).collect(),
+            other: Arc::from("other"),
+            interface: OnceLock::new(),
+        })
+    }
+}
+
+/// A table's metric label values, made on its first request rather than with the table: xDS
+/// sets a table's `methods` after building it, and requests only ever see finished tables.
+/// A copy starts empty (its fields may still change); equality ignores it (it follows them).
+#[derive(Debug, Default)]
+pub struct HttpTableLabels {
+    values: OnceLock<TableLabelValues>,
+}
+
+#[derive(Debug)]
+struct TableLabelValues {
+    host: Arc<str>,
+    methods: Vec<Arc<str>>,
+    other: Arc<str>,
+    interface: OnceLock<Arc<str>>,
+}
+
+impl Clone for HttpTableLabels {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for HttpTableLabels {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
 }
 

@@ -29,7 +29,7 @@ pub use cluster::{
 pub use dubbo::{
     DubboAttributes, DubboRoute, DubboRouteTable, ServiceMatch, TableLabels, WeightedClusters,
 };
-pub use http::{HttpAttributes, HttpRoute, HttpRouteTable, PathMatch};
+pub use http::{HttpAttributes, HttpRoute, HttpRouteTable, HttpTableLabels, PathMatch};
 pub use priority::{CircuitBreaker, PerPriority, Priority, Thresholds};
 pub use thrift::{ThriftAttributes, ThriftRoute, ThriftRouteTable, ThriftTables};
 

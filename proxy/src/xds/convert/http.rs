@@ -25,7 +25,9 @@ use envoy_types::pb::google::protobuf::Duration as PbDuration;
 
 use super::{ClusterSpec, ConvertError, reject, unpack};
 use crate::routing::http::{AbortWith, FaultSpec, HashPolicy, MirrorSpec, RetrySpec};
-use crate::routing::{HttpRoute, HttpRouteTable, PathMatch, Priority, WeightedClusters};
+use crate::routing::{
+    HttpRoute, HttpRouteTable, HttpTableLabels, PathMatch, Priority, WeightedClusters,
+};
 
 /// The fault filter's name: the key of its per-route configuration.
 const FAULT_FILTER: &str = "envoy.filters.http.fault";
@@ -292,6 +294,7 @@ pub fn route_table(config: &RouteConfiguration) -> Result<HttpTableSpec, Convert
                 .collect(),
             routes,
             methods: Vec::new(),
+            metric_labels: HttpTableLabels::default(),
         },
     })
 }
