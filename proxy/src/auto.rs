@@ -17,12 +17,11 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::dubbo::{self, DubboContext};
 use crate::metrics::{Direction, Metrics, Protocol, ProtocolErrorKind};
+use crate::peek::{self, Verdict};
 use crate::thrift::{self, ThriftContext};
 
 /// How long a caller may take to send enough bytes for a verdict.
 const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest pause between two peeks while the verdict needs more bytes.
-const MAX_PEEK_PAUSE: Duration = Duration::from_millis(20);
 
 /// What an `auto` listener can hand connections to.
 #[derive(Debug, Clone)]
@@ -70,30 +69,12 @@ async fn connection(stream: TcpStream, peer: SocketAddr, handlers: Handlers) {
 /// The protocol of a connection, from peeked bytes; `None` when no protocol matches or the
 /// caller closes before a verdict.
 async fn sniff(stream: &TcpStream) -> Option<Detected> {
-    let mut buf = [0u8; MAX_DETECT_LEN];
-    let mut pause = Duration::from_millis(1);
-    let mut seen = 0;
-    loop {
-        let n = stream.peek(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        match detect(buf.get(..n)?) {
-            Detection::Detected(detected) => return Some(detected),
-            Detection::Unknown => return None,
-            Detection::NeedMore => {
-                // Peeking does not consume, so the socket stays readable: wait a little before
-                // looking again instead of spinning. Most callers send a whole first message at
-                // once, so this path is rare.
-                if n > seen {
-                    seen = n;
-                    pause = Duration::from_millis(1);
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(MAX_PEEK_PAUSE);
-            }
-        }
-    }
+    peek::until::<_, MAX_DETECT_LEN>(stream, |bytes| match detect(bytes) {
+        Detection::Detected(detected) => Verdict::Known(detected),
+        Detection::Unknown => Verdict::Unknown,
+        Detection::NeedMore => Verdict::NeedMore,
+    })
+    .await
 }
 
 /// Hands a detected connection to its protocol's handler.

@@ -25,6 +25,7 @@ pub mod lb;
 pub mod local;
 pub mod logging;
 pub mod metrics;
+pub mod peek;
 pub mod process_metrics;
 pub mod resilience;
 pub mod routing;

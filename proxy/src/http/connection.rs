@@ -30,11 +30,10 @@ use tokio::net::TcpStream;
 use super::body::ProxyBody;
 use super::{HttpContext, ListenerKind, forward};
 use crate::metrics::{Direction, Protocol};
+use crate::peek::{self, Verdict};
 
 /// How long an `http` caller may take to send the bytes that tell HTTP/1.1 from h2c.
 const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest pause between two peeks while the first bytes are an incomplete HTTP/2 preface.
-const MAX_PEEK_PAUSE: Duration = Duration::from_millis(20);
 
 /// The HTTP version a caller speaks, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,26 +59,11 @@ fn version_of(prefix: &[u8]) -> Option<Version> {
 
 /// Peeks at the first bytes until they tell the version; `None` when the caller closes first.
 async fn sniff(stream: &TcpStream) -> Option<Version> {
-    let mut buf = [0u8; HTTP2_PREFACE.len()];
-    let mut pause = Duration::from_millis(1);
-    let mut seen = 0;
-    loop {
-        let n = stream.peek(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        if let Some(version) = version_of(buf.get(..n)?) {
-            return Some(version);
-        }
-        // Part of the preface: peeking does not consume, so the socket stays readable; wait a
-        // little instead of spinning (callers send the preface in one segment, so this is rare).
-        if n > seen {
-            seen = n;
-            pause = Duration::from_millis(1);
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(MAX_PEEK_PAUSE);
-    }
+    // Only a part of the preface leaves the version open.
+    peek::until::<_, { HTTP2_PREFACE.len() }>(stream, |bytes| {
+        version_of(bytes).map_or(Verdict::NeedMore, Verdict::Known)
+    })
+    .await
 }
 
 /// The boxed request future of an `http` listener's service (see the module docs).
