@@ -11,11 +11,19 @@ use causeway_proxy::config::ListenProtocol;
 use crate::estate::Service;
 use crate::greeter::Client;
 use crate::mesh::Mesh;
-use crate::scenario::{Tally, burst_of};
+use crate::mesh::PROVIDER_CAPACITY;
+use crate::scenario::{BURST_IN_FLIGHT, Tally, burst_of};
 use crate::{catalog, inventory, quotes};
 
 /// Calls per row and round: enough for a split to show, few enough for one second.
 const CALLS: usize = 50;
+
+/// Batch (`report`) calls per round. The user and batch rows run at once on the same providers,
+/// and their calls in flight together stay below one provider's capacity: the round must show
+/// the mesh, not an overload of its own making (the balancer may send them all to one provider
+/// of the zone, and a busy machine slows the answers).
+const BATCH_CALLS: usize = 5;
+const _: () = assert!(BURST_IN_FLIGHT + BATCH_CALLS < PROVIDER_CAPACITY);
 
 /// One row of a round.
 pub struct Row {
@@ -61,7 +69,7 @@ impl Callers {
             let dubbo = self.dubbo.clone();
             async move { dubbo.call("greet", &[]).await }
         });
-        let batch = burst_of(CALLS / 5, || {
+        let batch = burst_of(BATCH_CALLS, || {
             let dubbo = self.dubbo.clone();
             async move { dubbo.call("report", &[("batch", "true")]).await }
         });

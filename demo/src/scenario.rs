@@ -95,6 +95,11 @@ impl Tally {
         }
     }
 
+    /// The first failure seen, if any.
+    pub fn first_error(&self) -> Option<&CallError> {
+        self.first_error.as_ref()
+    }
+
     /// Calls counted.
     pub fn total(&self) -> usize {
         self.by_version.values().sum::<usize>() + self.failed
@@ -158,7 +163,11 @@ pub async fn burst(client: &Client, method: &str, calls: usize) -> Tally {
     .await
 }
 
-/// Makes `calls` calls with `call` (any protocol), 16 at a time, and tallies who served them.
+/// Calls [`burst_of`] keeps in flight at once.
+pub const BURST_IN_FLIGHT: usize = 16;
+
+/// Makes `calls` calls with `call` (any protocol), [`BURST_IN_FLIGHT`] at a time, and tallies
+/// who served them.
 pub async fn burst_of<F, Fut>(calls: usize, call: F) -> Tally
 where
     F: Fn() -> Fut,
@@ -168,7 +177,7 @@ where
     let mut in_flight = tokio::task::JoinSet::new();
     let mut sent = 0;
     while sent < calls || !in_flight.is_empty() {
-        while sent < calls && in_flight.len() < 16 {
+        while sent < calls && in_flight.len() < BURST_IN_FLIGHT {
             let one = call();
             in_flight.spawn(async move {
                 let start = Instant::now();

@@ -28,10 +28,11 @@ async fn a_round_calls_every_protocol_and_class() {
         assert_eq!(
             row.tally.failed(),
             0,
-            "{} {}: {}",
+            "{} {}: {} (first failure: {:?})",
             row.protocol,
             row.method,
-            row.tally.summary()
+            row.tally.summary(),
+            row.tally.first_error()
         );
         // No rules: both versions serve (a row of 50 calls all to one is a 2^-49 chance).
         if row.tally.total() >= 50 {
