@@ -20,7 +20,6 @@ use causeway_bridge::app::{self, RunningBridge};
 use causeway_bridge::config::BridgeConfig;
 use causeway_bridge::model::provider::Protocol;
 use causeway_bridge::model::snapshot::Service;
-use causeway_bridge::pipeline::Debounce;
 use causeway_tests::java::JavaProgram;
 use causeway_tests::nacos::{DEFAULT_GROUP, NacosServer};
 use causeway_tests::paths::workspace_root;
@@ -31,6 +30,8 @@ use causeway_tests::{assert_eventually, logs};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::mesh::bridge_config;
 
 const INTERFACE: &str = "io.causeway.demo.api.GreetingService";
 const SERVICE_VERSION: &str = "1.0.0";
@@ -134,17 +135,9 @@ pub(crate) async fn ready_line(log: PathBuf, port: u16) -> anyhow::Result<()> {
 /// Starts the bridge in-process on `registry` with quick debouncing and a short drop-to-zero
 /// grace, so a killed provider's disappearance shows within the test's patience.
 async fn start_bridge(registry: String) -> anyhow::Result<RunningBridge> {
-    let any_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     app::start(BridgeConfig {
-        registries: vec![registry],
-        xds_listen: any_port,
-        admin_listen: any_port,
-        debounce: Debounce {
-            quiet_ms: 20,
-            max_ms: 200,
-        },
         drop_to_zero_grace_ms: 500,
-        ..BridgeConfig::default()
+        ..bridge_config(vec![registry], None)
     })
     .await
 }

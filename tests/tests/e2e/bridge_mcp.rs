@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use causeway_bridge::app::{self, RunningBridge};
 use causeway_bridge::config::BridgeConfig;
-use causeway_bridge::pipeline::Debounce;
 use causeway_tests::go::GoProgram;
 use causeway_tests::paths::workspace_root;
 use causeway_tests::{assert_eventually, logs};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::mesh::bridge_config;
 
 const SERVICE_ENTRY: &str = "networking.istio.io/v1alpha3/ServiceEntry";
 const VIRTUAL_SERVICE: &str = "networking.istio.io/v1alpha3/VirtualService";
@@ -59,16 +60,12 @@ services:
 
 async fn start_bridge(registry: &std::path::Path) -> RunningBridge {
     let config = BridgeConfig {
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        xds_listen: "127.0.0.1:0".parse().unwrap(),
-        registries: vec![format!("file://{}?name=static", registry.display())],
-        debounce: Debounce {
-            quiet_ms: 20,
-            max_ms: 200,
-        },
         // A service removed from the file goes at once instead of draining for 30 s.
         drop_to_zero_grace_ms: 0,
-        ..BridgeConfig::default()
+        ..bridge_config(
+            vec![format!("file://{}?name=static", registry.display())],
+            None,
+        )
     };
     app::start(config).await.unwrap()
 }

@@ -8,11 +8,12 @@ use std::time::Duration;
 use causeway_bridge::app::{self, RunningBridge};
 use causeway_bridge::config::{BridgeConfig, ServiceEntryOutput};
 use causeway_bridge::model::snapshot::Snapshot;
-use causeway_bridge::pipeline::Debounce;
 use causeway_bridge::registry::dubbo_url::url_encode;
 use causeway_tests::zookeeper::ZooKeeperServer;
 use causeway_tests::{assert_eventually, logs};
 use zookeeper_client as zk;
+
+use crate::mesh::bridge_config;
 
 const IFACE: &str = "com.acme.order.OrderService";
 const HOST: &str = "com.acme.order.orderservice-1-0-0";
@@ -58,22 +59,18 @@ async fn register(client: &zk::Client, url: &str, mode: zk::CreateMode) -> Strin
 
 async fn start_bridge(server: &ZooKeeperServer, dir: &std::path::Path) -> RunningBridge {
     let config = BridgeConfig {
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        xds_listen: "127.0.0.1:0".parse().unwrap(),
-        registries: vec![format!(
-            "zookeeper://{}?name=zk-test&session_timeout_ms=2000",
-            server.connect_string()
-        )],
         serviceentry: ServiceEntryOutput {
             dir: Some(dir.to_owned()),
             stdout: false,
         },
-        debounce: Debounce {
-            quiet_ms: 20,
-            max_ms: 200,
-        },
         drop_to_zero_grace_ms: 300,
-        ..BridgeConfig::default()
+        ..bridge_config(
+            vec![format!(
+                "zookeeper://{}?name=zk-test&session_timeout_ms=2000",
+                server.connect_string()
+            )],
+            None,
+        )
     };
     app::start(config).await.unwrap()
 }

@@ -14,6 +14,8 @@ use causeway_tests::promtool;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::mesh::bridge_config;
+
 /// The dashboards the issue asks for, by file.
 const DASHBOARDS: [&str; 4] = [
     "bridge.json",
@@ -874,8 +876,6 @@ async fn busy_bridge(
     tokio::task::JoinHandle<()>,
 ) {
     use causeway_bridge::app;
-    use causeway_bridge::config::BridgeConfig;
-    use causeway_bridge::pipeline::Debounce;
 
     let registry = dir.join("services.yaml");
     std::fs::write(
@@ -907,17 +907,10 @@ spec:
 ",
     )
     .unwrap();
-    let bridge = app::start(BridgeConfig {
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        xds_listen: "127.0.0.1:0".parse().unwrap(),
-        registries: vec![format!("file://{}?name=static", registry.display())],
-        rules: Some(rules),
-        debounce: Debounce {
-            quiet_ms: 20,
-            max_ms: 200,
-        },
-        ..BridgeConfig::default()
-    })
+    let bridge = app::start(bridge_config(
+        vec![format!("file://{}?name=static", registry.display())],
+        Some(rules),
+    ))
     .await
     .unwrap();
     let url = format!("http://{}/metrics", bridge.admin_addr);

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use causeway_proxy::app as proxy_app;
-use causeway_proxy::config::{Listen, ListenProtocol, ProxyConfig, XdsConfig};
+use causeway_proxy::config::ListenProtocol;
 use causeway_tests::ports::free_port;
 use causeway_tests::prometheus::{PrometheusServer, Scrape};
 use causeway_tests::promql;
@@ -36,6 +36,7 @@ use crate::bridge_dubbo_java::{HOST as DUBBO_HOST, JavaProvider, run_consumer, s
 use crate::dashboards::{
     Contract, dashboard_files, exposition, load, nack_every_response, queries, rule_files,
 };
+use crate::mesh::xds_proxy_config;
 use crate::proxy_grpc::{grpc_batch, http_get, http_server};
 use crate::xds_grpc::{HOST as GRPC_HOST, greeter, provider_path, register, start_bridge};
 
@@ -153,20 +154,13 @@ async fn proxy(
     protocols: &[ListenProtocol],
 ) -> proxy_app::RunningProxy {
     proxy_app::start(
-        ProxyConfig {
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            listen: protocols
-                .iter()
-                .map(|p| Listen::new(*p, "127.0.0.1:0".parse().unwrap()))
-                .collect(),
-            locality: format!("{}/{zone}", crate::bridge_dubbo_java::REGION),
-            workload: workload.into(),
-            xds: Some(XdsConfig {
-                address: bridge.xds_addr.to_string(),
-                node_id: Some(format!("{workload}-1")),
-            }),
-            ..ProxyConfig::default()
-        },
+        xds_proxy_config(
+            bridge.xds_addr,
+            protocols,
+            &format!("{}/{zone}", crate::bridge_dubbo_java::REGION),
+            workload,
+            &format!("{workload}-1"),
+        ),
         None,
     )
     .await

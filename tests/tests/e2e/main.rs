@@ -11,6 +11,7 @@ mod bridge_zookeeper;
 mod dashboards;
 mod dashboards_live;
 mod hessian_crosscheck;
+mod mesh;
 mod otlp_spans;
 mod proxy_dubbo_java;
 mod proxy_grpc;

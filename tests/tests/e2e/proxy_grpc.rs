@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use causeway_bridge::registry::dubbo_url::url_encode;
 use causeway_proxy::app as proxy_app;
-use causeway_proxy::config::{Listen, ListenProtocol, ProxyConfig, XdsConfig};
+use causeway_proxy::config::ListenProtocol;
 use causeway_tests::paths::workspace_root;
 use causeway_tests::ports::free_port;
 use causeway_tests::process::PeerProcess;
@@ -21,6 +21,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use zookeeper_client as zk;
 
+use crate::mesh::xds_proxy_config;
 use crate::xds_grpc::{HOST, greeter, provider_path, register, start_bridge};
 
 /// Calls in the split batch: ±5 % is about four standard deviations at 80/20.
@@ -181,19 +182,14 @@ async fn grpcio_and_http_clients_through_an_xds_configured_proxy() {
     let rules_path = dir.path().join("rules.yaml");
     std::fs::write(&rules_path, rules()).unwrap();
     let bridge = start_bridge(&zookeeper, Some(&rules_path)).await;
-    let any = |protocol| Listen::new(protocol, "127.0.0.1:0".parse().unwrap());
     let proxy = proxy_app::start(
-        ProxyConfig {
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            listen: vec![any(ListenProtocol::Grpc), any(ListenProtocol::Http)],
-            locality: "r1/z1".into(),
-            workload: "grpc-caller".into(),
-            xds: Some(XdsConfig {
-                address: bridge.xds_addr.to_string(),
-                node_id: Some("grpc-caller-1".into()),
-            }),
-            ..ProxyConfig::default()
-        },
+        xds_proxy_config(
+            bridge.xds_addr,
+            &[ListenProtocol::Grpc, ListenProtocol::Http],
+            "r1/z1",
+            "grpc-caller",
+            "grpc-caller-1",
+        ),
         None,
     )
     .await

@@ -19,6 +19,7 @@ use causeway_tests::{assert_eventually, logs};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+use crate::mesh::{bridge_config, xds_proxy_config};
 use crate::proxy_grpc::{Batch, grpc_batch};
 
 /// A provider started by `flaky_server.py`: `kind` `grpc` or `http`, `mode` `ok`, `fail` or
@@ -875,43 +876,26 @@ pub(crate) async fn start_bridge_and_proxy(
     tempfile::TempDir,
 ) {
     use causeway_bridge::app as bridge_app;
-    use causeway_bridge::config::BridgeConfig;
-    use causeway_bridge::pipeline::Debounce;
-    use causeway_proxy::config::{Listen, XdsConfig};
 
     let dir = tempfile::tempdir().unwrap();
     let rules_path = dir.path().join("rules.yaml");
     std::fs::write(&rules_path, rules).unwrap();
     let registry_path = dir.path().join("registry.yaml");
     std::fs::write(&registry_path, registry).unwrap();
-    let bridge = bridge_app::start(BridgeConfig {
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        xds_listen: "127.0.0.1:0".parse().unwrap(),
-        registries: vec![format!("file://{}?name=static", registry_path.display())],
-        rules: Some(rules_path),
-        debounce: Debounce {
-            quiet_ms: 20,
-            max_ms: 200,
-        },
-        ..BridgeConfig::default()
-    })
+    let bridge = bridge_app::start(bridge_config(
+        vec![format!("file://{}?name=static", registry_path.display())],
+        Some(rules_path),
+    ))
     .await
     .unwrap();
     let proxy = app::start(
-        ProxyConfig {
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            listen: vec![Listen::new(
-                ListenProtocol::Grpc,
-                "127.0.0.1:0".parse().unwrap(),
-            )],
-            locality: "r1/z1".into(),
-            workload: workload.into(),
-            xds: Some(XdsConfig {
-                address: bridge.xds_addr.to_string(),
-                node_id: Some(format!("{workload}-1")),
-            }),
-            ..ProxyConfig::default()
-        },
+        xds_proxy_config(
+            bridge.xds_addr,
+            &[ListenProtocol::Grpc],
+            "r1/z1",
+            workload,
+            &format!("{workload}-1"),
+        ),
         None,
     )
     .await

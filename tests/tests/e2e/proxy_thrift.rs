@@ -12,11 +12,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use causeway_bridge::app as bridge_app;
-use causeway_bridge::config::BridgeConfig;
-use causeway_bridge::pipeline::Debounce;
 use causeway_bridge::registry::dubbo_url::url_encode;
 use causeway_proxy::app as proxy_app;
-use causeway_proxy::config::{Listen, ListenProtocol, ProxyConfig, XdsConfig};
+use causeway_proxy::config::ListenProtocol;
 use causeway_tests::paths::workspace_root;
 use causeway_tests::ports::free_port;
 use causeway_tests::process::PeerProcess;
@@ -25,6 +23,8 @@ use causeway_tests::zookeeper::ZooKeeperServer;
 use causeway_tests::{assert_eventually, logs};
 use serde::Deserialize;
 use zookeeper_client as zk;
+
+use crate::mesh::{bridge_config, xds_proxy_config};
 
 pub(crate) const SERVICE: &str = "Calculator";
 /// The host the bridge derives from `interface=Calculator`.
@@ -137,33 +137,20 @@ async fn python_thrift_client_through_an_xds_configured_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let rules_path = dir.path().join("rules.yaml");
     std::fs::write(&rules_path, RULES).unwrap();
-    let bridge = bridge_app::start(BridgeConfig {
-        registries: vec![format!("zookeeper://{}", zookeeper.connect_string())],
-        rules: Some(rules_path),
-        xds_listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        debounce: Debounce {
-            quiet_ms: 20,
-            max_ms: 200,
-        },
-        ..BridgeConfig::default()
-    })
+    let bridge = bridge_app::start(bridge_config(
+        vec![format!("zookeeper://{}", zookeeper.connect_string())],
+        Some(rules_path),
+    ))
     .await
     .unwrap();
     let proxy = proxy_app::start(
-        ProxyConfig {
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            listen: vec![Listen::new(
-                ListenProtocol::Thrift,
-                "127.0.0.1:0".parse().unwrap(),
-            )],
-            workload: "calculator-client".into(),
-            xds: Some(XdsConfig {
-                address: bridge.xds_addr.to_string(),
-                node_id: Some("calculator-client-1".into()),
-            }),
-            ..ProxyConfig::default()
-        },
+        xds_proxy_config(
+            bridge.xds_addr,
+            &[ListenProtocol::Thrift],
+            "",
+            "calculator-client",
+            "calculator-client-1",
+        ),
         None,
     )
     .await

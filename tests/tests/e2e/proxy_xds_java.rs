@@ -8,15 +8,14 @@
 use std::time::Duration;
 
 use causeway_bridge::app as bridge_app;
-use causeway_bridge::config::BridgeConfig;
-use causeway_bridge::pipeline::Debounce;
 use causeway_proxy::app as proxy_app;
-use causeway_proxy::config::{Listen, ListenProtocol, ProxyConfig, XdsConfig};
+use causeway_proxy::config::ListenProtocol;
 use causeway_tests::assert_eventually;
 use causeway_tests::logs;
 use causeway_tests::zookeeper::ZooKeeperServer;
 
 use crate::bridge_dubbo_java::{HOST, JavaProvider, REGION, run_consumer, sample};
+use crate::mesh::{bridge_config, xds_proxy_config};
 use crate::proxy_dubbo_java::answers_by_method_and_version;
 
 const INTERFACE: &str = "io.causeway.demo.api.GreetingService";
@@ -66,35 +65,18 @@ async fn java_consumer_through_an_xds_configured_proxy_follows_rule_edits() {
     let dir = tempfile::tempdir().unwrap();
     let rules_path = dir.path().join("rules.yaml");
     std::fs::write(&rules_path, rules(80, 20)).unwrap();
-    let bridge = bridge_app::start(BridgeConfig {
-        registries: vec![registry],
-        rules: Some(rules_path.clone()),
-        xds_listen: "127.0.0.1:0".parse().unwrap(),
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        debounce: Debounce {
-            quiet_ms: 20,
-            max_ms: 200,
-        },
-        ..BridgeConfig::default()
-    })
-    .await
-    .unwrap();
+    let bridge = bridge_app::start(bridge_config(vec![registry], Some(rules_path.clone())))
+        .await
+        .unwrap();
 
     let proxy = proxy_app::start(
-        ProxyConfig {
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            listen: vec![Listen::new(
-                ListenProtocol::Dubbo,
-                "127.0.0.1:0".parse().unwrap(),
-            )],
-            locality: format!("{REGION}/zone-a"),
-            workload: "greeter-consumer".into(),
-            xds: Some(XdsConfig {
-                address: bridge.xds_addr.to_string(),
-                node_id: Some("consumer-1".into()),
-            }),
-            ..ProxyConfig::default()
-        },
+        xds_proxy_config(
+            bridge.xds_addr,
+            &[ListenProtocol::Dubbo],
+            &format!("{REGION}/zone-a"),
+            "greeter-consumer",
+            "consumer-1",
+        ),
         None,
     )
     .await

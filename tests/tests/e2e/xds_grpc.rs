@@ -8,8 +8,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use causeway_bridge::app::{self, RunningBridge};
-use causeway_bridge::config::BridgeConfig;
-use causeway_bridge::pipeline::Debounce;
 use causeway_bridge::registry::dubbo_url::url_encode;
 use causeway_tests::paths::workspace_root;
 use causeway_tests::ports::free_port;
@@ -20,6 +18,8 @@ use causeway_tests::{assert_eventually, logs};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use zookeeper_client as zk;
+
+use crate::mesh::bridge_config;
 
 pub(crate) const IFACE: &str = "demo.Greeter";
 pub(crate) const HOST: &str = "demo.greeter";
@@ -76,17 +76,10 @@ pub(crate) async fn register(client: &zk::Client, path: &str) {
 }
 
 pub(crate) async fn start_bridge(zk: &ZooKeeperServer, rules: Option<&Path>) -> RunningBridge {
-    let mut config = BridgeConfig {
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        xds_listen: "127.0.0.1:0".parse().unwrap(),
-        registries: vec![format!("zookeeper://{}?name=zk", zk.connect_string())],
-        debounce: Debounce {
-            quiet_ms: 20,
-            max_ms: 200,
-        },
-        ..BridgeConfig::default()
-    };
-    config.rules = rules.map(Path::to_owned);
+    let config = bridge_config(
+        vec![format!("zookeeper://{}?name=zk", zk.connect_string())],
+        rules.map(Path::to_owned),
+    );
     app::start(config).await.unwrap()
 }
 
