@@ -82,9 +82,16 @@ fn use_frame(frame: &Frame) {
 fn feed_codec(bytes: &[u8], chunk: usize) {
     let mut codec = DubboCodec::with_max_body_len(64 * 1024);
     let mut buf = BytesMut::new();
+    let mut split = BytesMut::new();
     for piece in bytes.chunks(chunk.max(1)) {
         buf.extend_from_slice(piece);
         while let Ok(Some(frame)) = codec.decode(&mut buf) {
+            use_frame(&frame);
+        }
+        // The non-growing entry points see the same bytes.
+        split.extend_from_slice(piece);
+        let _ = codec.missing(&split);
+        while let Ok(Some(frame)) = codec.split_frame(&mut split) {
             use_frame(&frame);
         }
     }
@@ -309,5 +316,46 @@ proptest! {
         let after = view.attachments().unwrap();
         prop_assert_eq!(after.get_str("traceparent"), Some("00-1-2-01"));
         prop_assert_eq!(frame.header().serialization(), Serialization::HESSIAN2);
+    }
+
+    #[test]
+    fn split_frame_and_missing_agree_with_the_decoder(
+        bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..8),
+        chunk in 1usize..64,
+    ) {
+        let mut wire = Vec::new();
+        for (id, body) in bodies.iter().enumerate() {
+            let header = Header::request(id as i64, Serialization::HESSIAN2, true);
+            wire.extend_from_slice(Frame::from_parts(header, body).unwrap().as_bytes());
+        }
+        let codec = DubboCodec::new();
+        let mut buf = BytesMut::new();
+        let mut seen = Vec::new();
+        for piece in wire.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            let capacity = buf.capacity();
+            while let Some(frame) = codec.split_frame(&mut buf).unwrap() {
+                seen.push(frame.as_bytes().to_vec());
+            }
+            // An incomplete frame: `missing` says how much of it is still to come, and
+            // `split_frame` left the buffer's room alone.
+            if buf.len() >= 16 {
+                let header = Header::decode(&buf).unwrap();
+                prop_assert_eq!(codec.missing(&buf), header.frame_len() - buf.len());
+            } else {
+                prop_assert_eq!(codec.missing(&buf), 0);
+            }
+            prop_assert!(buf.capacity() <= capacity);
+        }
+        let expected: Vec<Vec<u8>> = bodies
+            .iter()
+            .enumerate()
+            .map(|(id, body)| {
+                let header = Header::request(id as i64, Serialization::HESSIAN2, true);
+                Frame::from_parts(header, body).unwrap().as_bytes().to_vec()
+            })
+            .collect();
+        prop_assert_eq!(seen, expected);
+        prop_assert!(buf.is_empty());
     }
 }

@@ -353,6 +353,7 @@ fn service_clusters(service: &ServiceConfig, rules: &RuleSet, me: &Locality) -> 
                 lb,
                 breaker,
                 outlier,
+                counts: Default::default(),
             }
         })
         .collect()

@@ -261,6 +261,41 @@ impl DubboCodec {
         self.max_body_len
     }
 
+    /// Splits the whole frame at the front of `src` off, or `None` while it is incomplete.
+    /// Unlike the [`codec::Decoder`] implementation it never grows `src`, for readers that
+    /// manage their own buffers (see [`DubboCodec::missing`]).
+    pub fn split_frame(&self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        // Reject a wrong magic as soon as its two bytes are in, not after 16.
+        if let Some(magic) = src.first_chunk::<2>()
+            && *magic != MAGIC
+        {
+            return Err(FrameError::BadMagic { found: *magic });
+        }
+        if src.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let header = Header::decode(src)?;
+        self.check_len(&header)?;
+        let frame_len = header.frame_len();
+        if src.len() < frame_len {
+            return Ok(None);
+        }
+        let bytes = src.split_to(frame_len);
+        Ok(Some(Frame::from_validated(header, bytes)))
+    }
+
+    /// Bytes still to come for the incomplete frame at the front of `src` whose header is in;
+    /// 0 when there is no such frame (nothing or less than a header buffered, or a bad header,
+    /// which [`DubboCodec::split_frame`] reports).
+    pub fn missing(&self, src: &[u8]) -> usize {
+        match Header::decode(src) {
+            Ok(header) if self.check_len(&header).is_ok() => {
+                header.frame_len().saturating_sub(src.len())
+            }
+            _ => 0,
+        }
+    }
+
     fn check_len(&self, header: &Header) -> Result<(), FrameError> {
         let body_len = header.body_len as usize;
         if body_len > self.max_body_len {
@@ -279,24 +314,12 @@ impl codec::Decoder for DubboCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
-        // Reject a wrong magic as soon as its two bytes are in, not after 16.
-        if let Some(magic) = src.first_chunk::<2>()
-            && *magic != MAGIC
-        {
-            return Err(FrameError::BadMagic { found: *magic });
+        let frame = self.split_frame(src)?;
+        if frame.is_none() {
+            // Room for the rest of a frame whose header is in, so it is read in one go.
+            src.reserve(self.missing(src));
         }
-        if src.len() < HEADER_LEN {
-            return Ok(None);
-        }
-        let header = Header::decode(src)?;
-        self.check_len(&header)?;
-        let frame_len = header.frame_len();
-        if src.len() < frame_len {
-            src.reserve(frame_len - src.len());
-            return Ok(None);
-        }
-        let bytes = src.split_to(frame_len);
-        Ok(Some(Frame::from_validated(header, bytes)))
+        Ok(frame)
     }
 }
 

@@ -80,7 +80,7 @@ pub(super) fn send_copies(
             continue;
         }
         // Copies are DEFAULT priority, as Envoy's shadow requests are.
-        let counts = context.breakers.cluster(&cluster.name, Priority::Default);
+        let counts = context.breakers.of(&cluster, Priority::Default).clone();
         let context = context.clone();
         let connect_timeout = Duration::from_millis(cluster.breaker.connect_timeout_ms);
         tokio::spawn(async move {

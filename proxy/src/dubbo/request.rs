@@ -68,7 +68,7 @@ pub struct Pending {
 impl Pending {
     /// Sends the request again when `outcome` is one its route retries and the retry budget
     /// admits it (`None`), else gives the request and outcome back for the caller's answer.
-    fn retry_instead(mut self, outcome: Outcome) -> Option<(Self, Outcome)> {
+    fn retry_instead(mut self: Box<Self>, outcome: Outcome) -> Option<(Box<Self>, Outcome)> {
         let Some(state) = self.retry.as_deref_mut() else {
             return Some((self, outcome));
         };
@@ -77,7 +77,7 @@ impl Pending {
         };
         let active = state
             .context
-            .cluster_load(&state.cluster.name, state.priority)
+            .cluster_load(&state.cluster, state.priority)
             .load(std::sync::atomic::Ordering::Relaxed);
         let admitted = resilience_retry::admit_next(
             flags,
@@ -108,7 +108,9 @@ impl Pending {
         None
     }
 
-    /// A request from the caller behind `downstream`, with its original header.
+    /// A request from the caller behind `downstream`, with its original header; boxed from the
+    /// start, as it is handed from the caller's task to a provider connection's map and back,
+    /// and a move of the box is a pointer, not a few hundred bytes.
     pub fn new(
         downstream: mpsc::UnboundedSender<Bytes>,
         request: Header,
@@ -116,8 +118,8 @@ impl Pending {
         timeout: Duration,
         labels: RequestLabels,
         metrics: Arc<Metrics>,
-    ) -> Self {
-        Self {
+    ) -> Box<Self> {
+        Box::new(Self {
             downstream,
             request,
             started,
@@ -129,7 +131,7 @@ impl Pending {
             span: None,
             retry: None,
             metrics,
-        }
+        })
     }
 
     /// Records `span` (the proxy's hop in the caller's trace) when the request completes.
@@ -174,16 +176,22 @@ impl Pending {
 
     /// Answers the caller, records the metrics and releases the load — unless the outcome is
     /// one the route retries and the retry budget admits another try, which then goes out.
-    pub fn complete(self, outcome: Outcome) {
+    pub fn complete(self: Box<Self>, outcome: Outcome) {
+        self.complete_at(outcome, Instant::now());
+    }
+
+    /// [`Pending::complete`] for an outcome known at `now` (a provider connection reads the
+    /// clock once for all the answers of a read).
+    pub fn complete_at(self: Box<Self>, outcome: Outcome, now: Instant) {
         let Some((this, outcome)) = self.retry_instead(outcome) else {
             return;
         };
-        this.answer(outcome);
+        this.answer(outcome, now);
     }
 
-    fn answer(mut self, outcome: Outcome) {
-        // One clock read for the duration, the latency sample and the outlier report.
-        let now = Instant::now();
+    /// The one clock reading `now` serves the duration, the latency sample and the outlier
+    /// report.
+    fn answer(mut self: Box<Self>, outcome: Outcome, now: Instant) {
         let elapsed = now.saturating_duration_since(self.started);
         let (bytes, status, flags) = match outcome {
             Outcome::Response(mut frame) => {

@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use causeway_protocols::dubbo::{DubboCodec, EventKind, Frame, heartbeat_reply};
-use futures::StreamExt as _;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
 
+use super::reader::FrameReader;
 use super::request::{Outcome, Pending};
 use super::writer::write_loop;
 use crate::fasthash::FastMap;
@@ -33,9 +32,12 @@ use crate::routing::Thresholds;
 
 /// How often a connection looks for requests past their deadline.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
-/// Read buffer per provider connection: every caller's responses from that provider arrive on
-/// it, so bursts are large.
-const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
+/// Room per read of a provider connection: every caller's responses from that provider arrive
+/// on it, so bursts are large.
+const UPSTREAM_READ_SIZE: usize = 64 * 1024;
+/// Earlier read buffers a provider connection keeps for reuse (see `reader`): its frames are
+/// queued to many callers' writers, so several buffers may still be in use at once.
+const UPSTREAM_RETIRED_BUFFERS: usize = 8;
 /// Frames queued for one upstream connection before senders wait.
 const UPSTREAM_QUEUE: usize = 4096;
 
@@ -43,7 +45,7 @@ const UPSTREAM_QUEUE: usize = 4096;
 #[derive(Debug)]
 pub enum SendError {
     /// The connection closed before the request was written.
-    Closed(Box<(Frame, Option<Pending>)>),
+    Closed(Box<(Frame, Option<Box<Pending>>)>),
 }
 
 /// Why no connection could be had.
@@ -234,8 +236,8 @@ impl UpstreamConn {
     }
 
     /// Forwards a request; `pending` is `None` for one-way calls (no answer will come).
-    pub async fn send(&self, frame: Frame, pending: Option<Pending>) -> Result<(), SendError> {
-        let (id, bytes) = self.register(frame, pending.map(|p| Waiter::Caller(Box::new(p))))?;
+    pub async fn send(&self, frame: Frame, pending: Option<Box<Pending>>) -> Result<(), SendError> {
+        let (id, bytes) = self.register(frame, pending.map(Waiter::Caller))?;
         // The received bytes themselves go out (only the id was rewritten in place).
         match self.tx.send(bytes).await {
             Ok(()) => Ok(()),
@@ -245,8 +247,8 @@ impl UpstreamConn {
 
     /// [`Self::send`] without waiting: a full queue (the provider is not reading) also gives
     /// the request back, for a caller that can wait elsewhere.
-    pub fn try_send(&self, frame: Frame, pending: Option<Pending>) -> Result<(), SendError> {
-        let (id, bytes) = self.register(frame, pending.map(|p| Waiter::Caller(Box::new(p))))?;
+    pub fn try_send(&self, frame: Frame, pending: Option<Box<Pending>>) -> Result<(), SendError> {
+        let (id, bytes) = self.register(frame, pending.map(Waiter::Caller))?;
         match self.tx.try_send(bytes) {
             Ok(()) => Ok(()),
             Err(
@@ -279,7 +281,7 @@ impl UpstreamConn {
         let mut map = self.lock();
         if map.closed {
             let pending = match waiter {
-                Some(Waiter::Caller(pending)) => Some(*pending),
+                Some(Waiter::Caller(pending)) => Some(pending),
                 _ => None,
             };
             return Err(SendError::Closed(Box::new((frame, pending))));
@@ -293,7 +295,7 @@ impl UpstreamConn {
     /// Takes back a registered request that could not be queued.
     fn unsent(&self, id: i64, unsent: &Bytes) -> Result<(), SendError> {
         let pending = match self.lock().requests.remove(&id) {
-            Some(Waiter::Caller(pending)) => Some(*pending),
+            Some(Waiter::Caller(pending)) => Some(pending),
             _ => None,
         };
         // Rare (the writer died or is backed up): rebuild the frame so the caller can try again.
@@ -320,25 +322,37 @@ impl UpstreamConn {
         max_body_len: usize,
     ) {
         // Every caller's responses arrive on this one connection: read them in large bites.
-        let mut frames = FramedRead::with_capacity(
+        let mut frames = FrameReader::new(
             read,
             DubboCodec::with_max_body_len(max_body_len),
-            UPSTREAM_READ_BUFFER,
+            UPSTREAM_READ_SIZE,
+            UPSTREAM_RETIRED_BUFFERS,
         );
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        'connection: loop {
             tokio::select! {
-                next = frames.next() => match next {
-                    Some(Ok(frame)) => self.on_frame(frame, state, metrics).await,
-                    Some(Err(error)) => {
-                        tracing::debug!(address = %self.address, %error, "upstream connection failed");
-                        if !matches!(error, causeway_protocols::dubbo::FrameError::Io(_)) {
-                            metrics.protocol_error(Protocol::Dubbo, Direction::Upstream, ProtocolErrorKind::BadFrame);
+                read = frames.read() => match read {
+                    Ok(true) => {
+                        // One clock reading for every answer of the read.
+                        let now = Instant::now();
+                        loop {
+                            match frames.next_frame() {
+                                Ok(Some(frame)) => self.on_frame(frame, state, metrics, now).await,
+                                Ok(None) => break,
+                                Err(error) => {
+                                    tracing::debug!(address = %self.address, %error, "upstream connection failed");
+                                    metrics.protocol_error(Protocol::Dubbo, Direction::Upstream, ProtocolErrorKind::BadFrame);
+                                    break 'connection;
+                                }
+                            }
                         }
+                    }
+                    Ok(false) => break,
+                    Err(error) => {
+                        tracing::debug!(address = %self.address, %error, "upstream connection failed");
                         break;
                     }
-                    None => break,
                 },
                 _ = sweep.tick() => self.expire(Instant::now()),
             }
@@ -370,7 +384,7 @@ impl UpstreamConn {
         }
     }
 
-    async fn on_frame(&self, frame: Frame, state: &EndpointState, metrics: &Metrics) {
+    async fn on_frame(&self, frame: Frame, state: &EndpointState, metrics: &Metrics, now: Instant) {
         let header = *frame.header();
         if header.is_event() {
             match frame.event_kind() {
@@ -400,7 +414,7 @@ impl UpstreamConn {
         }
         let waiter = self.lock().requests.remove(&header.request_id);
         match waiter {
-            Some(Waiter::Caller(pending)) => pending.complete(Outcome::Response(frame)),
+            Some(Waiter::Caller(pending)) => pending.complete_at(Outcome::Response(frame), now),
             // A mirrored copy's answer, or a late one to a request already answered with a
             // timeout: read, and discarded (a copy's slot is freed here).
             Some(Waiter::Mirror(_) | Waiter::Abandoned(_)) => {}

@@ -530,7 +530,7 @@ async fn forward(
     } = plan;
     let context = call.context.clone();
     let thresholds = cluster.breaker.at(priority);
-    let load = context.cluster_load(&cluster.name, priority);
+    let load = context.cluster_load(&cluster, priority);
     if load.load(Ordering::Relaxed) >= thresholds.max_requests {
         context.metrics.overflow(&cluster.name, priority);
         return call.fail(
@@ -712,7 +712,7 @@ async fn forward(
             (route, None) => route,
         };
         // Waiting for a connection is what the breaker's `max_pending` bounds.
-        let counts = context.breakers.cluster(&cluster.name, priority);
+        let counts = context.breakers.of(&cluster, priority);
         let Some(waiting) = counts.try_pending(thresholds) else {
             context.metrics.overflow(&cluster.name, priority);
             let limit = crate::resilience::breaker::Limit::Pending;
@@ -726,7 +726,7 @@ async fn forward(
                 h2,
                 connect_timeout,
                 protocol,
-                (&counts, thresholds),
+                (counts, thresholds),
             ),
         )
         .await;

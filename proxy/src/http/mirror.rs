@@ -128,7 +128,7 @@ async fn send(
             protocol,
             // Copies are DEFAULT priority, as Envoy's shadow requests are.
             (
-                &context.breakers.cluster(&cluster.name, Priority::Default),
+                context.breakers.of(cluster, Priority::Default),
                 cluster.breaker.at(Priority::Default),
             ),
         )
@@ -159,7 +159,7 @@ async fn send(
         request.headers_mut().insert(header::HOST, host);
     }
     // The copy loads the mirror's endpoint like any request, so balancing there stays true.
-    let load = context.cluster_load(&cluster.name, Priority::Default);
+    let load = context.cluster_load(cluster, Priority::Default).clone();
     load.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight::new(state, load, context.metrics.upstream_in_flight().clone());
     context.metrics.resilience.mirrored(service, protocol);

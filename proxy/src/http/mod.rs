@@ -92,12 +92,12 @@ impl HttpContext {
     }
 
     /// The in-flight counter of a cluster at a routing priority.
-    pub fn cluster_load(
+    pub fn cluster_load<'c>(
         &self,
-        cluster: &Arc<str>,
+        cluster: &'c crate::routing::Cluster,
         priority: crate::routing::Priority,
-    ) -> Arc<AtomicU32> {
-        self.breakers.cluster(cluster, priority).requests().clone()
+    ) -> &'c Arc<AtomicU32> {
+        self.breakers.of(cluster, priority).requests()
     }
 }
 

@@ -88,23 +88,24 @@ impl InFlight {
     /// [`InFlight::answered`], the answer having arrived at `now`.
     pub fn answered_at(&mut self, now: Instant) {
         let latency = now.saturating_duration_since(self.sent);
-        self.finish(Some(latency));
+        self.finish(Some((latency, now)));
     }
 
     /// No answer in time: releases the load with the time the endpoint held the request, a
     /// lower bound of its latency. Without it an endpoint that never answers would look as fast
     /// as an idle one to the latency-weighted balancer and keep attracting requests.
     pub fn timed_out(&mut self) {
-        let held = self.sent.elapsed();
-        self.finish(Some(held));
+        let now = Instant::now();
+        let held = now.saturating_duration_since(self.sent);
+        self.finish(Some((held, now)));
     }
 
-    fn finish(&mut self, latency: Option<std::time::Duration>) {
+    fn finish(&mut self, sample: Option<(std::time::Duration, Instant)>) {
         if self.done {
             return;
         }
         self.done = true;
-        self.endpoint.finish(latency);
+        self.endpoint.finish_at(sample);
         self.cluster.fetch_sub(1, Ordering::Relaxed);
         self.gauge.dec();
     }

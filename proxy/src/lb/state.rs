@@ -103,12 +103,18 @@ impl EndpointState {
     /// A request finished (answered or failed) after `latency`; `None` when no latency should
     /// be recorded (a local failure).
     pub fn finish(&self, latency: Option<Duration>) {
+        self.finish_at(latency.map(|latency| (latency, Instant::now())));
+    }
+
+    /// [`EndpointState::finish`] with the latency sampled at a time the caller read already
+    /// (each clock read shows at saturation).
+    pub fn finish_at(&self, sample: Option<(Duration, Instant)>) {
         // Saturating: a finish without a start must not wrap around.
         let _ = self
             .in_flight
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        if let Some(latency) = latency {
-            self.sampled_at.store(Some(Instant::now()));
+        if let Some((latency, now)) = sample {
+            self.sampled_at.store(Some(now));
             let sample = latency.as_secs_f64() * 1e6;
             let _ = self
                 .ewma_micros

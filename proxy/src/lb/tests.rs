@@ -29,6 +29,7 @@ fn cluster(lb: LbPolicy, endpoints: Vec<Endpoint>) -> Cluster {
         lb,
         breaker: CircuitBreaker::default(),
         outlier: None,
+        counts: Default::default(),
     }
 }
 

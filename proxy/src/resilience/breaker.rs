@@ -15,12 +15,12 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 
 use crate::fasthash::FastMap;
-use crate::routing::{PerPriority, Priority, Thresholds};
+use crate::routing::{Cluster, PerPriority, Priority, Thresholds};
 
 /// Which threshold refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,20 +72,40 @@ pub struct Breakers {
 // === impl Breakers ===
 
 impl Breakers {
-    /// The counts of `cluster` at `priority`.
-    pub fn cluster(&self, cluster: &Arc<str>, priority: Priority) -> Arc<ClusterCounts> {
+    /// The counts of the cluster named `name` at `priority`.
+    pub fn by_name(&self, name: &Arc<str>, priority: Priority) -> Arc<ClusterCounts> {
+        self.all_of(name).at(priority).clone()
+    }
+
+    fn all_of(&self, name: &Arc<str>) -> PerPriority<Arc<ClusterCounts>> {
         let mut clusters = self.clusters.lock().unwrap_or_else(PoisonError::into_inner);
-        // Looked up on every request: find it without cloning the name first.
-        if let Some(counts) = clusters.get(cluster) {
-            return counts.at(priority).clone();
-        }
-        clusters
-            .entry(cluster.clone())
-            .or_default()
+        clusters.entry(name.clone()).or_default().clone()
+    }
+
+    /// The counts of `cluster` at `priority`, remembered by the cluster itself: the request
+    /// path finds them without the map's lock and hash (the cluster outlives the request).
+    pub fn of<'c>(&self, cluster: &'c Cluster, priority: Priority) -> &'c Arc<ClusterCounts> {
+        cluster
+            .counts
+            .0
+            .get_or_init(|| self.all_of(&cluster.name))
             .at(priority)
-            .clone()
     }
 }
+
+/// A cluster's counts, found once per routing snapshot by [`Breakers::of`]. Counts live in
+/// [`Breakers`] by cluster name, so a cluster rebuilt by a new snapshot finds the same ones.
+#[derive(Debug, Clone, Default)]
+pub struct CountsMemo(Arc<OnceLock<PerPriority<Arc<ClusterCounts>>>>);
+
+/// Equal whatever it remembers: a cache is not part of a cluster's value.
+impl PartialEq for CountsMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for CountsMemo {}
 
 /// One cluster's counts at one priority.
 #[derive(Debug, Default)]
@@ -189,7 +209,7 @@ mod tests {
     fn slots_stop_at_the_threshold_and_come_back_when_dropped() {
         let breakers = Breakers::default();
         let name: Arc<str> = Arc::from("outbound|9090||calc");
-        let counts = breakers.cluster(&name, Priority::Default);
+        let counts = breakers.by_name(&name, Priority::Default);
         let limits = thresholds(2);
         let first = counts.try_pending(&limits).unwrap();
         let _second = counts.try_pending(&limits).unwrap();
@@ -202,15 +222,48 @@ mod tests {
         assert_eq!(counts.pending(), 1);
         assert!(counts.try_pending(&limits).is_some());
         // The same cluster name and priority give the same counts.
-        assert_eq!(breakers.cluster(&name, Priority::Default).connections(), 1);
+        assert_eq!(breakers.by_name(&name, Priority::Default).connections(), 1);
+    }
+
+    #[test]
+    fn a_cluster_rebuilt_by_a_new_snapshot_finds_the_same_counts() {
+        let breakers = Breakers::default();
+        let cluster = |port| Cluster {
+            name: Arc::from(format!("outbound|{port}||calc")),
+            host: "calc".into(),
+            port,
+            subset: String::new(),
+            endpoints: Vec::new(),
+            lb: crate::routing::LbPolicy::default(),
+            breaker: crate::routing::CircuitBreaker::default(),
+            outlier: None,
+            counts: CountsMemo::default(),
+        };
+        let (old, rebuilt, other) = (cluster(9090), cluster(9090), cluster(9091));
+        let counts = breakers.of(&old, Priority::High);
+        counts.requests().fetch_add(3, Ordering::Relaxed);
+        assert!(Arc::ptr_eq(breakers.of(&rebuilt, Priority::High), counts));
+        assert!(Arc::ptr_eq(
+            &breakers.by_name(&old.name, Priority::High),
+            counts
+        ));
+        assert_eq!(
+            breakers
+                .of(&rebuilt, Priority::High)
+                .requests()
+                .load(Ordering::Relaxed),
+            3
+        );
+        assert!(!Arc::ptr_eq(breakers.of(&old, Priority::Default), counts));
+        assert!(!Arc::ptr_eq(breakers.of(&other, Priority::High), counts));
     }
 
     #[test]
     fn each_priority_counts_apart_against_its_own_thresholds() {
         let breakers = Breakers::default();
         let name: Arc<str> = Arc::from("outbound|50051||greeter");
-        let default = breakers.cluster(&name, Priority::Default);
-        let high = breakers.cluster(&name, Priority::High);
+        let default = breakers.by_name(&name, Priority::Default);
+        let high = breakers.by_name(&name, Priority::High);
         // DEFAULT full at 2 requests, pending requests and connections.
         let (low, generous) = (thresholds(2), thresholds(50));
         default.requests().fetch_add(2, Ordering::Relaxed);

@@ -205,4 +205,7 @@ pub struct Cluster {
     /// Outlier detection (`None`: only connect failures eject).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outlier: Option<OutlierPolicy>,
+    /// The circuit-breaker counts, once looked up (`Breakers::of`).
+    #[serde(skip)]
+    pub counts: crate::resilience::breaker::CountsMemo,
 }

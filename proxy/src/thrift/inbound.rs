@@ -437,7 +437,7 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
             });
         }
     };
-    let counts = context.breakers.cluster(&cluster.name, priority);
+    let counts = context.breakers.of(&cluster, priority);
     let thresholds = cluster.breaker.at(priority);
     let load = counts.requests().clone();
     let overflow = |pending: Option<PendingCall>, limit: Limit| {
@@ -548,7 +548,7 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
         };
         let checkout = context
             .upstreams
-            .checkout(pool_key, &state, connect_timeout, (&counts, thresholds))
+            .checkout(pool_key, &state, connect_timeout, (counts, thresholds))
             .await;
         drop(waiting);
         let mut conn = match checkout {

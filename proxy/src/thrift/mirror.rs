@@ -71,7 +71,7 @@ pub(super) fn send_copies(
             };
             let connect_timeout = Duration::from_millis(cluster.breaker.connect_timeout_ms);
             // Copies are DEFAULT priority, as Envoy's shadow requests are.
-            let counts = context.breakers.cluster(&cluster.name, Priority::Default);
+            let counts = context.breakers.of(&cluster, Priority::Default).clone();
             let mut conn = match context
                 .upstreams
                 .checkout(

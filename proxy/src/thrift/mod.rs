@@ -75,8 +75,12 @@ impl ThriftContext {
     }
 
     /// The in-flight counter of a cluster at a routing priority.
-    pub fn cluster_load(&self, cluster: &Arc<str>, priority: Priority) -> Arc<AtomicU32> {
-        self.breakers.cluster(cluster, priority).requests().clone()
+    pub fn cluster_load<'c>(
+        &self,
+        cluster: &'c crate::routing::Cluster,
+        priority: Priority,
+    ) -> &'c Arc<AtomicU32> {
+        self.breakers.of(cluster, priority).requests()
     }
 }
 

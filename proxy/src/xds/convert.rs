@@ -494,6 +494,7 @@ pub fn assemble(
                 lb,
                 breaker: spec.breaker,
                 outlier: spec.outlier,
+                counts: Default::default(),
             }
         })
         .collect();
