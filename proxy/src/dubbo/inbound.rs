@@ -181,9 +181,19 @@ fn on_frame(
         }
         return;
     }
-    let mut labels = base_labels(context);
-    let routed = route(frame, context, rng, &mut labels);
-    let service = labels.destination_service.clone();
+    let mut destination = Destination::default();
+    let routed = route(frame, context, rng, &mut destination);
+    let labels = destination.labels(&context.base_labels);
+    // The host's name for the fault and mirror metrics, kept only when the route has either.
+    let service = match &routed {
+        Ok((_, mirrors, policy)) if policy.fault.is_some() || !mirrors.is_empty() => {
+            Some(labels.destination_service.clone())
+        }
+        _ => None,
+    };
+    let service = service
+        .as_ref()
+        .unwrap_or(&context.base_labels.destination_service);
     let listener_ms = context.settings.request_timeout_ms;
     let timeout = Duration::from_millis(match &routed {
         Ok((_, _, policy)) => policy.call_timeout_ms(listener_ms),
@@ -211,7 +221,7 @@ fn on_frame(
                     context
                         .metrics
                         .resilience
-                        .fault_aborted(&service, Protocol::Dubbo);
+                        .fault_aborted(service, Protocol::Dubbo);
                     if let Some(pending) = pending {
                         pending.complete(Outcome::Local {
                             status: Status(codes.dubbo_status),
@@ -225,7 +235,7 @@ fn on_frame(
                     context
                         .metrics
                         .resilience
-                        .fault_delayed(&service, Protocol::Dubbo);
+                        .fault_delayed(service, Protocol::Dubbo);
                 }
                 delay = delayed;
             }
@@ -253,7 +263,7 @@ fn on_frame(
                 super::mirror::send_copies(
                     &plan.frame,
                     mirrors,
-                    &service,
+                    service,
                     &plan.method,
                     &plan.interface,
                     context,
@@ -378,13 +388,47 @@ impl RequestAttributes for AdmissionView<'_> {
     }
 }
 
-/// Routes a request on the snapshot in force, filling in the labels as it learns the
-/// destination; also says which mirror clusters get a copy and the route's resilience policy.
+/// What routing learned of a request's destination, for its metric labels (a rejected request
+/// is labelled with as much as was known).
+#[derive(Debug, Default)]
+struct Destination {
+    service: Option<Arc<str>>,
+    interface: Option<Arc<str>>,
+    method: Option<Arc<str>>,
+}
+
+impl Destination {
+    /// The request's labels: what is known of the destination, `base`'s values for the rest.
+    /// Made once, with each value in place, as every label is a reference count to raise now
+    /// and lower when the request ends.
+    fn labels(self, base: &RequestLabels) -> RequestLabels {
+        RequestLabels {
+            reporter: base.reporter,
+            source_workload: base.source_workload.clone(),
+            destination_service: self
+                .service
+                .unwrap_or_else(|| base.destination_service.clone()),
+            destination_workload: base.destination_workload.clone(),
+            destination_version: base.destination_version.clone(),
+            request_protocol: base.request_protocol,
+            response_code: base.response_code.clone(),
+            grpc_response_status: base.grpc_response_status.clone(),
+            response_flags: base.response_flags,
+            request_method: self.method.unwrap_or_else(|| base.request_method.clone()),
+            destination_interface: self
+                .interface
+                .unwrap_or_else(|| base.destination_interface.clone()),
+        }
+    }
+}
+
+/// Routes a request on the snapshot in force, noting the destination as it learns it; also
+/// says which mirror clusters get a copy and the route's resilience policy.
 fn route(
     mut frame: Frame,
     context: &DubboContext,
     rng: &mut fastrand::Rng,
-    labels: &mut RequestLabels,
+    destination: &mut Destination,
 ) -> Result<(Plan, Vec<Arc<Cluster>>, MetaPolicy), Rejection> {
     let snapshot = context.store.load();
     let (cluster, mutation, method, interface, hash_attachment, permit, hop, mirrors, policy) = {
@@ -423,8 +467,8 @@ fn route(
                 "causeway-proxy: no route for interface {interface} (group {group:?}, version {version:?})"
             )));
         };
-        labels.destination_service = table.metric_labels.host.clone();
-        labels.destination_interface = table.metric_labels.interface.clone();
+        destination.service = Some(table.metric_labels.host.clone());
+        destination.interface = Some(table.metric_labels.interface.clone());
         let method_label = table.method_label_value(method);
         // The table's values when they are the request's: an allocation each otherwise.
         let shared_method = if *method_label == *method {
@@ -437,7 +481,7 @@ fn route(
         } else {
             Arc::from(interface)
         };
-        labels.request_method = method_label;
+        destination.method = Some(method_label);
         let attributes = Attributes {
             method,
             attachments: attachments.as_ref(),

@@ -86,7 +86,8 @@ impl DubboContext {
                 destination_workload: unknown.clone(),
                 destination_version: unknown.clone(),
                 request_protocol: Protocol::Dubbo,
-                response_code: status_label(0),
+                // Most requests end OK; the others replace it when they do.
+                response_code: status_label(causeway_protocols::dubbo::Status::OK.0),
                 grpc_response_status: Arc::from(""),
                 response_flags: ResponseFlags::None,
                 request_method: Arc::from("other"),

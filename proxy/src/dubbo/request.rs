@@ -221,7 +221,10 @@ impl Pending {
         self.in_flight = None;
         // Released before the caller can see the answer and send its next request.
         self.admission = None;
-        self.labels.response_code = status_label(status.0);
+        // The labels start out with OK's code (see `DubboContext`): most requests keep it.
+        if status != Status::OK {
+            self.labels.response_code = status_label(status.0);
+        }
         self.labels.response_flags = flags;
         let response_bytes = bytes.as_ref().map_or(0, |b| b.len() as u64);
         self.metrics.request(
