@@ -10,19 +10,20 @@
 //! undoes it on WRITEABLE), times out requests that get no answer, and, when it closes, answers
 //! every request still in flight so no caller waits for nothing.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use causeway_protocols::dubbo::{DubboCodec, EventKind, Frame, heartbeat_reply};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use super::reader::FrameReader;
 use super::request::{Outcome, Pending};
-use super::writer::write_loop;
+use super::writer::{Receiver, write_loop};
 use crate::fasthash::FastMap;
 use crate::lb::EndpointState;
 use crate::metrics::{Direction, Metrics, Protocol, ProtocolErrorKind, ResponseFlags};
@@ -176,18 +177,61 @@ impl Waiter {
 /// How long a timed-out request's id is remembered, so its late answer is recognised.
 const ABANDONED_GRACE: Duration = Duration::from_secs(10);
 
+/// What the connection's tasks share behind one lock: the requests waiting for answers and the
+/// frames waiting to be written, so a request takes one lock to be registered and queued (a
+/// channel to the writer cost several atomic operations per frame on each side, and a lock of
+/// its own on the writer's side).
 #[derive(Debug, Default)]
 struct PendingMap {
+    /// The provider side closed: no answer will come any more.
     closed: bool,
+    /// The writer stopped (the socket failed): nothing goes out any more.
+    writer_gone: bool,
+    /// The connection's handle is gone: the writer writes what is queued and shuts down.
+    released: bool,
     requests: FastMap<i64, Waiter>,
+    /// Frames to write, oldest first; taken by the writer all at once.
+    outgoing: VecDeque<Bytes>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    map: Mutex<PendingMap>,
+    /// Wakes the writer: frames arrived in an empty queue, or the handle is gone.
+    queued: Notify,
+    /// Wakes senders waiting for room in a full queue.
+    room: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PendingMap> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A frame the connection did not take, given back with its waiter.
+struct Refused {
+    frame: Frame,
+    waiter: Option<Waiter>,
+    /// The queue was full (else the connection is closed).
+    full: bool,
+}
+
+impl Refused {
+    fn into_send_error(self) -> SendError {
+        let pending = match self.waiter {
+            Some(Waiter::Caller(pending)) => Some(pending),
+            _ => None,
+        };
+        SendError::Closed(Box::new((self.frame, pending)))
+    }
 }
 
 /// One multiplexed connection to a provider.
 #[derive(Debug)]
 pub struct UpstreamConn {
     address: SocketAddr,
-    tx: mpsc::Sender<Bytes>,
-    pending: Mutex<PendingMap>,
+    shared: Arc<Shared>,
     next_id: AtomicI64,
 }
 
@@ -203,14 +247,19 @@ impl UpstreamConn {
         slot: BreakerSlot,
     ) -> Arc<Self> {
         let (read, write) = stream.into_split();
-        let (tx, rx) = mpsc::channel(UPSTREAM_QUEUE);
+        let shared = Arc::new(Shared::default());
         let conn = Arc::new(Self {
             address,
-            tx,
-            pending: Mutex::default(),
+            shared: shared.clone(),
             next_id: AtomicI64::new(1),
         });
-        tokio::spawn(write_loop(write, rx));
+        tokio::spawn(write_loop(
+            write,
+            Outgoing {
+                shared,
+                taken: VecDeque::new(),
+            },
+        ));
         let reader = conn.clone();
         tokio::spawn(async move {
             let _guard = metrics.connection(Protocol::Dubbo, Direction::Upstream);
@@ -222,12 +271,13 @@ impl UpstreamConn {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PendingMap> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.lock()
     }
 
     /// Whether the connection has closed (a new one is needed).
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        let map = self.lock();
+        map.closed || map.writer_gone
     }
 
     /// The provider's address.
@@ -235,83 +285,87 @@ impl UpstreamConn {
         self.address
     }
 
-    /// Forwards a request; `pending` is `None` for one-way calls (no answer will come).
+    /// Forwards a request, waiting for room in the queue; `pending` is `None` for one-way
+    /// calls (no answer will come).
     pub async fn send(&self, frame: Frame, pending: Option<Box<Pending>>) -> Result<(), SendError> {
-        let (id, bytes) = self.register(frame, pending.map(Waiter::Caller))?;
-        // The received bytes themselves go out (only the id was rewritten in place).
-        match self.tx.send(bytes).await {
-            Ok(()) => Ok(()),
-            Err(unsent) => self.unsent(id, &unsent.0),
-        }
+        self.enqueue_waiting(frame, pending.map(Waiter::Caller), true)
+            .await
+            .map_err(Refused::into_send_error)
     }
 
     /// [`Self::send`] without waiting: a full queue (the provider is not reading) also gives
     /// the request back, for a caller that can wait elsewhere.
     pub fn try_send(&self, frame: Frame, pending: Option<Box<Pending>>) -> Result<(), SendError> {
-        let (id, bytes) = self.register(frame, pending.map(Waiter::Caller))?;
-        match self.tx.try_send(bytes) {
-            Ok(()) => Ok(()),
-            Err(
-                mpsc::error::TrySendError::Full(unsent) | mpsc::error::TrySendError::Closed(unsent),
-            ) => self.unsent(id, &unsent),
-        }
+        self.enqueue(frame, pending.map(Waiter::Caller), true)
+            .map_err(Refused::into_send_error)
     }
 
     /// Forwards a mirrored copy without waiting (`copy` is `None` for a one-way request); a
     /// closed connection or a full queue drops it, as a copy must never hold anything up.
     pub fn try_send_mirror(&self, frame: Frame, copy: Option<MirrorCopy>) -> bool {
-        let Ok((id, bytes)) = self.register(frame, copy.map(Waiter::Mirror)) else {
-            return false;
-        };
-        if self.tx.try_send(bytes).is_ok() {
-            return true;
-        }
-        self.lock().requests.remove(&id);
-        false
+        self.enqueue(frame, copy.map(Waiter::Mirror), true).is_ok()
     }
 
-    /// Gives the request an upstream id and, if an answer will come, a place in the pending map.
-    fn register(
+    /// [`Self::enqueue`], waiting while the queue is full.
+    async fn enqueue_waiting(
+        &self,
+        mut frame: Frame,
+        mut waiter: Option<Waiter>,
+        fresh_id: bool,
+    ) -> Result<(), Refused> {
+        loop {
+            // Registered before looking, so room made in between is not missed.
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.enqueue(frame, waiter, fresh_id) {
+                Err(refused) if refused.full => {
+                    (frame, waiter) = (refused.frame, refused.waiter);
+                    room.await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// Queues a frame for the writer: with `fresh_id`, under a new upstream id (the received
+    /// bytes themselves go out, only the id rewritten in place) and, if an answer will come,
+    /// with a place in the pending map. A closed connection or a full queue gives it back.
+    fn enqueue(
         &self,
         mut frame: Frame,
         waiter: Option<Waiter>,
-    ) -> Result<(i64, Bytes), SendError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        frame.set_request_id(id);
+        fresh_id: bool,
+    ) -> Result<(), Refused> {
         let mut map = self.lock();
-        if map.closed {
-            let pending = match waiter {
-                Some(Waiter::Caller(pending)) => Some(pending),
-                _ => None,
-            };
-            return Err(SendError::Closed(Box::new((frame, pending))));
-        }
-        if let Some(waiter) = waiter {
-            map.requests.insert(id, waiter);
-        }
-        Ok((id, frame.into_bytes()))
-    }
-
-    /// Takes back a registered request that could not be queued.
-    fn unsent(&self, id: i64, unsent: &Bytes) -> Result<(), SendError> {
-        let pending = match self.lock().requests.remove(&id) {
-            Some(Waiter::Caller(pending)) => Some(pending),
-            _ => None,
+        let refused = |frame, waiter, full| {
+            Err(Refused {
+                frame,
+                waiter,
+                full,
+            })
         };
-        // Rare (the writer died or is backed up): rebuild the frame so the caller can try again.
-        match Frame::from_bytes(BytesMut::from(&unsent[..])) {
-            Ok(frame) => Err(SendError::Closed(Box::new((frame, pending)))),
-            Err(_) => {
-                if let Some(pending) = pending {
-                    pending.complete(Outcome::Local {
-                        status: causeway_protocols::dubbo::Status::SERVICE_ERROR,
-                        flags: ResponseFlags::UpstreamConnectionTermination,
-                        message: "causeway-proxy: the provider connection closed".to_owned(),
-                    });
-                }
-                Ok(())
+        if map.closed || map.writer_gone {
+            return refused(frame, waiter, false);
+        }
+        if map.outgoing.len() >= UPSTREAM_QUEUE {
+            return refused(frame, waiter, true);
+        }
+        if fresh_id {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            frame.set_request_id(id);
+            if let Some(waiter) = waiter {
+                map.requests.insert(id, waiter);
             }
         }
+        let wake = map.outgoing.is_empty();
+        map.outgoing.push_back(frame.into_bytes());
+        drop(map);
+        // One wake-up per batch: the writer takes everything queued when it runs.
+        if wake {
+            self.shared.queued.notify_one();
+        }
+        Ok(())
     }
 
     async fn read_loop(
@@ -390,7 +444,8 @@ impl UpstreamConn {
             match frame.event_kind() {
                 Some(EventKind::Heartbeat) if header.is_two_way() => {
                     if let Ok(reply) = heartbeat_reply(&header) {
-                        let _ = self.tx.send(reply.into_bytes()).await;
+                        // The provider's own id stays on the reply.
+                        let _ = self.enqueue_waiting(reply, None, false).await;
                     }
                 }
                 Some(EventKind::ReadOnly) => {
@@ -457,5 +512,185 @@ impl UpstreamConn {
                 ),
             });
         }
+    }
+}
+
+impl Drop for UpstreamConn {
+    /// The last handle is gone: the writer finishes what is queued and closes its side.
+    fn drop(&mut self) {
+        self.lock().released = true;
+        self.shared.queued.notify_one();
+    }
+}
+
+/// The writer's side of the queue: takes every queued frame at once and hands them out one by
+/// one, so a burst costs the lock once.
+#[derive(Debug)]
+struct Outgoing {
+    shared: Arc<Shared>,
+    taken: VecDeque<Bytes>,
+}
+
+impl Receiver for Outgoing {
+    async fn recv(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(bytes) = self.try_recv() {
+                return Some(bytes);
+            }
+            if self.shared.lock().released {
+                return None;
+            }
+            // A frame queued since the look above left a wake-up behind, so none is missed.
+            self.shared.queued.notified().await;
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<Bytes> {
+        if let Some(bytes) = self.taken.pop_front() {
+            return Some(bytes);
+        }
+        let mut map = self.shared.lock();
+        if map.outgoing.is_empty() {
+            return None;
+        }
+        std::mem::swap(&mut map.outgoing, &mut self.taken);
+        drop(map);
+        // Senders wait only on a full queue, and it is empty now.
+        if self.taken.len() >= UPSTREAM_QUEUE {
+            self.shared.room.notify_waiters();
+        }
+        self.taken.pop_front()
+    }
+}
+
+impl Drop for Outgoing {
+    /// The writer stopped: nothing queued from now on would be written.
+    fn drop(&mut self) {
+        self.shared.lock().writer_gone = true;
+        self.shared.room.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use causeway_protocols::dubbo::{Header, Serialization, heartbeat_request};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A pool connected to a listener the test plays the provider on.
+    async fn connected() -> (Arc<UpstreamConn>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let pool = UpstreamPool::new(Arc::new(Metrics::new()), 1 << 20);
+        let counts = Arc::new(ClusterCounts::default());
+        let state = Arc::new(EndpointState::default());
+        let thresholds = Thresholds::default();
+        let (conn, provider) = tokio::join!(
+            pool.connection(
+                address,
+                &state,
+                Duration::from_secs(5),
+                (&counts, &thresholds)
+            ),
+            listener.accept()
+        );
+        (conn.unwrap(), provider.unwrap().0)
+    }
+
+    async fn read_frame(provider: &mut TcpStream) -> (Header, Vec<u8>) {
+        let mut head = [0u8; 16];
+        provider.read_exact(&mut head).await.unwrap();
+        let header = Header::decode(&head).unwrap();
+        let mut body = vec![0; header.body_len as usize];
+        provider.read_exact(&mut body).await.unwrap();
+        (header, body)
+    }
+
+    fn one_way(id: i64, body: &[u8]) -> Frame {
+        let header = Header::request(id, Serialization::HESSIAN2, false);
+        Frame::from_parts(header, body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn frames_go_out_in_order_under_fresh_ids() {
+        let (conn, mut provider) = connected().await;
+        for n in 0..100u8 {
+            // The caller's ids collide on purpose: the provider sees the connection's own.
+            conn.try_send(one_way(7, &[n; 40]), None).unwrap();
+        }
+        for n in 0..100u8 {
+            let (header, body) = read_frame(&mut provider).await;
+            assert_eq!(header.request_id, i64::from(n) + 1);
+            assert_eq!(body, [n; 40]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_provider_heartbeat_is_answered_under_its_own_id() {
+        let (_conn, mut provider) = connected().await;
+        let ping = heartbeat_request(4242, Serialization::HESSIAN2).unwrap();
+        provider.write_all(ping.as_bytes()).await.unwrap();
+        let (header, _) = read_frame(&mut provider).await;
+        assert_eq!(header.request_id, 4242);
+        assert!(header.is_response() && header.is_event());
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_gives_requests_back() {
+        let (conn, provider) = connected().await;
+        drop(provider);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !conn.is_closed() {
+            assert!(Instant::now() < deadline, "the close was not noticed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let Err(SendError::Closed(back)) = conn.try_send(one_way(9, b"x"), None) else {
+            panic!("a closed connection took a request");
+        };
+        assert_eq!(
+            back.0.as_bytes(),
+            one_way(9, b"x").as_bytes(),
+            "given back untouched"
+        );
+        assert!(conn.send(one_way(9, b"x"), None).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_without_waiting_and_makes_room_once_written() {
+        let (conn, mut provider) = connected().await;
+        // The provider does not read: the socket buffers fill, then the queue.
+        let body = vec![1u8; 64 * 1024];
+        let mut queued = 0usize;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while conn.try_send(one_way(1, &body), None).is_ok() {
+            queued += 1;
+            assert!(Instant::now() < deadline, "the queue never filled");
+            if queued.is_multiple_of(64) {
+                tokio::task::yield_now().await;
+            }
+        }
+        assert!(
+            queued >= UPSTREAM_QUEUE,
+            "refused after only {queued} frames"
+        );
+        // A waiting send completes once the provider reads and the writer takes the queue.
+        let waiting = tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.send(one_way(2, b"last"), None).await.is_ok() }
+        });
+        let reader = tokio::spawn(async move {
+            let mut seen = 0usize;
+            loop {
+                let (_, body) = read_frame(&mut provider).await;
+                seen += 1;
+                if body == b"last" {
+                    return seen;
+                }
+            }
+        });
+        assert!(waiting.await.unwrap());
+        assert_eq!(reader.await.unwrap(), queued + 1);
     }
 }
