@@ -27,15 +27,15 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use causeway_protocols::dubbo::{
     Attachments, DubboCodec, DubboError, Frame, FrameError, Header, RequestView, Status,
     heartbeat_reply,
 };
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 
 use super::DubboContext;
+use super::outbox::{OutboxSender, outbox};
 use super::reader::FrameReader;
 use super::request::{Outcome, Pending};
 use super::retry::RetryState;
@@ -71,7 +71,7 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
     let (read, write) = stream.into_split();
     // Unbounded: every queued frame answers a request this connection sent, and requests in
     // flight are bounded by the circuit breakers.
-    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let (tx, rx) = outbox();
     let writer = tokio::spawn(write_loop(write, rx));
     let mut frames = FrameReader::new(
         read,
@@ -139,7 +139,7 @@ fn base_labels(context: &DubboContext) -> RequestLabels {
 
 fn reply_locally(
     context: &DubboContext,
-    tx: &mpsc::UnboundedSender<Bytes>,
+    tx: &OutboxSender,
     header: Header,
     status: Status,
     flags: ResponseFlags,
@@ -162,7 +162,7 @@ fn reply_locally(
 
 fn on_frame(
     frame: Frame,
-    tx: &mpsc::UnboundedSender<Bytes>,
+    tx: &OutboxSender,
     context: &Arc<DubboContext>,
     rng: &mut fastrand::Rng,
     started: Instant,

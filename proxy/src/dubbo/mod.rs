@@ -13,6 +13,7 @@
 
 pub mod inbound;
 mod mirror;
+mod outbox;
 mod reader;
 pub mod request;
 mod retry;

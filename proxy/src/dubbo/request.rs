@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use causeway_protocols::dubbo::{Frame, Header, Serialization, Status, error_response};
-use tokio::sync::mpsc;
 
+use super::outbox::OutboxSender;
 use super::retry::{self, RetryState};
 use crate::lb::InFlight;
 use crate::metrics::{Metrics, RequestLabels, ResponseFlags, status_label};
@@ -46,7 +46,7 @@ pub fn error_frame(request: &Header, status: Status, message: &str) -> Option<By
 /// A two-way request waiting for its answer.
 #[derive(Debug)]
 pub struct Pending {
-    downstream: mpsc::UnboundedSender<Bytes>,
+    downstream: OutboxSender,
     request: Header,
     started: Instant,
     deadline: Instant,
@@ -112,7 +112,7 @@ impl Pending {
     /// start, as it is handed from the caller's task to a provider connection's map and back,
     /// and a move of the box is a pointer, not a few hundred bytes.
     pub fn new(
-        downstream: mpsc::UnboundedSender<Bytes>,
+        downstream: OutboxSender,
         request: Header,
         started: Instant,
         timeout: Duration,

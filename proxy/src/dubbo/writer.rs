@@ -45,21 +45,13 @@ where
     let _ = write.shutdown().await;
 }
 
-/// The two channel kinds the writers read from.
+/// Where a writer's frames come from: a Dubbo provider connection's queue, a Dubbo caller's
+/// outbox, a Thrift caller's channel.
 pub(crate) trait Receiver {
     /// The next frame, waiting.
     fn recv(&mut self) -> impl std::future::Future<Output = Option<Bytes>> + Send;
     /// The next frame if one is queued.
     fn try_recv(&mut self) -> Option<Bytes>;
-}
-
-impl Receiver for tokio::sync::mpsc::Receiver<Bytes> {
-    fn recv(&mut self) -> impl std::future::Future<Output = Option<Bytes>> + Send {
-        tokio::sync::mpsc::Receiver::recv(self)
-    }
-    fn try_recv(&mut self) -> Option<Bytes> {
-        tokio::sync::mpsc::Receiver::try_recv(self).ok()
-    }
 }
 
 impl Receiver for tokio::sync::mpsc::UnboundedReceiver<Bytes> {
