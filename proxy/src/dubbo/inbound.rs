@@ -39,7 +39,7 @@ use super::outbox::{OutboxSender, outbox};
 use super::reader::FrameReader;
 use super::request::{Outcome, Pending};
 use super::retry::RetryState;
-use super::upstream::{ConnectError, SendError};
+use super::upstream::{ConnectError, KnownConnections, SendError};
 use super::writer::write_loop;
 use crate::isolation::{MatchKind, Permit, Refusal, RequestAttributes};
 use crate::lb::{EndpointState, InFlight, RequestKey};
@@ -80,12 +80,13 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
         INBOUND_RETIRED_BUFFERS,
     );
     let mut rng = fastrand::Rng::new();
+    let mut known = KnownConnections::default();
     'connection: while let Ok(true) = frames.read().await {
         // One clock reading for every request of the read: they arrived together.
         let now = Instant::now();
         loop {
             match frames.next_frame() {
-                Ok(Some(frame)) => on_frame(frame, &tx, &context, &mut rng, now),
+                Ok(Some(frame)) => on_frame(frame, &tx, &context, (&mut rng, &mut known), now),
                 Ok(None) => break,
                 Err(FrameError::FrameTooLarge {
                     header,
@@ -164,7 +165,7 @@ fn on_frame(
     frame: Frame,
     tx: &OutboxSender,
     context: &Arc<DubboContext>,
-    rng: &mut fastrand::Rng,
+    (rng, known): (&mut fastrand::Rng, &mut KnownConnections),
     started: Instant,
 ) {
     let header = *frame.header();
@@ -273,7 +274,9 @@ fn on_frame(
             if delay.is_some() {
                 return spawn_forward(plan, pending, context.clone(), delay);
             }
-            if let Some((plan, pending)) = forward_now(plan, pending, context, rng, started) {
+            if let Some((plan, pending)) =
+                forward_now(plan, pending, context, (rng, known), started)
+            {
                 spawn_forward(plan, pending, context.clone(), None);
             }
         }
@@ -598,7 +601,7 @@ fn forward_now(
     plan: Plan,
     mut pending: Option<Box<Pending>>,
     context: &DubboContext,
-    rng: &mut fastrand::Rng,
+    (rng, known): (&mut fastrand::Rng, &mut KnownConnections),
     now: Instant,
 ) -> Option<(Plan, Option<Box<Pending>>)> {
     let load = context.cluster_load(&plan.cluster, plan.priority);
@@ -626,7 +629,7 @@ fn forward_now(
     let Some(endpoint) = plan.cluster.endpoints.get(index) else {
         return Some((plan, pending));
     };
-    let Some(conn) = context.upstreams.existing(endpoint.address) else {
+    let Some(conn) = known.open(&context.upstreams, endpoint.address) else {
         return Some((plan, pending));
     };
     if let Some(pending) = pending.as_mut() {

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -142,6 +142,35 @@ impl UpstreamPool {
     }
 }
 
+/// Provider connections a caller connection has used, at most this many.
+const MAX_KNOWN: usize = 16;
+
+/// The provider connections one caller connection has used, so its requests find theirs
+/// without the pool's locks (a map lock, the slot's lock, reference counts: a few percent of the
+/// proxy's CPU at saturation); a closed one is looked up in the pool again.
+#[derive(Debug, Default)]
+pub struct KnownConnections(Vec<(SocketAddr, Arc<UpstreamConn>)>);
+
+impl KnownConnections {
+    /// The open connection to `address`: the one known, else the pool's (see
+    /// [`UpstreamPool::existing`]).
+    pub fn open(&mut self, pool: &UpstreamPool, address: SocketAddr) -> Option<&UpstreamConn> {
+        // A handful of entries: a scan is cheaper than hashing.
+        if let Some(at) = self.0.iter().position(|(known, _)| *known == address) {
+            if !self.0[at].1.is_closed() {
+                return self.0.get(at).map(|(_, conn)| &**conn);
+            }
+            self.0.swap_remove(at);
+        }
+        let conn = pool.existing(address)?;
+        if self.0.len() >= MAX_KNOWN {
+            self.0.remove(0);
+        }
+        self.0.push((address, conn));
+        self.0.last().map(|(_, conn)| &**conn)
+    }
+}
+
 /// A mirrored copy waiting for the answer nobody will read: holds its mirror slot until then.
 #[derive(Debug)]
 pub struct MirrorCopy {
@@ -197,6 +226,8 @@ struct PendingMap {
 #[derive(Debug, Default)]
 struct Shared {
     map: Mutex<PendingMap>,
+    /// `closed || writer_gone`, readable without the lock (set under it).
+    unusable: AtomicBool,
     /// Wakes the writer: frames arrived in an empty queue, or the handle is gone.
     queued: Notify,
     /// Wakes senders waiting for room in a full queue.
@@ -276,8 +307,7 @@ impl UpstreamConn {
 
     /// Whether the connection has closed (a new one is needed).
     pub fn is_closed(&self) -> bool {
-        let map = self.lock();
-        map.closed || map.writer_gone
+        self.shared.unusable.load(Ordering::Acquire)
     }
 
     /// The provider's address.
@@ -416,6 +446,7 @@ impl UpstreamConn {
         let orphans: Vec<Box<Pending>> = {
             let mut map = self.lock();
             map.closed = true;
+            self.shared.unusable.store(true, Ordering::Release);
             // Mirrored copies just end (their slots are freed); callers get an answer.
             map.requests
                 .drain()
@@ -567,6 +598,7 @@ impl Drop for Outgoing {
     /// The writer stopped: nothing queued from now on would be written.
     fn drop(&mut self) {
         self.shared.lock().writer_gone = true;
+        self.shared.unusable.store(true, Ordering::Release);
         self.shared.room.notify_waiters();
     }
 }
@@ -581,9 +613,22 @@ mod tests {
 
     /// A pool connected to a listener the test plays the provider on.
     async fn connected() -> (Arc<UpstreamConn>, TcpStream) {
+        let (_, _, conn, provider) = pool_connected().await;
+        (conn, provider)
+    }
+
+    async fn pool_connected() -> (UpstreamPool, TcpListener, Arc<UpstreamConn>, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
         let pool = UpstreamPool::new(Arc::new(Metrics::new()), 1 << 20);
+        let (conn, provider) = connect(&pool, &listener).await;
+        (pool, listener, conn, provider)
+    }
+
+    async fn connect(
+        pool: &UpstreamPool,
+        listener: &TcpListener,
+    ) -> (Arc<UpstreamConn>, TcpStream) {
+        let address = listener.local_addr().unwrap();
         let counts = Arc::new(ClusterCounts::default());
         let state = Arc::new(EndpointState::default());
         let thresholds = Thresholds::default();
@@ -597,6 +642,35 @@ mod tests {
             listener.accept()
         );
         (conn.unwrap(), provider.unwrap().0)
+    }
+
+    async fn until_closed(conn: &UpstreamConn) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !conn.is_closed() {
+            assert!(Instant::now() < deadline, "the close was not noticed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_known_connection_is_used_until_it_closes_then_the_pools_new_one() {
+        let (pool, listener, first, provider) = pool_connected().await;
+        let address = listener.local_addr().unwrap();
+        let mut known = KnownConnections::default();
+        let found = known.open(&pool, address).unwrap();
+        assert!(std::ptr::eq(found, &*first));
+        drop(provider);
+        until_closed(&first).await;
+        assert!(
+            known.open(&pool, address).is_none(),
+            "a closed one is not used"
+        );
+        let (second, _provider) = connect(&pool, &listener).await;
+        let found = known.open(&pool, address).unwrap();
+        assert!(std::ptr::eq(found, &*second));
+        assert!(!found.is_closed());
+        let elsewhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert!(known.open(&pool, elsewhere).is_none());
     }
 
     async fn read_frame(provider: &mut TcpStream) -> (Header, Vec<u8>) {
@@ -641,11 +715,7 @@ mod tests {
     async fn a_closed_connection_gives_requests_back() {
         let (conn, provider) = connected().await;
         drop(provider);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !conn.is_closed() {
-            assert!(Instant::now() < deadline, "the close was not noticed");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until_closed(&conn).await;
         let Err(SendError::Closed(back)) = conn.try_send(one_way(9, b"x"), None) else {
             panic!("a closed connection took a request");
         };
