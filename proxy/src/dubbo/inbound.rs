@@ -35,9 +35,9 @@ use causeway_protocols::dubbo::{
 use tokio::net::TcpStream;
 
 use super::DubboContext;
-use super::outbox::{OutboxSender, outbox};
+use super::outbox::outbox;
 use super::reader::FrameReader;
-use super::request::{Outcome, Pending};
+use super::request::{Caller, Outcome, Pending};
 use super::retry::RetryState;
 use super::upstream::{ConnectError, KnownConnections, SendError};
 use super::writer::write_loop;
@@ -71,7 +71,11 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
     let (read, write) = stream.into_split();
     // Unbounded: every queued frame answers a request this connection sent, and requests in
     // flight are bounded by the circuit breakers.
-    let (tx, rx) = outbox();
+    let (outbox, rx) = outbox();
+    let caller = Arc::new(Caller {
+        outbox,
+        metrics: context.metrics.clone(),
+    });
     let writer = tokio::spawn(write_loop(write, rx));
     let mut frames = FrameReader::new(
         read,
@@ -86,7 +90,7 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
         let now = Instant::now();
         loop {
             match frames.next_frame() {
-                Ok(Some(frame)) => on_frame(frame, &tx, &context, (&mut rng, &mut known), now),
+                Ok(Some(frame)) => on_frame(frame, &caller, &context, (&mut rng, &mut known), now),
                 Ok(None) => break,
                 Err(FrameError::FrameTooLarge {
                     header,
@@ -104,7 +108,7 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
                         );
                         reply_locally(
                             &context,
-                            &tx,
+                            &caller,
                             header,
                             Status::BAD_REQUEST,
                             ResponseFlags::DownstreamProtocolError,
@@ -128,7 +132,7 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
         }
     }
     drop(frames);
-    drop(tx);
+    drop(caller);
     // Answers still in flight keep the writer alive until they are written.
     let _ = writer.await;
 }
@@ -140,19 +144,18 @@ fn base_labels(context: &DubboContext) -> RequestLabels {
 
 fn reply_locally(
     context: &DubboContext,
-    tx: &OutboxSender,
+    caller: &Arc<Caller>,
     header: Header,
     status: Status,
     flags: ResponseFlags,
     message: String,
 ) {
     let pending = Pending::new(
-        tx.clone(),
+        caller.clone(),
         header,
         Instant::now(),
         Duration::ZERO,
         base_labels(context),
-        context.metrics.clone(),
     );
     pending.complete(Outcome::Local {
         status,
@@ -163,7 +166,7 @@ fn reply_locally(
 
 fn on_frame(
     frame: Frame,
-    tx: &OutboxSender,
+    caller: &Arc<Caller>,
     context: &Arc<DubboContext>,
     (rng, known): (&mut fastrand::Rng, &mut KnownConnections),
     started: Instant,
@@ -178,7 +181,7 @@ fn on_frame(
             && frame.is_heartbeat()
             && let Ok(reply) = heartbeat_reply(&header)
         {
-            let _ = tx.send(reply.into_bytes());
+            let _ = caller.outbox.send(reply.into_bytes());
         }
         return;
     }
@@ -200,16 +203,9 @@ fn on_frame(
         Ok((_, _, policy)) => policy.call_timeout_ms(listener_ms),
         Err(_) => listener_ms,
     });
-    let mut pending = header.is_two_way().then(|| {
-        Pending::new(
-            tx.clone(),
-            header,
-            started,
-            timeout,
-            labels,
-            context.metrics.clone(),
-        )
-    });
+    let mut pending = header
+        .is_two_way()
+        .then(|| Pending::new(caller.clone(), header, started, timeout, labels));
     match routed {
         Ok((mut plan, mirrors, policy)) => {
             if let Some(pending) = pending.as_mut() {

@@ -43,10 +43,20 @@ pub fn error_frame(request: &Header, status: Status, message: &str) -> Option<By
         .map(Frame::into_bytes)
 }
 
+/// Where a caller connection's requests are answered and counted; each request in flight holds
+/// it (one reference count, where an answer channel and the metrics were two).
+#[derive(Debug)]
+pub struct Caller {
+    /// The caller connection's outbox; its writer stops once every holder is gone.
+    pub outbox: OutboxSender,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
 /// A two-way request waiting for its answer.
 #[derive(Debug)]
 pub struct Pending {
-    downstream: OutboxSender,
+    caller: Arc<Caller>,
     request: Header,
     started: Instant,
     deadline: Instant,
@@ -60,7 +70,6 @@ pub struct Pending {
     span: Option<Box<SpanStart>>,
     /// What another try needs, when the route retries sent requests.
     retry: Option<Box<RetryState>>,
-    metrics: Arc<Metrics>,
 }
 
 // === impl Pending ===
@@ -108,19 +117,18 @@ impl Pending {
         None
     }
 
-    /// A request from the caller behind `downstream`, with its original header; boxed from the
+    /// A request from `caller`, with its original header; boxed from the
     /// start, as it is handed from the caller's task to a provider connection's map and back,
     /// and a move of the box is a pointer, not a few hundred bytes.
     pub fn new(
-        downstream: OutboxSender,
+        caller: Arc<Caller>,
         request: Header,
         started: Instant,
         timeout: Duration,
         labels: RequestLabels,
-        metrics: Arc<Metrics>,
     ) -> Box<Self> {
         Box::new(Self {
-            downstream,
+            caller,
             request,
             started,
             deadline: started + timeout,
@@ -130,7 +138,6 @@ impl Pending {
             admission: None,
             span: None,
             retry: None,
-            metrics,
         })
     }
 
@@ -227,18 +234,19 @@ impl Pending {
         }
         self.labels.response_flags = flags;
         let response_bytes = bytes.as_ref().map_or(0, |b| b.len() as u64);
-        self.metrics.request(
+        let metrics = &self.caller.metrics;
+        metrics.request(
             &self.labels,
             elapsed.as_secs_f64() * 1000.0,
             self.request_bytes,
             response_bytes,
         );
         if let Some(span) = self.span.take() {
-            self.metrics.spans().finish(*span, &self.labels);
+            metrics.spans().finish(*span, &self.labels);
         }
         if let Some(bytes) = bytes {
             // The caller may be gone; its answer then has nowhere to go.
-            let _ = self.downstream.send(bytes);
+            let _ = self.caller.outbox.send(bytes);
         }
     }
 }
