@@ -9,6 +9,9 @@
 //! - `retry`: what a request whose route retries sent requests keeps for another try, and when
 //!   its outcome is retried instead of answered.
 //! - [`request`]: a request in flight and its single completion (answer, metrics, load).
+//! - `reader`: the reading half of every connection: frames a read at a time, read buffers
+//!   reused once their frames are written.
+//! - `outbox`: a caller connection's answers on their way to its writer.
 //! - `writer`: the writing half of every connection: bursts in one `writev`, no copies.
 
 pub mod inbound;
