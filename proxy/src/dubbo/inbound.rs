@@ -600,7 +600,7 @@ fn forward_now(
     (rng, known): (&mut fastrand::Rng, &mut KnownConnections),
     now: Instant,
 ) -> Option<(Plan, Option<Box<Pending>>)> {
-    let load = context.cluster_load(&plan.cluster, plan.priority);
+    let load = context.breakers.of(&plan.cluster, plan.priority).requests();
     let max_requests = plan.cluster.breaker.at(plan.priority).max_requests;
     if load.load(std::sync::atomic::Ordering::Relaxed) >= max_requests {
         return Some((plan, pending));

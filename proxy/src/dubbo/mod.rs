@@ -26,7 +26,6 @@ mod writer;
 pub(crate) use writer::write_loop;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 
 use tokio::net::TcpListener;
 
@@ -35,7 +34,6 @@ use crate::lb::Balancer;
 use crate::metrics::{Metrics, Protocol, Reporter, RequestLabels, ResponseFlags, status_label};
 use crate::resilience::breaker::Breakers;
 use crate::resilience::mirror::MirrorSlots;
-use crate::routing::Priority;
 use crate::state::SnapshotStore;
 use upstream::UpstreamPool;
 
@@ -98,15 +96,6 @@ impl DubboContext {
                 destination_interface: unknown,
             },
         }
-    }
-
-    /// The in-flight counter of a cluster at a routing priority.
-    pub fn cluster_load<'c>(
-        &self,
-        cluster: &'c crate::routing::Cluster,
-        priority: Priority,
-    ) -> &'c Arc<AtomicU32> {
-        self.breakers.of(cluster, priority).requests()
     }
 }
 

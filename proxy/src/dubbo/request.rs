@@ -86,7 +86,9 @@ impl Pending {
         };
         let active = state
             .context
-            .cluster_load(&state.cluster, state.priority)
+            .breakers
+            .of(&state.cluster, state.priority)
+            .requests()
             .load(std::sync::atomic::Ordering::Relaxed);
         let admitted = resilience_retry::admit_next(
             flags,

@@ -530,7 +530,7 @@ async fn forward(
     } = plan;
     let context = call.context.clone();
     let thresholds = cluster.breaker.at(priority);
-    let load = context.cluster_load(&cluster, priority);
+    let load = context.breakers.of(&cluster, priority).requests();
     if load.load(Ordering::Relaxed) >= thresholds.max_requests {
         context.metrics.overflow(&cluster.name, priority);
         return call.fail(

@@ -159,7 +159,11 @@ async fn send(
         request.headers_mut().insert(header::HOST, host);
     }
     // The copy loads the mirror's endpoint like any request, so balancing there stays true.
-    let load = context.cluster_load(cluster, Priority::Default).clone();
+    let load = context
+        .breakers
+        .of(cluster, Priority::Default)
+        .requests()
+        .clone();
     load.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight::new(state, load, context.metrics.upstream_in_flight().clone());
     context.metrics.resilience.mirrored(service, protocol);

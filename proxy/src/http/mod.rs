@@ -29,7 +29,6 @@ pub mod tape;
 pub mod upstream;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 
 use tokio::net::TcpListener;
 
@@ -89,15 +88,6 @@ impl HttpContext {
             breakers: crate::resilience::breaker::Breakers::default(),
             mirror_slots: mirror::MirrorSlots::default(),
         }
-    }
-
-    /// The in-flight counter of a cluster at a routing priority.
-    pub fn cluster_load<'c>(
-        &self,
-        cluster: &'c crate::routing::Cluster,
-        priority: crate::routing::Priority,
-    ) -> &'c Arc<AtomicU32> {
-        self.breakers.of(cluster, priority).requests()
     }
 }
 

@@ -16,7 +16,6 @@ mod mirror;
 pub mod upstream;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 
 use tokio::net::TcpListener;
 
@@ -25,7 +24,6 @@ use crate::lb::Balancer;
 use crate::metrics::Metrics;
 use crate::resilience::breaker::Breakers;
 use crate::resilience::mirror::MirrorSlots;
-use crate::routing::Priority;
 use crate::state::SnapshotStore;
 use upstream::UpstreamPool;
 
@@ -72,15 +70,6 @@ impl ThriftContext {
             mirror_slots: MirrorSlots::default(),
             breakers: Breakers::default(),
         }
-    }
-
-    /// The in-flight counter of a cluster at a routing priority.
-    pub fn cluster_load<'c>(
-        &self,
-        cluster: &'c crate::routing::Cluster,
-        priority: Priority,
-    ) -> &'c Arc<AtomicU32> {
-        self.breakers.of(cluster, priority).requests()
     }
 }
 
