@@ -35,6 +35,7 @@ use causeway_protocols::dubbo::{
 use tokio::net::TcpStream;
 
 use super::DubboContext;
+use super::labels::{Destination, LabelSets, Labels, endpoint_labels};
 use super::outbox::outbox;
 use super::reader::FrameReader;
 use super::request::{Caller, Outcome, Pending};
@@ -43,7 +44,7 @@ use super::upstream::{ConnectError, KnownConnections, SendError};
 use super::writer::write_loop;
 use crate::isolation::{MatchKind, Permit, Refusal, RequestAttributes};
 use crate::lb::{EndpointState, InFlight, RequestKey};
-use crate::metrics::{Direction, Protocol, ProtocolErrorKind, RequestLabels, ResponseFlags};
+use crate::metrics::{Direction, Protocol, ProtocolErrorKind, ResponseFlags};
 use crate::resilience::breaker::{self, Limit};
 use crate::resilience::{fault, mirror, retry};
 use crate::routing::meta_policy::MetaPolicy;
@@ -75,6 +76,7 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
     let caller = Arc::new(Caller {
         outbox,
         metrics: context.metrics.clone(),
+        base_labels: context.base_labels.clone(),
     });
     let writer = tokio::spawn(write_loop(write, rx));
     let mut frames = FrameReader::new(
@@ -83,14 +85,17 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
         INBOUND_READ_SIZE,
         INBOUND_RETIRED_BUFFERS,
     );
-    let mut rng = fastrand::Rng::new();
-    let mut known = KnownConnections::default();
+    let mut local = CallerLocal {
+        rng: fastrand::Rng::new(),
+        connections: KnownConnections::default(),
+        label_sets: LabelSets::default(),
+    };
     'connection: while let Ok(true) = frames.read().await {
         // One clock reading for every request of the read: they arrived together.
         let now = Instant::now();
         loop {
             match frames.next_frame() {
-                Ok(Some(frame)) => on_frame(frame, &caller, &context, (&mut rng, &mut known), now),
+                Ok(Some(frame)) => on_frame(frame, &caller, &context, &mut local, now),
                 Ok(None) => break,
                 Err(FrameError::FrameTooLarge {
                     header,
@@ -107,7 +112,6 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
                             "causeway-proxy: request body of {body_len} bytes exceeds the {limit}-byte limit"
                         );
                         reply_locally(
-                            &context,
                             &caller,
                             header,
                             Status::BAD_REQUEST,
@@ -137,13 +141,16 @@ pub async fn connection(stream: TcpStream, peer: SocketAddr, context: Arc<DubboC
     let _ = writer.await;
 }
 
-fn base_labels(context: &DubboContext) -> RequestLabels {
-    // A clone of labels made once: reference-count increments, no allocation.
-    context.base_labels.clone()
+/// What one caller connection's task keeps for its own requests: unshared, so no locks.
+struct CallerLocal {
+    rng: fastrand::Rng,
+    /// The provider connections its requests went to.
+    connections: KnownConnections,
+    /// The label sets of the routes and endpoints its requests went to.
+    label_sets: LabelSets,
 }
 
 fn reply_locally(
-    context: &DubboContext,
     caller: &Arc<Caller>,
     header: Header,
     status: Status,
@@ -155,7 +162,7 @@ fn reply_locally(
         header,
         Instant::now(),
         Duration::ZERO,
-        base_labels(context),
+        Labels::Routing(Destination::default()),
     );
     pending.complete(Outcome::Local {
         status,
@@ -168,7 +175,7 @@ fn on_frame(
     frame: Frame,
     caller: &Arc<Caller>,
     context: &Arc<DubboContext>,
-    (rng, known): (&mut fastrand::Rng, &mut KnownConnections),
+    local: &mut CallerLocal,
     started: Instant,
 ) {
     let header = *frame.header();
@@ -186,15 +193,15 @@ fn on_frame(
         return;
     }
     let mut destination = Destination::default();
-    let routed = route(frame, context, rng, &mut destination);
-    let labels = destination.labels(&context.base_labels);
+    let routed = route(frame, context, &mut local.rng, &mut destination);
     // The host's name for the fault and mirror metrics, kept only when the route has either.
     let service = match &routed {
         Ok((_, mirrors, policy)) if policy.fault.is_some() || !mirrors.is_empty() => {
-            Some(labels.destination_service.clone())
+            destination.service.clone()
         }
         _ => None,
     };
+    let labels = Labels::Routing(destination);
     let service = service
         .as_ref()
         .unwrap_or(&context.base_labels.destination_service);
@@ -213,7 +220,7 @@ fn on_frame(
             }
             let mut delay = None;
             if let Some(fault) = &policy.fault {
-                let (delayed, aborted) = fault::draw(fault.delay, fault.abort, rng);
+                let (delayed, aborted) = fault::draw(fault.delay, fault.abort, &mut local.rng);
                 if let Some(codes) = aborted {
                     context
                         .metrics
@@ -264,15 +271,13 @@ fn on_frame(
                     &plan.method,
                     &plan.interface,
                     context,
-                    rng,
+                    &mut local.rng,
                 );
             }
             if delay.is_some() {
                 return spawn_forward(plan, pending, context.clone(), delay);
             }
-            if let Some((plan, pending)) =
-                forward_now(plan, pending, context, (rng, known), started)
-            {
+            if let Some((plan, pending)) = forward_now(plan, pending, context, local, started) {
                 spawn_forward(plan, pending, context.clone(), None);
             }
         }
@@ -383,40 +388,6 @@ impl RequestAttributes for AdmissionView<'_> {
             "interface" => Some(self.interface),
             "method" => Some(self.inner.method),
             _ => self.inner.attachment(name),
-        }
-    }
-}
-
-/// What routing learned of a request's destination, for its metric labels (a rejected request
-/// is labelled with as much as was known).
-#[derive(Debug, Default)]
-struct Destination {
-    service: Option<Arc<str>>,
-    interface: Option<Arc<str>>,
-    method: Option<Arc<str>>,
-}
-
-impl Destination {
-    /// The request's labels: what is known of the destination, `base`'s values for the rest.
-    /// Made once, with each value in place, as every label is a reference count to raise now
-    /// and lower when the request ends.
-    fn labels(self, base: &RequestLabels) -> RequestLabels {
-        RequestLabels {
-            reporter: base.reporter,
-            source_workload: base.source_workload.clone(),
-            destination_service: self
-                .service
-                .unwrap_or_else(|| base.destination_service.clone()),
-            destination_workload: base.destination_workload.clone(),
-            destination_version: base.destination_version.clone(),
-            request_protocol: base.request_protocol,
-            response_code: base.response_code.clone(),
-            grpc_response_status: base.grpc_response_status.clone(),
-            response_flags: base.response_flags,
-            request_method: self.method.unwrap_or_else(|| base.request_method.clone()),
-            destination_interface: self
-                .interface
-                .unwrap_or_else(|| base.destination_interface.clone()),
         }
     }
 }
@@ -597,7 +568,7 @@ fn forward_now(
     plan: Plan,
     mut pending: Option<Box<Pending>>,
     context: &DubboContext,
-    (rng, known): (&mut fastrand::Rng, &mut KnownConnections),
+    local: &mut CallerLocal,
     now: Instant,
 ) -> Option<(Plan, Option<Box<Pending>>)> {
     let load = context.breakers.of(&plan.cluster, plan.priority).requests();
@@ -617,7 +588,9 @@ fn forward_now(
             interface: &plan.interface,
             attachment: Some(&lookup),
         };
-        context.balancer.choose(&plan.cluster, &key, &[], rng, now)
+        context
+            .balancer
+            .choose(&plan.cluster, &key, &[], &mut local.rng, now)
     };
     let Some((index, state)) = chosen else {
         return Some((plan, pending));
@@ -625,11 +598,19 @@ fn forward_now(
     let Some(endpoint) = plan.cluster.endpoints.get(index) else {
         return Some((plan, pending));
     };
-    let Some(conn) = known.open(&context.upstreams, endpoint.address) else {
+    let Some(conn) = local.connections.open(&context.upstreams, endpoint.address) else {
         return Some((plan, pending));
     };
     if let Some(pending) = pending.as_mut() {
-        attach(pending, context, endpoint, &state, load, &plan.cluster, now);
+        attach(
+            pending,
+            context,
+            (endpoint, &state),
+            load,
+            &plan.cluster,
+            Some(&mut local.label_sets),
+            now,
+        );
     }
     let Plan {
         frame,
@@ -702,18 +683,26 @@ pub(super) fn spawn_resend(pending: Box<Pending>) {
 fn attach(
     pending: &mut Pending,
     context: &DubboContext,
-    endpoint: &Endpoint,
-    state: &Arc<EndpointState>,
+    (endpoint, state): (&Endpoint, &Arc<EndpointState>),
     load: &Arc<AtomicU32>,
     cluster: &Arc<Cluster>,
+    label_sets: Option<&mut LabelSets>,
     now: Instant,
 ) {
-    let labels = pending.labels_mut();
-    labels.destination_version = endpoint.metric_labels.version.clone();
-    labels.destination_workload = endpoint.metric_labels.app.clone();
+    let base = &pending.caller().base_labels;
+    let set = match label_sets {
+        Some(sets) => sets.at_endpoint(pending.labels(), &endpoint.metric_labels, base),
+        // Off the fast path (a connect, a retry): a set of its own.
+        None => Arc::new(endpoint_labels(
+            pending.labels(),
+            &endpoint.metric_labels,
+            base,
+        )),
+    };
     context
         .metrics
-        .upstream_request(&labels.destination_service, &endpoint.metric_labels);
+        .upstream_request(&set.destination_service, &endpoint.metric_labels);
+    pending.set_endpoint_labels(set);
     // A retried request: this try's own deadline, and the endpoint the next try avoids.
     if let Some(state) = pending.retry_mut() {
         state.tried.push(endpoint.address);
@@ -905,10 +894,10 @@ async fn forward(
             attach(
                 pending,
                 &context,
-                endpoint,
-                &state,
+                (endpoint, &state),
                 &load,
                 &cluster,
+                None,
                 Instant::now(),
             );
         }

@@ -15,6 +15,7 @@
 //! - `writer`: the writing half of every connection: bursts in one `writev`, no copies.
 
 pub mod inbound;
+mod labels;
 mod mirror;
 mod outbox;
 mod reader;

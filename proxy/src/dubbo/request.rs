@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use causeway_protocols::dubbo::{Frame, Header, Serialization, Status, error_response};
 
+use super::labels::Labels;
 use super::outbox::OutboxSender;
 use super::retry::{self, RetryState};
 use crate::lb::InFlight;
-use crate::metrics::{Metrics, RequestLabels, ResponseFlags, status_label};
+use crate::metrics::{Metrics, RequestLabels, ResponseFlags};
 use crate::resilience::outlier;
 use crate::resilience::retry as resilience_retry;
 use crate::spans::SpanStart;
@@ -51,6 +52,8 @@ pub struct Caller {
     pub outbox: OutboxSender,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The listener's label values, for what routing did not learn.
+    pub base_labels: RequestLabels,
 }
 
 /// A two-way request waiting for its answer.
@@ -61,7 +64,7 @@ pub struct Pending {
     started: Instant,
     deadline: Instant,
     request_bytes: u64,
-    labels: RequestLabels,
+    labels: Labels,
     in_flight: Option<InFlight>,
     /// The request's traffic-class slot, released with the request.
     admission: Option<crate::isolation::Permit>,
@@ -122,12 +125,12 @@ impl Pending {
     /// A request from `caller`, with its original header; boxed from the
     /// start, as it is handed from the caller's task to a provider connection's map and back,
     /// and a move of the box is a pointer, not a few hundred bytes.
-    pub fn new(
+    pub(crate) fn new(
         caller: Arc<Caller>,
         request: Header,
         started: Instant,
         timeout: Duration,
-        labels: RequestLabels,
+        labels: Labels,
     ) -> Box<Self> {
         Box::new(Self {
             caller,
@@ -168,9 +171,19 @@ impl Pending {
         self.retry.as_deref_mut()
     }
 
-    /// The labels (the router fills in the destination once it is known).
-    pub fn labels_mut(&mut self) -> &mut RequestLabels {
-        &mut self.labels
+    /// The labels: what routing learned, then the endpoint's label set.
+    pub(crate) fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// The label set of the endpoint the request is sent to (replacing an earlier try's).
+    pub(crate) fn set_endpoint_labels(&mut self, set: Arc<RequestLabels>) {
+        self.labels = Labels::Endpoint(set);
+    }
+
+    /// The caller the request came from.
+    pub(crate) fn caller(&self) -> &Caller {
+        &self.caller
     }
 
     /// Attaches the endpoint and cluster load (replacing that of an earlier attempt).
@@ -230,21 +243,17 @@ impl Pending {
         self.in_flight = None;
         // Released before the caller can see the answer and send its next request.
         self.admission = None;
-        // The labels start out with OK's code (see `DubboContext`): most requests keep it.
-        if status != Status::OK {
-            self.labels.response_code = status_label(status.0);
-        }
-        self.labels.response_flags = flags;
         let response_bytes = bytes.as_ref().map_or(0, |b| b.len() as u64);
-        let metrics = &self.caller.metrics;
-        metrics.request(
-            &self.labels,
+        let caller = &*self.caller;
+        let labels = self.labels.finished(&caller.base_labels, status.0, flags);
+        caller.metrics.request(
+            &labels,
             elapsed.as_secs_f64() * 1000.0,
             self.request_bytes,
             response_bytes,
         );
         if let Some(span) = self.span.take() {
-            metrics.spans().finish(*span, &self.labels);
+            caller.metrics.spans().finish(*span, &labels);
         }
         if let Some(bytes) = bytes {
             // The caller may be gone; its answer then has nowhere to go.
