@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use causeway_protocols::detect::HTTP2_PREFACE;
+use futures::FutureExt as _;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -85,10 +86,10 @@ pub async fn serve(
     let result = match kind {
         ListenerKind::Grpc => {
             // Every HTTP/2 stream is a task of its own holding its future, so boxing it would
-            // only add an allocation per request.
+            // only add an allocation per request; `map` rather than an `async` block, which
+            // would keep the request and context it was given next to the future made of them.
             let service = service_fn(move |request: Request<Incoming>| {
-                let context = context.clone();
-                async move { Ok::<_, Infallible>(forward::handle(request, context, kind).await) }
+                forward::handle(request, context.clone(), kind).map(Ok::<_, Infallible>)
             });
             http2::Builder::new(TokioExecutor::new())
                 .serve_connection(io, service)
@@ -97,10 +98,7 @@ pub async fn serve(
         ListenerKind::Http => {
             let version = tokio::time::timeout(DETECT_TIMEOUT, sniff(io.inner())).await;
             let service = service_fn(move |request: Request<Incoming>| -> BoxedResponse {
-                let context = context.clone();
-                Box::pin(async move {
-                    Ok::<_, Infallible>(forward::handle(request, context, kind).await)
-                })
+                Box::pin(forward::handle(request, context.clone(), kind).map(Ok::<_, Infallible>))
             });
             match version {
                 Ok(Some(Version::Http1)) => {
