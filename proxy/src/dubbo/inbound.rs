@@ -46,7 +46,7 @@ use crate::isolation::{MatchKind, Permit, Refusal, RequestAttributes};
 use crate::lb::{EndpointState, InFlight, RequestKey};
 use crate::metrics::{Direction, Protocol, ProtocolErrorKind, ResponseFlags};
 use crate::resilience::breaker::{self, Limit};
-use crate::resilience::{fault, mirror, retry};
+use crate::resilience::{fault, mirror, outlier, retry};
 use crate::routing::meta_policy::MetaPolicy;
 use crate::routing::{
     Cluster, DubboAttributes, Endpoint, HashOn, LbPolicy, Priority, cluster_name, normalize_version,
@@ -880,11 +880,12 @@ async fn forward(
                 return overflow(&context, (&cluster, priority), pending, Limit::Connections);
             }
             Err(ConnectError::Io(error)) => {
-                let ejected = context
-                    .balancer
-                    .connect_failed(&cluster, &state, Instant::now());
-                tracing::debug!(address = %endpoint.address, %error, ?ejected, "provider connect failed; endpoint ejected");
-                context.metrics.connect_failure(&cluster.name);
+                outlier::connect_failed(
+                    &context.balancer,
+                    &context.metrics,
+                    (&cluster, &state, endpoint.address),
+                    &error,
+                );
                 exclude.push(endpoint.address);
                 flags = ResponseFlags::UpstreamConnectFailure;
                 continue;

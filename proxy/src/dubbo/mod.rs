@@ -12,6 +12,7 @@
 //! - `reader`: the reading half of every connection: frames a read at a time, read buffers
 //!   reused once their frames are written.
 //! - `outbox`: a caller connection's answers on their way to its writer.
+//! - `labels`: a request's metric labels, shared per route and endpoint once it is at one.
 //! - `writer`: the writing half of every connection: bursts in one `writev`, no copies.
 
 pub mod inbound;

@@ -4,10 +4,10 @@
 //!
 //! It replaces a channel, which cost several atomic operations per answer on each side; here an
 //! answer costs one uncontended lock, and the writer is woken once per burst (when the list was
-//! empty), not per answer. The writer stops once every sender is gone and the list is written.
+//! empty), not per answer. The writer stops once the sender (held by the connection's shared
+//! `Caller`, so by every request in flight) is gone and the list is written.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -18,15 +18,15 @@ use super::writer::Receiver;
 #[derive(Debug, Default)]
 struct Shared {
     frames: Mutex<Frames>,
-    /// Live [`OutboxSender`]s.
-    senders: AtomicUsize,
-    /// Wakes the writer: a frame arrived in an empty list, or the last sender left.
+    /// Wakes the writer: a frame arrived in an empty list, or the sender left.
     wake: Notify,
 }
 
 #[derive(Debug, Default)]
 struct Frames {
     queued: VecDeque<Bytes>,
+    /// The sender is gone: nothing more will be queued.
+    sender_gone: bool,
     /// The writer stopped (the caller is gone): answers have nowhere to go.
     writer_gone: bool,
 }
@@ -40,7 +40,6 @@ impl Shared {
 /// A new outbox: its sending side and the writer's side.
 pub(crate) fn outbox() -> (OutboxSender, OutboxReceiver) {
     let shared = Arc::new(Shared::default());
-    shared.senders.store(1, Ordering::Relaxed);
     (
         OutboxSender(shared.clone()),
         OutboxReceiver {
@@ -50,7 +49,7 @@ pub(crate) fn outbox() -> (OutboxSender, OutboxReceiver) {
     )
 }
 
-/// Puts answers in a caller connection's outbox; cloned into every request in flight.
+/// Puts answers in a caller connection's outbox; one per connection, shared by its requests.
 #[derive(Debug)]
 pub struct OutboxSender(Arc<Shared>);
 
@@ -71,18 +70,10 @@ impl OutboxSender {
     }
 }
 
-impl Clone for OutboxSender {
-    fn clone(&self) -> Self {
-        self.0.senders.fetch_add(1, Ordering::Relaxed);
-        Self(self.0.clone())
-    }
-}
-
 impl Drop for OutboxSender {
     fn drop(&mut self) {
-        if self.0.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.wake.notify_one();
-        }
+        self.0.lock().sender_gone = true;
+        self.0.wake.notify_one();
     }
 }
 
@@ -105,13 +96,12 @@ impl Receiver for OutboxReceiver {
                     std::mem::swap(&mut frames.queued, &mut self.taken);
                     continue;
                 }
-                // Looked at under the lock: a sender queues before it leaves, so an empty list
-                // with no sender left is the end.
-                if self.shared.senders.load(Ordering::Acquire) == 0 {
+                // The sender queues before it leaves: an empty list without it is the end.
+                if frames.sender_gone {
                     return None;
                 }
             }
-            // A frame queued or a sender gone since the look above left a wake-up behind.
+            // A frame queued or the sender gone since the look above left a wake-up behind.
             self.shared.wake.notified().await;
         }
     }
@@ -139,8 +129,10 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn answers_come_out_in_order_and_the_end_follows_the_last_sender() {
+    async fn answers_come_out_in_order_and_the_end_follows_the_last_holder() {
         let (tx, mut rx) = outbox();
+        // Held the way requests hold it: shared.
+        let tx = Arc::new(tx);
         let second = tx.clone();
         assert!(tx.send(Bytes::from_static(b"a")));
         assert!(second.send(Bytes::from_static(b"b")));
@@ -171,6 +163,7 @@ mod tests {
     #[tokio::test]
     async fn senders_on_other_threads_lose_nothing() {
         let (tx, mut rx) = outbox();
+        let tx = Arc::new(tx);
         let threads: Vec<_> = (0..4u8)
             .map(|t| {
                 let tx = tx.clone();

@@ -310,11 +310,6 @@ impl UpstreamConn {
         self.shared.unusable.load(Ordering::Acquire)
     }
 
-    /// The provider's address.
-    pub fn address(&self) -> SocketAddr {
-        self.address
-    }
-
     /// Forwards a request, waiting for room in the queue; `pending` is `None` for one-way
     /// calls (no answer will come).
     pub async fn send(&self, frame: Frame, pending: Option<Box<Pending>>) -> Result<(), SendError> {

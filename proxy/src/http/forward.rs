@@ -664,12 +664,15 @@ fn forward(
         let mut unreachable: Vec<SocketAddr> = Vec::new();
         let mut tried: Vec<SocketAddr> = Vec::new();
         let mut last: Option<Outcome> = None;
+        // Retries sent so far.
         let mut retried = 0u32;
         // Admitted retries count against the cluster's budget until the request is answered.
         let mut tokens: Vec<RetryToken> = Vec::new();
-        // What follows a failed attempt: `Retry` only once the budget admitted it; `Exhausted` when
-        // the attempt limit or the budget refused a wanted retry (counted as refused).
-        let mut retry_allowed = |outcome: Outcome, retried: u32, load: u32| -> Next {
+        // What follows a failed attempt (remembered as the last outcome): `Retry` (counted as
+        // sent) only once the budget admitted it; `Exhausted` when the attempt limit or the budget
+        // refused a wanted retry (counted as refused).
+        let mut retry_allowed = |outcome: Outcome| -> Next {
+            last = Some(outcome);
             let replayable = tape.as_ref().is_some_and(|t| t.end() == TapeEnd::Complete);
             match retry::next(retries.as_ref(), outcome, retried, replayable) {
                 Next::Retry => {}
@@ -684,12 +687,13 @@ fn forward(
                 &context.metrics,
                 (&cluster.name, priority),
                 &Arc::<str>::from(cluster.host.as_str()),
-                load,
+                load.load(Ordering::Relaxed),
                 protocol,
                 outcome.reason(),
             ) {
                 Some(token) => {
                     tokens.push(token);
+                    retried += 1;
                     Next::Retry
                 }
                 None => Next::Exhausted,
@@ -782,15 +786,7 @@ fn forward(
                     let route_expired =
                         deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
                     unreachable.push(endpoint.address);
-                    last = Some(Outcome::ConnectFailure);
-                    if !route_expired
-                        && retry_allowed(
-                            Outcome::ConnectFailure,
-                            retried,
-                            load.load(Ordering::Relaxed),
-                        ) == Next::Retry
-                    {
-                        retried += 1;
+                    if !route_expired && retry_allowed(Outcome::ConnectFailure) == Next::Retry {
                         continue;
                     }
                     return call.fail(
@@ -802,20 +798,14 @@ fn forward(
                     );
                 }
                 Some(Err(error)) => {
-                    let ejected = context
-                        .balancer
-                        .connect_failed(&cluster, &state, Instant::now());
-                    tracing::debug!(address = %endpoint.address, %error, ?ejected, "upstream connect failed; endpoint ejected");
-                    context.metrics.connect_failure(&cluster.name);
+                    outlier::connect_failed(
+                        &context.balancer,
+                        &context.metrics,
+                        (&cluster, &state, endpoint.address),
+                        &error,
+                    );
                     unreachable.push(endpoint.address);
-                    last = Some(Outcome::ConnectFailure);
-                    if retry_allowed(
-                        Outcome::ConnectFailure,
-                        retried,
-                        load.load(Ordering::Relaxed),
-                    ) == Next::Retry
-                    {
-                        retried += 1;
+                    if retry_allowed(Outcome::ConnectFailure) == Next::Retry {
                         continue;
                     }
                     break;
@@ -866,12 +856,7 @@ fn forward(
                     let route_expired =
                         deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
                     tried.push(endpoint.address);
-                    last = Some(Outcome::Timeout);
-                    if !route_expired
-                        && retry_allowed(Outcome::Timeout, retried, load.load(Ordering::Relaxed))
-                            == Next::Retry
-                    {
-                        retried += 1;
+                    if !route_expired && retry_allowed(Outcome::Timeout) == Next::Retry {
                         continue;
                     }
                     let which = if route_expired { "route" } else { "per-try" };
@@ -894,11 +879,7 @@ fn forward(
                         tracing::debug!(address = %endpoint.address, error = %error.into_error(), "upstream connection unusable; retrying");
                         pending = Some(unsent);
                         unreachable.push(endpoint.address);
-                        last = Some(Outcome::Unsent);
-                        if retry_allowed(Outcome::Unsent, retried, load.load(Ordering::Relaxed))
-                            == Next::Retry
-                        {
-                            retried += 1;
+                        if retry_allowed(Outcome::Unsent) == Next::Retry {
                             continue;
                         }
                         break;
@@ -906,11 +887,7 @@ fn forward(
                     in_flight.report(Verdict::GatewayError);
                     drop(in_flight);
                     tried.push(endpoint.address);
-                    last = Some(Outcome::Reset);
-                    if retry_allowed(Outcome::Reset, retried, load.load(Ordering::Relaxed))
-                        == Next::Retry
-                    {
-                        retried += 1;
+                    if retry_allowed(Outcome::Reset) == Next::Retry {
                         continue;
                     }
                     return call.fail(
@@ -939,14 +916,12 @@ fn forward(
                 } else {
                     outlier::http_verdict(response.status().as_u16())
                 };
-                last = Some(Outcome::Status);
-                match retry_allowed(Outcome::Status, retried, load.load(Ordering::Relaxed)) {
+                match retry_allowed(Outcome::Status) {
                     Next::Retry => {
                         in_flight.report(verdict);
                         drop(in_flight);
                         drop(response);
                         tried.push(endpoint.address);
-                        retried += 1;
                         continue;
                     }
                     // The last attempt's answer is the caller's.

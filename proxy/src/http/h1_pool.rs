@@ -272,6 +272,18 @@ impl Drop for OpenConnection {
 mod tests {
     use super::*;
 
+    /// Every connect slot a fresh endpoint grants at once.
+    async fn all_connect_slots(endpoint: &Arc<Endpoint>) -> Vec<ConnectSlot> {
+        let mut slots = Vec::new();
+        for _ in 0..MIN_CONNECTING {
+            match endpoint.acquire().await {
+                Ok(Acquired::Connect(slot)) => slots.push(slot),
+                other => panic!("expected a connect slot, got {other:?}"),
+            }
+        }
+        slots
+    }
+
     #[test]
     fn the_allowance_starts_at_the_minimum_and_grows_with_open_connections() {
         assert_eq!(connect_allowance(0), MIN_CONNECTING);
@@ -282,13 +294,7 @@ mod tests {
     #[tokio::test]
     async fn requests_past_the_allowance_wait_and_get_the_slots_in_turn() {
         let endpoint = Arc::new(Endpoint::default());
-        let mut slots = Vec::new();
-        for _ in 0..MIN_CONNECTING {
-            match endpoint.acquire().await {
-                Ok(Acquired::Connect(slot)) => slots.push(slot),
-                other => panic!("expected a connect slot, got {other:?}"),
-            }
-        }
+        let mut slots = all_connect_slots(&endpoint).await;
         let waiter = tokio::spawn({
             let endpoint = endpoint.clone();
             async move { endpoint.acquire().await }
@@ -308,12 +314,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_connect_fails_the_waiting_requests_and_gone_waiters_are_skipped() {
         let endpoint = Arc::new(Endpoint::default());
-        let mut slots = Vec::new();
-        for _ in 0..MIN_CONNECTING {
-            if let Ok(Acquired::Connect(slot)) = endpoint.acquire().await {
-                slots.push(slot);
-            }
-        }
+        let mut slots = all_connect_slots(&endpoint).await;
         // One waiter gives up (its deadline), the next one stays.
         let gone = tokio::spawn({
             let endpoint = endpoint.clone();
@@ -339,12 +340,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_connect_beside_open_connections_passes_its_slot_on() {
         let endpoint = Arc::new(Endpoint::default());
-        let mut slots = Vec::new();
-        for _ in 0..MIN_CONNECTING {
-            if let Ok(Acquired::Connect(slot)) = endpoint.acquire().await {
-                slots.push(slot);
-            }
-        }
+        let mut slots = all_connect_slots(&endpoint).await;
         let open = slots.pop().map(ConnectSlot::opened);
         if let Ok(Acquired::Connect(slot)) = endpoint.acquire().await {
             slots.push(slot);

@@ -72,7 +72,9 @@ pub struct Breakers {
 // === impl Breakers ===
 
 impl Breakers {
-    /// The counts of the cluster named `name` at `priority`.
+    /// The counts of the cluster named `name` at `priority` (the request path goes through
+    /// [`Breakers::of`]).
+    #[cfg(test)]
     pub fn by_name(&self, name: &Arc<str>, priority: Priority) -> Arc<ClusterCounts> {
         self.all_of(name).at(priority).clone()
     }

@@ -16,9 +16,26 @@ use causeway_protocols::rules::destination_rule::OutlierDetection as RuleOutlier
 use envoy_types::pb::envoy::config::cluster::v3::OutlierDetection as EnvoyOutlier;
 use envoy_types::pb::google::protobuf::Duration as PbDuration;
 
-use crate::lb::Verdict;
-use crate::metrics::ResponseFlags;
-use crate::routing::OutlierPolicy;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::lb::{Balancer, EndpointState, Verdict};
+use crate::metrics::{Metrics, ResponseFlags};
+use crate::routing::{Cluster, OutlierPolicy};
+
+/// A connection to `endpoint` (an endpoint of `cluster` at `address`) could not be opened,
+/// for any protocol: the endpoint is ejected (connect failures eject with or without outlier
+/// detection) and the failure counted in `causeway_proxy_upstream_connect_failures_total`.
+pub fn connect_failed(
+    balancer: &Balancer,
+    metrics: &Metrics,
+    (cluster, endpoint, address): (&Cluster, &EndpointState, SocketAddr),
+    error: &dyn std::fmt::Display,
+) {
+    let ejected = balancer.connect_failed(cluster, endpoint, Instant::now());
+    tracing::debug!(cluster = %cluster.name, %address, %error, ?ejected, "connect failed; endpoint ejected");
+    metrics.connect_failure(&cluster.name);
+}
 
 /// A failure the proxy saw itself (its `response_flags`), as a verdict on the endpoint.
 pub fn local_verdict(flags: ResponseFlags) -> Verdict {

@@ -49,7 +49,7 @@ use crate::metrics::{
     Direction, Protocol, ProtocolErrorKind, Reporter, RequestLabels, ResponseFlags,
 };
 use crate::resilience::breaker::{self, Limit};
-use crate::resilience::{fault, mirror, retry};
+use crate::resilience::{fault, mirror, outlier, retry};
 use crate::routing::meta_policy::MetaPolicy;
 use crate::routing::{
     Cluster, Endpoint, HashOn, LbPolicy, Priority, ThriftAttributes, cluster_name,
@@ -555,11 +555,12 @@ async fn forward(plan: Plan, mut pending: Option<PendingCall>, context: Arc<Thri
             Ok(conn) => conn,
             Err(CheckoutError::Overflow) => return overflow(pending, Limit::Connections),
             Err(CheckoutError::Io(error)) => {
-                let ejected = context
-                    .balancer
-                    .connect_failed(&cluster, &state, Instant::now());
-                tracing::debug!(address = %endpoint.address, %error, ?ejected, "thrift server connect failed; endpoint ejected");
-                context.metrics.connect_failure(&cluster.name);
+                outlier::connect_failed(
+                    &context.balancer,
+                    &context.metrics,
+                    (&cluster, &state, endpoint.address),
+                    &error,
+                );
                 exclude.push(endpoint.address);
                 flags = ResponseFlags::UpstreamConnectFailure;
                 continue;
