@@ -34,6 +34,45 @@ use crate::routing::Cluster;
 /// The error type of the bodies: whatever the peer's connection reported.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A caller's request body, as the server that read the request hands it over: hyper's
+/// HTTP/1.1 server or the proxy's own HTTP/2 server.
+#[derive(Debug)]
+pub enum CallerBody {
+    /// From an HTTP/1.1 caller.
+    Http1(Incoming),
+    /// From an HTTP/2 caller.
+    Http2(super::h2::RecvBody),
+}
+
+impl Body for CallerBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Http1(inner) => Pin::new(inner).poll_frame(cx).map_err(Into::into),
+            Self::Http2(inner) => Pin::new(inner).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Http1(inner) => inner.is_end_stream(),
+            Self::Http2(inner) => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Http1(inner) => inner.size_hint(),
+            Self::Http2(inner) => inner.size_hint(),
+        }
+    }
+}
+
 /// A request body on its way to a provider: the caller's, streamed through, counted and
 /// recorded on a [`Tape`] when the request may be retried or mirrored; or a recording replayed.
 #[derive(Debug)]
@@ -45,7 +84,7 @@ pub struct RequestBody {
 enum Source {
     /// The caller's body.
     Caller {
-        inner: Incoming,
+        inner: CallerBody,
         bytes: Arc<AtomicU64>,
         tape: Option<Arc<Tape>>,
     },
@@ -57,7 +96,7 @@ enum Source {
 
 impl RequestBody {
     /// Wraps `inner`, adding what passes to `bytes` and recording it on `tape`.
-    pub fn new(inner: Incoming, bytes: Arc<AtomicU64>, tape: Option<Arc<Tape>>) -> Self {
+    pub fn new(inner: CallerBody, bytes: Arc<AtomicU64>, tape: Option<Arc<Tape>>) -> Self {
         Self {
             source: Source::Caller { inner, bytes, tape },
         }
@@ -85,12 +124,12 @@ impl Drop for RequestBody {
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let (inner, bytes, tape) = match &mut self.source {
             Source::Replay(recording) => {
                 if let Some(chunk) = recording.data.pop_front() {

@@ -1,5 +1,5 @@
-//! One caller connection of a `grpc` or `http` listener, served by hyper's HTTP/2 or HTTP/1
-//! server directly.
+//! One caller connection of a `grpc` or `http` listener, served by the proxy's own HTTP/2
+//! server ([`super::h2`]) or hyper's HTTP/1 server.
 //!
 //! hyper-util's `auto` connection would also tell HTTP/1.1 from h2c, but it reads the first
 //! bytes through a rewinding wrapper every later read pays for, and its connection state holds
@@ -23,14 +23,14 @@ use causeway_protocols::detect::HTTP2_PREFACE;
 use futures::FutureExt as _;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::body::ProxyBody;
-use super::{HttpContext, ListenerKind, forward};
-use crate::metrics::{Direction, Protocol};
+use super::body::{CallerBody, ProxyBody};
+use super::{HttpContext, ListenerKind, forward, h2};
+use crate::metrics::{Direction, Protocol, ProtocolErrorKind};
 use crate::peek::{self, Verdict};
 
 /// How long an `http` caller may take to send the bytes that tell HTTP/1.1 from h2c.
@@ -84,30 +84,25 @@ pub async fn serve(
     let _active = context.metrics.connection(protocol, Direction::Downstream);
     let io = TokioIo::new(stream);
     let result = match kind {
-        ListenerKind::Grpc => {
-            // Every HTTP/2 stream is a task of its own holding its future, so boxing it would
-            // only add an allocation per request; `map` rather than an `async` block, which
-            // would keep the request and context it was given next to the future made of them.
-            let service = service_fn(move |request: Request<Incoming>| {
-                forward::handle(request, context.clone(), kind).map(Ok::<_, Infallible>)
-            });
-            http2::Builder::new(TokioExecutor::new())
-                .serve_connection(io, service)
-                .await
-        }
+        ListenerKind::Grpc => serve_http2(io.into_inner(), context, kind, protocol).await,
         ListenerKind::Http => {
             let version = tokio::time::timeout(DETECT_TIMEOUT, sniff(io.inner())).await;
-            let service = service_fn(move |request: Request<Incoming>| -> BoxedResponse {
-                Box::pin(forward::handle(request, context.clone(), kind).map(Ok::<_, Infallible>))
-            });
             match version {
                 Ok(Some(Version::Http1)) => {
-                    http1::Builder::new().serve_connection(io, service).await
-                }
-                Ok(Some(Version::Http2)) => {
-                    http2::Builder::new(TokioExecutor::new())
+                    let service = service_fn(move |request: Request<Incoming>| -> BoxedResponse {
+                        let request = request.map(CallerBody::Http1);
+                        Box::pin(
+                            forward::handle(request, context.clone(), kind)
+                                .map(Ok::<_, Infallible>),
+                        )
+                    });
+                    http1::Builder::new()
                         .serve_connection(io, service)
                         .await
+                        .map_err(|error| error.to_string())
+                }
+                Ok(Some(Version::Http2)) => {
+                    serve_http2(io.into_inner(), context, kind, protocol).await
                 }
                 Ok(None) => return,
                 Err(_) => {
@@ -119,6 +114,44 @@ pub async fn serve(
     };
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "caller connection ended with an error");
+    }
+}
+
+/// Serves an HTTP/2 caller with the proxy's own server; each request's future runs in the
+/// connection's task, so it is not boxed (an `http` listener's HTTP/1 requests are, above).
+async fn serve_http2(
+    stream: TcpStream,
+    context: Arc<HttpContext>,
+    kind: ListenerKind,
+    protocol: Protocol,
+) -> Result<(), String> {
+    let metrics = context.metrics.clone();
+    let trouble: h2::Trouble = Box::new(move |error: &h2::frame::Error| {
+        if let Some(kind) = trouble_kind(error) {
+            metrics.protocol_error(protocol, Direction::Downstream, kind);
+        }
+    });
+    // `map` rather than an `async` block, which would keep the request and context it was
+    // given next to the future made of them.
+    let service = move |request: Request<h2::RecvBody>| {
+        forward::handle(request.map(CallerBody::Http2), context.clone(), kind)
+    };
+    h2::serve(stream, service, h2::Settings::default(), trouble)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// The protocol-error metric's kind for an HTTP/2 error a caller caused, if it is one.
+fn trouble_kind(error: &h2::frame::Error) -> Option<ProtocolErrorKind> {
+    match error {
+        h2::frame::Error::Connection { .. } => Some(ProtocolErrorKind::BadFrame),
+        h2::frame::Error::Stream { reason, .. } => match *reason {
+            // Too many streams at once is load, not bad input.
+            h2::Reason::REFUSED_STREAM => None,
+            // The server's own 431 for a request head over the limit.
+            h2::Reason::NO_ERROR => Some(ProtocolErrorKind::FrameTooLarge),
+            _ => Some(ProtocolErrorKind::BadRequest),
+        },
     }
 }
 

@@ -35,12 +35,11 @@ use futures::FutureExt as _;
 use futures::future::Either;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
 
 use http_body::Body as _;
 
 use super::admission::{self, Denied, HeaderView};
-use super::body::{InFlight, ProxyBody, Record, RequestBody, Reusable};
+use super::body::{CallerBody, InFlight, ProxyBody, Record, RequestBody, Reusable};
 use super::retry::{self, Next, Outcome};
 use super::tape::{REPLAY_LIMIT, Tape, TapeEnd};
 use super::upstream::{Sender, UpstreamError};
@@ -313,7 +312,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// answers itself is a ready future, and only a route's fault delay (rare) is boxed, so every
 /// request in flight costs its task little more than the attempt state.
 pub fn handle(
-    request: Request<Incoming>,
+    request: Request<CallerBody>,
     context: Arc<HttpContext>,
     kind: ListenerKind,
 ) -> impl Future<Output = Response<ProxyBody>> + Send {
@@ -548,7 +547,7 @@ fn exhausted(cluster: &Cluster, last: Option<Outcome>, tried: usize) -> (Failure
 #[allow(clippy::too_many_lines)]
 fn forward(
     mut call: Call,
-    request: Request<Incoming>,
+    request: Request<CallerBody>,
     plan: Plan,
     mut rng: fastrand::Rng,
 ) -> impl Future<Output = Response<ProxyBody>> + Send {

@@ -22,6 +22,7 @@ pub mod body;
 pub mod connection;
 pub mod forward;
 pub mod h1_pool;
+pub mod h2;
 pub mod labels;
 pub mod mirror;
 pub mod retry;
