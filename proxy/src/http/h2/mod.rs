@@ -18,6 +18,8 @@ pub mod frame;
 pub mod headers;
 pub mod hpack;
 pub mod recv_body;
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 
@@ -90,7 +92,9 @@ where
     B::Error: std::fmt::Display,
 {
     let tagged = move |id: u32, request: Request<RecvBody>| {
-        let response = service(request);
+        // Boxed once where it is made: the request's state machine is a few KB, and the
+        // wrappers below would otherwise copy it at every step into the stream set.
+        let response = Box::pin(service(request));
         async move { (id, response.await) }
     };
     let mut connection = connection::Connection::new(io, tagged, settings, trouble);
