@@ -15,6 +15,7 @@ mod mesh;
 mod otlp_spans;
 mod proxy_dubbo_java;
 mod proxy_grpc;
+mod proxy_h2spec;
 mod proxy_priority;
 mod proxy_resilience;
 mod proxy_resilience_dubbo;

@@ -10,6 +10,7 @@
 //! Requests run as futures of this task (no task per stream), which also saves a wake-up and a
 //! cross-task hand-off per request.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
@@ -43,6 +44,8 @@ const MAX_HEADER_BLOCK: usize = 64 * 1024;
 /// The HPACK dynamic table a caller may use (the protocol's default; the server does not
 /// announce another).
 const HEADER_TABLE_SIZE: usize = 4096;
+/// Streams reset by the server whose late frames are ignored.
+const RESETS_REMEMBERED: usize = 32;
 /// Passes of the drive loop before the task yields to others.
 const PASSES_BEFORE_YIELD: usize = 32;
 
@@ -65,6 +68,10 @@ struct Stream<B> {
     pending: Option<Bytes>,
     /// END_STREAM goes with the pending data.
     pending_ends: bool,
+    /// The request's `content-length`, which its DATA must add up to (RFC 9113 §8.1.1).
+    content_length: Option<u64>,
+    /// DATA bytes received.
+    received: u64,
     /// What the stream may still send.
     send_window: i64,
 }
@@ -106,8 +113,11 @@ pub(super) struct Connection<I, Svc, R, B> {
     recv_window: i64,
     /// Received bytes released by their consumers, not yet sent as a WINDOW_UPDATE.
     conn_unreleased: u32,
-    /// The caller said it sends no more streams.
+    /// The caller said it sends no more streams (the connection stays until it closes).
     goaway_received: bool,
+    /// Streams the server reset lately: frames already in flight on them are ignored, while
+    /// DATA on any other closed stream is a connection error (RFC 9113 §5.1).
+    reset_lately: VecDeque<u32>,
     /// The connection failed; it ends once the GOAWAY is written.
     closing: Option<Error>,
 }
@@ -142,6 +152,7 @@ where
             recv_window: i64::from(settings.connection_window),
             conn_unreleased: 0,
             goaway_received: false,
+            reset_lately: VecDeque::new(),
             closing: None,
         };
         let out = connection.out_buffer();
@@ -206,13 +217,10 @@ where
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(ServeError::Io(error))),
                 Poll::Pending => {}
             }
-            if self.backlog() == 0 {
-                if let Some(error) = self.closing.take() {
-                    return Poll::Ready(Err(ServeError::Protocol(error)));
-                }
-                if self.goaway_received && self.streams.is_empty() {
-                    return Poll::Ready(Ok(()));
-                }
+            if self.backlog() == 0
+                && let Some(error) = self.closing.take()
+            {
+                return Poll::Ready(Err(ServeError::Protocol(error)));
             }
             if !progress {
                 return Poll::Pending;
@@ -318,9 +326,18 @@ where
     fn reset_stream(&mut self, error: Error) {
         (self.trouble)(&error);
         if let Error::Stream { stream, reason, .. } = error {
-            frame::put_rst_stream(self.out_buffer(), stream, reason);
+            self.send_reset(stream, reason);
             self.remove_stream(stream, reason);
         }
+    }
+
+    /// Writes a RST_STREAM and remembers the stream, whose frames may still be in flight.
+    fn send_reset(&mut self, id: u32, reason: Reason) {
+        frame::put_rst_stream(self.out_buffer(), id, reason);
+        if self.reset_lately.len() == RESETS_REMEMBERED {
+            self.reset_lately.pop_front();
+        }
+        self.reset_lately.push_back(id);
     }
 
     fn position(&self, id: u32) -> Option<usize> {
@@ -461,9 +478,16 @@ where
                     "DATA on an idle stream",
                 ));
             }
-            // A stream already closed or reset: its data only counts against the window.
+            // Its data only counts against the window.
             self.credit_connection(len);
-            return Ok(());
+            if self.reset_lately.contains(&head.stream) {
+                // Sent before the caller saw the server's RST_STREAM.
+                return Ok(());
+            }
+            return Err(Error::connection(
+                Reason::STREAM_CLOSED,
+                "DATA on a closed stream",
+            ));
         };
         let stream = &mut self.streams[index];
         if stream.remote_ended {
@@ -485,12 +509,23 @@ where
         }
         let padding = len - u32::try_from(data.len()).unwrap_or(len);
         stream.uncredited += len - padding;
+        stream.received += data.len() as u64;
+        let end = head.has(flag::END_STREAM);
+        if let Some(length) = stream.content_length
+            && (stream.received > length || (end && stream.received != length))
+        {
+            self.credit_connection(len);
+            return Err(Error::stream(
+                head.stream,
+                Reason::PROTOCOL_ERROR,
+                "DATA does not add up to content-length",
+            ));
+        }
         if let Some(shared) = &stream.recv
             && !data.is_empty()
         {
             shared.push_data(Bytes::copy_from_slice(data), cx.waker());
         }
-        let end = head.has(flag::END_STREAM);
         if end {
             stream.remote_ended = true;
             if let Some(shared) = &stream.recv {
@@ -560,6 +595,17 @@ where
                 "too many concurrent streams",
             ));
         }
+        let content_length = match content_length(request.headers()) {
+            Ok(length) => length,
+            Err(why) => return Err(Error::stream(id, Reason::PROTOCOL_ERROR, why)),
+        };
+        if end_stream && content_length.is_some_and(|length| length > 0) {
+            return Err(Error::stream(
+                id,
+                Reason::PROTOCOL_ERROR,
+                "content-length without DATA",
+            ));
+        }
         let recv = (!end_stream).then(|| Arc::new(Shared::default()));
         let body = recv
             .as_ref()
@@ -578,6 +624,8 @@ where
             body: None,
             pending: None,
             pending_ends: false,
+            content_length,
+            received: 0,
             send_window: self.peer_initial_window,
         });
         Ok(())
@@ -686,11 +734,10 @@ where
         let mut block = Vec::new();
         headers::encode_response(&mut block, status, &HeaderMap::new());
         let max_frame = self.peer_max_frame;
-        let out = self.out_buffer();
-        frame::put_header_block(out, id, &block, true, max_frame);
+        frame::put_header_block(self.out_buffer(), id, &block, true, max_frame);
         if !end_stream {
             // The caller need not send the rest of a request already answered.
-            frame::put_rst_stream(out, id, Reason::NO_ERROR);
+            self.send_reset(id, Reason::NO_ERROR);
         }
     }
 
@@ -790,7 +837,7 @@ where
                 }
                 Poll::Ready(Some(Err(error))) => {
                     tracing::debug!(stream = id, %error, "response body failed; resetting the stream");
-                    frame::put_rst_stream(self.out_buffer(), id, Reason::INTERNAL_ERROR);
+                    self.send_reset(id, Reason::INTERNAL_ERROR);
                     self.remove_stream(id, Reason::INTERNAL_ERROR);
                     return true;
                 }
@@ -847,7 +894,7 @@ where
         if !self.streams[index].remote_ended {
             // The caller need not send the rest of a request already answered (RFC 9113
             // §8.1).
-            frame::put_rst_stream(self.out_buffer(), id, Reason::NO_ERROR);
+            self.send_reset(id, Reason::NO_ERROR);
         }
         self.remove_stream(id, Reason::NO_ERROR);
     }
@@ -913,6 +960,23 @@ where
         self.written = 0;
         Poll::Ready(Ok(wrote))
     }
+}
+
+/// A request's `content-length`, when it has a valid one.
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
+    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    let length = first
+        .to_str()
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .ok_or("invalid content-length")?;
+    if values.any(|other| other != first) {
+        return Err("conflicting content-length values");
+    }
+    Ok(Some(length))
 }
 
 /// How far a stream's pending data got.
