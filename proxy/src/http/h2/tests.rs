@@ -357,3 +357,60 @@ async fn data_beyond_the_window_is_a_flow_control_error() {
     };
     assert_eq!(code, Reason::FLOW_CONTROL_ERROR.0.to_be_bytes());
 }
+
+/// One frame of arbitrary type, flags, stream and payload.
+fn arbitrary_frame() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    (
+        0u8..12,
+        any::<u8>(),
+        prop_oneof![Just(0u32), 1u32..8, any::<u32>()],
+        proptest::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(kind, flags, stream, payload)| {
+            let mut out = Vec::new();
+            frame::put_head(&mut out, payload.len(), kind, flags, stream);
+            out.extend_from_slice(&payload);
+            out
+        })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Whatever frames follow a proper opening, the server neither panics nor hangs: it
+    /// answers, fails the connection with GOAWAY, or waits for more until the caller closes.
+    #[test]
+    fn arbitrary_frames_never_panic_or_hang(
+        frames in proptest::collection::vec(arbitrary_frame(), 0..24),
+        with_request in proptest::bool::ANY,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let (client, server_side) = tokio::io::duplex(64 * 1024);
+            let trouble: Trouble = Box::new(|_| {});
+            let served = tokio::spawn(serve(server_side, ok, Settings::default(), trouble));
+            let (mut reader, mut writer) = tokio::io::split(client);
+            let mut bytes = frame::PREFACE.to_vec();
+            frame::put_settings(&mut bytes, &[]);
+            if with_request {
+                frame::put_header_block(&mut bytes, 1, &block(GET), false, 16_384);
+            }
+            for frame in frames {
+                bytes.extend_from_slice(&frame);
+            }
+            // The server's answers are drained so it never waits on a full pipe.
+            let drain = tokio::spawn(async move {
+                let mut sink = Vec::new();
+                let _ = reader.read_to_end(&mut sink).await;
+            });
+            let _ = writer.write_all(&bytes).await;
+            let _ = writer.shutdown().await;
+            drop(writer);
+            let ended = tokio::time::timeout(Duration::from_secs(5), served).await;
+            assert!(ended.is_ok(), "the connection did not end after the caller closed");
+            assert!(ended.unwrap().is_ok(), "the connection task panicked");
+            drain.abort();
+        });
+    }
+}
