@@ -1,10 +1,12 @@
-//! The gRPC and HTTP data plane (hyper): listeners whose requests are routed by authority, path
+//! The gRPC and HTTP data plane (hyper's HTTP/1.1 server and every client; the proxy's own
+//! HTTP/2 server for callers, [`h2`]): listeners whose requests are routed by authority, path
 //! and headers (VirtualService semantics) to weighted clusters and forwarded to the nearest
 //! healthy endpoint, bodies streaming both ways.
 //!
 //! - [`connection`]: a `grpc` listener speaks HTTP/2 (prior knowledge); an `http` listener
 //!   speaks HTTP/1.1 and h2c prior knowledge on the same port (told apart by peeking at the
 //!   connection preface).
+//! - [`h2`]: the caller-side HTTP/2 server, small per connection.
 //! - [`forward`]: one request from routing to the response head, and every failure answered in
 //!   the caller's protocol: gRPC status trailers (Trailers-Only) or an HTTP status with a short
 //!   text body, never a silent reset.
