@@ -224,6 +224,7 @@ pub async fn start(
                     dubbo: context.clone(),
                     thrift: thrift_context.clone(),
                     thrift_host: listen.host.as_deref().map(Arc::from),
+                    http: http_context.clone(),
                     metrics: metrics.clone(),
                 };
                 tasks.push(tokio::spawn(auto::serve(listener, handlers)));

@@ -4,9 +4,10 @@
 //!
 //! The bytes are *peeked*, not read, so the connection is handed to the protocol's own handler
 //! untouched and that handler reads them again as if it had accepted the connection itself.
-//! [`handler`] is the one place that maps a detected protocol to a handler: a new protocol (the
-//! gRPC/HTTP listeners) adds an arm there. Until then HTTP connections are closed and counted as
-//! `unknown_protocol`, like bytes no protocol matches.
+//! [`handler`] is the one place that maps a detected protocol to a handler. HTTP/1.x and the
+//! HTTP/2 preface go to the `http` listener's handler (which serves HTTP/1.1 or h2c, gRPC
+//! included, exactly as on its own port); bytes no protocol matches are closed and counted as
+//! `unknown_protocol`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use causeway_protocols::detect::{Detected, Detection, MAX_DETECT_LEN, detect};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::dubbo::{self, DubboContext};
+use crate::http::{self, HttpContext, ListenerKind};
 use crate::metrics::{Direction, Metrics, Protocol, ProtocolErrorKind};
 use crate::peek::{self, Verdict};
 use crate::thrift::{self, ThriftContext};
@@ -32,6 +34,8 @@ pub struct Handlers {
     pub thrift: Arc<ThriftContext>,
     /// The host Thrift calls on this listener are bound to, if any.
     pub thrift_host: Option<Arc<str>>,
+    /// The gRPC and HTTP data plane.
+    pub http: Arc<HttpContext>,
     /// Metrics (for connections nobody can serve).
     pub metrics: Arc<Metrics>,
 }
@@ -90,11 +94,8 @@ async fn handler(detected: Detected, stream: TcpStream, peer: SocketAddr, handle
             )
             .await;
         }
-        // The hook for the HTTP/2 (gRPC) and HTTP/1 listeners: hand `stream` to their
-        // connection handler here.
         Detected::Http2 | Detected::Http1 => {
-            tracing::debug!(%peer, protocol = detected.name(), "no handler for this protocol yet; closing");
-            unknown(&handlers.metrics);
+            http::connection::serve(stream, peer, handlers.http.clone(), ListenerKind::Http).await;
         }
     }
 }

@@ -289,6 +289,7 @@ const HEADER: &str = "admin_listen: 127.0.0.1:0\n\
 listen:\n\
 - {protocol: http, address: 127.0.0.1:0}\n\
 - {protocol: grpc, address: 127.0.0.1:0}\n\
+- {protocol: auto, address: 127.0.0.1:0}\n\
 workload: test-caller\n";
 
 fn rules(host: &str) -> String {
@@ -381,6 +382,27 @@ async fn http_routes_by_path_header_and_authority_and_splits_80_20() {
     println!("80/20 over h2c: {counts:?}");
     assert!((share - 0.8).abs() <= 0.05, "v1 share {share}: {counts:?}");
 
+    // The `auto` listener serves HTTP/1.1 and h2c like the `http` one.
+    let auto = proxy.addr(ListenProtocol::Auto).unwrap();
+    let got = H1::connect(auto)
+        .await
+        .get("web.shop", "/v2/items", &[])
+        .await;
+    assert_eq!(
+        (got.status, got.backend()),
+        (StatusCode::OK, "v2"),
+        "{got:?}"
+    );
+    let got = H2::connect(auto)
+        .await
+        .get("web.shop", "/v2/items", &[])
+        .await;
+    assert_eq!(
+        (got.status, got.backend()),
+        (StatusCode::OK, "v2"),
+        "{got:?}"
+    );
+
     // Errors as HTTP statuses with a short text body.
     let got = h1.get("nowhere.example", "/", &[]).await;
     assert_eq!(got.status, StatusCode::NOT_FOUND, "{got:?}");
@@ -401,7 +423,7 @@ async fn http_routes_by_path_header_and_authority_and_splits_80_20() {
             "request_method=\"GET\"",
         ],
     );
-    assert_eq!(ok, 2020.0, "{text}");
+    assert_eq!(ok, 2022.0, "{text}");
     assert_eq!(
         metric(&text, &["response_code=\"404\"", "response_flags=\"NR\""]),
         1.0
@@ -415,7 +437,7 @@ async fn http_routes_by_path_header_and_authority_and_splits_80_20() {
             &text,
             &["request_protocol=\"http\"", "destination_version=\"v2\""]
         ),
-        counts.get("v2").copied().unwrap_or(0) as f64 + 15.0,
+        counts.get("v2").copied().unwrap_or(0) as f64 + 17.0,
         "{text}"
     );
 }
