@@ -58,6 +58,8 @@ struct Stream<B> {
     recv_window: i64,
     /// Bytes received and not yet credited back to the connection window.
     uncredited: u32,
+    /// Bytes the request body consumed, not yet credited back to the stream window.
+    stream_credit: u32,
     /// The caller sent END_STREAM.
     remote_ended: bool,
     /// Cancels the request's future while it runs.
@@ -619,6 +621,7 @@ where
             recv,
             recv_window: i64::from(self.settings.stream_window),
             uncredited: 0,
+            stream_credit: 0,
             remote_ended: end_stream,
             abort: Some(abort),
             body: None,
@@ -917,10 +920,12 @@ where
             if stream.remote_ended {
                 continue;
             }
-            let used = i64::from(self.settings.stream_window) - stream.recv_window;
-            if used >= threshold {
-                let credit = u32::try_from(used).unwrap_or(0);
-                stream.recv_window += used;
+            // Only what the consumer took is credited: bytes still queued keep counting
+            // against the window, so a slow provider bounds what a caller can send.
+            stream.stream_credit += released;
+            if i64::from(stream.stream_credit) >= threshold {
+                let credit = std::mem::take(&mut stream.stream_credit);
+                stream.recv_window += i64::from(credit);
                 updates.push((stream.id, credit));
             }
         }

@@ -414,3 +414,44 @@ proptest::proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn a_caller_cannot_send_past_what_a_slow_consumer_took() {
+    // The service reads 100 KiB of the body, then stops: the stream's window (1 MiB) must not
+    // be reopened beyond what was taken, so the caller stalls instead of filling memory.
+    let (address, _) = server(|request: Request<RecvBody>| async move {
+        let mut body = request.into_body();
+        let mut taken = 0;
+        while taken < 100 * 1024 {
+            match body.frame().await {
+                Some(Ok(frame)) => taken += frame.into_data().map_or(0, |d| d.len()),
+                _ => break,
+            }
+        }
+        futures::future::pending::<()>().await;
+        Response::new(Full::new(Bytes::new()))
+    })
+    .await;
+    let mut raw = Raw::handshake(address).await;
+    let mut head = GET.to_vec();
+    head[0] = (":method", "POST");
+    let mut bytes = Vec::new();
+    frame::put_header_block(&mut bytes, 1, &block(&head), false, 16_384);
+    raw.send(&bytes).await;
+    // Exactly the initial window, 64 frames of 16 KiB: allowed.
+    let chunk = vec![0u8; 16_384];
+    for _ in 0..64 {
+        let mut data = Vec::new();
+        frame::put_data(&mut data, 1, &chunk, false);
+        raw.send(&data).await;
+    }
+    // Whatever WINDOW_UPDATEs come for stream 1 may add up to no more than was consumed.
+    let mut credited = 0u64;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(Some((head, payload))) = tokio::time::timeout_at(deadline, raw.frame()).await {
+        if head.kind == kind::WINDOW_UPDATE && head.stream == 1 {
+            credited += u64::from(u32::from_be_bytes(payload[..4].try_into().unwrap()));
+        }
+    }
+    assert!(credited <= 100 * 1024 + 16_384, "credited {credited} bytes");
+}
