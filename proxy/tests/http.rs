@@ -384,24 +384,21 @@ async fn http_routes_by_path_header_and_authority_and_splits_80_20() {
 
     // The `auto` listener serves HTTP/1.1 and h2c like the `http` one.
     let auto = proxy.addr(ListenProtocol::Auto).unwrap();
-    let got = H1::connect(auto)
+    let over_h1 = H1::connect(auto)
         .await
         .get("web.shop", "/v2/items", &[])
         .await;
-    assert_eq!(
-        (got.status, got.backend()),
-        (StatusCode::OK, "v2"),
-        "{got:?}"
-    );
-    let got = H2::connect(auto)
+    let over_h2 = H2::connect(auto)
         .await
         .get("web.shop", "/v2/items", &[])
         .await;
-    assert_eq!(
-        (got.status, got.backend()),
-        (StatusCode::OK, "v2"),
-        "{got:?}"
-    );
+    for got in [over_h1, over_h2] {
+        assert_eq!(
+            (got.status, got.backend()),
+            (StatusCode::OK, "v2"),
+            "{got:?}"
+        );
+    }
 
     // Errors as HTTP statuses with a short text body.
     let got = h1.get("nowhere.example", "/", &[]).await;

@@ -324,6 +324,23 @@ async fn an_oversized_head_is_answered_431_and_pings_are_answered() {
     assert_eq!(troubles.load(Ordering::Relaxed), 1);
 }
 
+/// Opens stream 1 with a POST and sends `frames` DATA frames of 16 KiB on it.
+async fn post_frames(address: std::net::SocketAddr, frames: usize) -> Raw {
+    let mut raw = Raw::handshake(address).await;
+    let mut head = GET.to_vec();
+    head[0] = (":method", "POST");
+    let mut bytes = Vec::new();
+    frame::put_header_block(&mut bytes, 1, &block(&head), false, 16_384);
+    raw.send(&bytes).await;
+    let chunk = vec![0u8; 16_384];
+    for _ in 0..frames {
+        let mut data = Vec::new();
+        frame::put_data(&mut data, 1, &chunk, false);
+        raw.send(&data).await;
+    }
+    raw
+}
+
 #[tokio::test]
 async fn data_beyond_the_window_is_a_flow_control_error() {
     let (address, _) = server(|request: Request<RecvBody>| async move {
@@ -333,19 +350,8 @@ async fn data_beyond_the_window_is_a_flow_control_error() {
         Response::new(Full::new(Bytes::new()))
     })
     .await;
-    let mut raw = Raw::handshake(address).await;
-    let mut head = GET.to_vec();
-    head[0] = (":method", "POST");
-    let mut bytes = Vec::new();
-    frame::put_header_block(&mut bytes, 1, &block(&head), false, 16_384);
-    raw.send(&bytes).await;
     // The stream window is 1 MiB: 65 frames of 16 KiB overrun it.
-    let chunk = vec![0u8; 16_384];
-    for _ in 0..65 {
-        let mut data = Vec::new();
-        frame::put_data(&mut data, 1, &chunk, false);
-        raw.send(&data).await;
-    }
+    let mut raw = post_frames(address, 65).await;
     // The stream's and the connection's windows run out together: either error is right.
     let code = loop {
         let (head, payload) = raw.frame().await.expect("an error frame");
@@ -432,19 +438,8 @@ async fn a_caller_cannot_send_past_what_a_slow_consumer_took() {
         Response::new(Full::new(Bytes::new()))
     })
     .await;
-    let mut raw = Raw::handshake(address).await;
-    let mut head = GET.to_vec();
-    head[0] = (":method", "POST");
-    let mut bytes = Vec::new();
-    frame::put_header_block(&mut bytes, 1, &block(&head), false, 16_384);
-    raw.send(&bytes).await;
     // Exactly the initial window, 64 frames of 16 KiB: allowed.
-    let chunk = vec![0u8; 16_384];
-    for _ in 0..64 {
-        let mut data = Vec::new();
-        frame::put_data(&mut data, 1, &chunk, false);
-        raw.send(&data).await;
-    }
+    let mut raw = post_frames(address, 64).await;
     // Whatever WINDOW_UPDATEs come for stream 1 may add up to no more than was consumed.
     let mut credited = 0u64;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
