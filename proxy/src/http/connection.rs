@@ -24,12 +24,12 @@ use futures::FutureExt as _;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
+use hyper::service::{Service as _, service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use super::body::ProxyBody;
-use super::{HttpContext, ListenerKind, forward};
+use super::{HttpContext, ListenerKind, forward, h1_head};
 use crate::metrics::{Direction, Protocol};
 use crate::peek::{self, Verdict};
 
@@ -102,6 +102,10 @@ pub async fn serve(
             });
             match version {
                 Ok(Some(Version::Http1)) => {
+                    // The head leaves hyper's read buffer before the server reads again, which
+                    // then reads in place instead of into a new buffer (h1_head).
+                    let service =
+                        service_fn(move |request| service.call(h1_head::detached(request)));
                     http1::Builder::new().serve_connection(io, service).await
                 }
                 Ok(Some(Version::Http2)) => {

@@ -4,7 +4,7 @@
 //!
 //! - [`connection`]: a `grpc` listener speaks HTTP/2 (prior knowledge); an `http` listener
 //!   speaks HTTP/1.1 and h2c prior knowledge on the same port (told apart by peeking at the
-//!   connection preface).
+//!   connection preface); [`h1_head`]: an HTTP/1.1 request head in a buffer of its own.
 //! - [`forward`]: one request from routing to the response head, and every failure answered in
 //!   the caller's protocol: gRPC status trailers (Trailers-Only) or an HTTP status with a short
 //!   text body, never a silent reset.
@@ -21,6 +21,7 @@ pub mod admission;
 pub mod body;
 pub mod connection;
 pub mod forward;
+pub mod h1_head;
 pub mod h1_pool;
 pub mod labels;
 pub mod mirror;
