@@ -29,7 +29,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::body::{CallerBody, ProxyBody};
-use super::{HttpContext, ListenerKind, forward, h2};
+use super::{HttpContext, ListenerKind, forward, h1_head, h2};
 use crate::metrics::{Direction, Protocol, ProtocolErrorKind};
 use crate::peek::{self, Verdict};
 
@@ -89,8 +89,10 @@ pub async fn serve(
             let version = tokio::time::timeout(DETECT_TIMEOUT, sniff(io.inner())).await;
             match version {
                 Ok(Some(Version::Http1)) => {
+                    // The head leaves hyper's read buffer before the server reads again, which
+                    // then reads in place instead of into a new buffer (h1_head).
                     let service = service_fn(move |request: Request<Incoming>| -> BoxedResponse {
-                        let request = request.map(CallerBody::Http1);
+                        let request = h1_head::detached(request).map(CallerBody::Http1);
                         Box::pin(
                             forward::handle(request, context.clone(), kind)
                                 .map(Ok::<_, Infallible>),

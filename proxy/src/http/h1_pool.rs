@@ -12,6 +12,16 @@
 //! rather than all at once. A connect that fails while no connection is open fails every waiting
 //! request too, as their own connects would have (the endpoint is ejected and they try
 //! another).
+//!
+//! While connections come back to waiting requests, though, the pool is not short of
+//! connections: the busy ones turn over faster than a new one opens, and the queue drains
+//! through them (a thousand-caller burst to a fast provider is paced by the proxy's and the
+//! provider's CPU, not by the connection count). Ramping up there only opened connections that
+//! were closed again after the burst: ~270 a burst in the benchmark's memory phase, ~20 KB each
+//! while they lived. So when a connection was handed to a waiting request during the last
+//! connect, connects go one at a time; a connect during which none came back (connections held
+//! longer than a connect takes: a slow provider) restores the ramp. One connect always stays
+//! under way while requests wait, so none depends on connections coming back alone.
 
 use std::collections::VecDeque;
 use std::io;
@@ -59,7 +69,7 @@ enum Grant {
 /// What [`Endpoint::acquire`] does next.
 enum Next {
     Idle(Conn),
-    Connect,
+    Connect(ConnectSlot),
     Wait(oneshot::Receiver<Grant>),
 }
 
@@ -69,6 +79,31 @@ struct State {
     waiters: VecDeque<oneshot::Sender<Grant>>,
     connecting: usize,
     open: usize,
+    /// Connections handed to waiting requests so far (wrapping; only differences count).
+    handed_over: u64,
+    /// A connection was handed to a waiting request during the last connect that ended.
+    returning: bool,
+}
+
+impl State {
+    /// How many connects may be in progress now (see the module docs).
+    fn allowance(&self) -> usize {
+        if self.returning {
+            1
+        } else {
+            connect_allowance(self.open)
+        }
+    }
+
+    /// A connect slot, counted, that knows how many connections had come back when it began.
+    fn grant(&mut self, endpoint: &Arc<Endpoint>) -> ConnectSlot {
+        self.connecting += 1;
+        ConnectSlot {
+            endpoint: endpoint.clone(),
+            armed: true,
+            handed_over_at: self.handed_over,
+        }
+    }
 }
 
 /// The HTTP/1.1 connections of one endpoint.
@@ -93,9 +128,8 @@ impl Endpoint {
                 let mut state = self.lock();
                 if let Some(conn) = state.idle.pop() {
                     Next::Idle(conn)
-                } else if state.connecting < connect_allowance(state.open) {
-                    state.connecting += 1;
-                    Next::Connect
+                } else if state.connecting < state.allowance() {
+                    Next::Connect(state.grant(self))
                 } else {
                     let (sender, receiver) = oneshot::channel();
                     state.waiters.push_back(sender);
@@ -109,7 +143,7 @@ impl Endpoint {
                     }
                     continue;
                 }
-                Next::Connect => return Ok(Acquired::Connect(ConnectSlot::armed(self.clone()))),
+                Next::Connect(slot) => return Ok(Acquired::Connect(slot)),
                 Next::Wait(receiver) => receiver,
             };
             match waiting.await {
@@ -152,7 +186,10 @@ impl Endpoint {
         let mut state = self.lock();
         while let Some(waiter) = state.waiters.pop_front() {
             match waiter.send(Grant::Connection(conn)) {
-                Ok(()) => return,
+                Ok(()) => {
+                    state.handed_over = state.handed_over.wrapping_add(1);
+                    return;
+                }
                 // That request gave up (its deadline passed): the next one.
                 Err(Grant::Connection(back)) => conn = back,
                 Err(_) => return,
@@ -163,16 +200,22 @@ impl Endpoint {
         }
     }
 
-    /// A connect ended: its slot goes to the first waiting request still there.
-    fn pass_slot(self: &Arc<Self>) {
+    /// A connect that began when `handed_over_at` connections had been handed over ended: its
+    /// slot goes to the first waiting request still there, unless connections came back
+    /// meanwhile and other connects are still under way (see the module docs).
+    fn pass_slot(self: &Arc<Self>, handed_over_at: u64) {
         let mut state = self.lock();
         state.connecting = state.connecting.saturating_sub(1);
+        state.returning = state.handed_over != handed_over_at;
+        if state.connecting >= state.allowance() {
+            return;
+        }
         while let Some(waiter) = state.waiters.pop_front() {
             if waiter.is_closed() {
                 continue;
             }
-            state.connecting += 1;
-            match waiter.send(Grant::Connect(ConnectSlot::armed(self.clone()))) {
+            let slot = state.grant(self);
+            match waiter.send(Grant::Connect(slot)) {
                 Ok(()) => return,
                 Err(grant) => {
                     state.connecting -= 1;
@@ -183,6 +226,11 @@ impl Endpoint {
                 }
             }
         }
+    }
+
+    #[cfg(test)]
+    fn returning(&self) -> bool {
+        self.lock().returning
     }
 
     #[cfg(test)]
@@ -208,16 +256,11 @@ async fn usable(mut conn: Conn) -> Option<Conn> {
 pub struct ConnectSlot {
     endpoint: Arc<Endpoint>,
     armed: bool,
+    /// The endpoint's `handed_over` count when the connect began.
+    handed_over_at: u64,
 }
 
 impl ConnectSlot {
-    fn armed(endpoint: Arc<Endpoint>) -> Self {
-        Self {
-            endpoint,
-            armed: true,
-        }
-    }
-
     /// The connection is open: it counts as open until the returned guard is dropped (with the
     /// connection's task), and the slot passes on.
     pub fn opened(self) -> OpenConnection {
@@ -250,7 +293,7 @@ impl ConnectSlot {
 impl Drop for ConnectSlot {
     fn drop(&mut self) {
         if self.armed {
-            self.endpoint.pass_slot();
+            self.endpoint.pass_slot(self.handed_over_at);
         }
     }
 }
@@ -282,6 +325,65 @@ mod tests {
             }
         }
         slots
+    }
+
+    /// An HTTP/1.1 connection over an in-memory pipe whose other end stays open.
+    async fn connection() -> (Conn, tokio::io::DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(1024);
+        let (conn, task) = http1::handshake(hyper_util::rt::TokioIo::new(ours))
+            .await
+            .expect("handshake");
+        tokio::spawn(task);
+        (conn, theirs)
+    }
+
+    /// A request waiting in `acquire`, and what it got once it is done.
+    fn waiting(endpoint: &Arc<Endpoint>) -> tokio::task::JoinHandle<io::Result<Acquired>> {
+        let endpoint = endpoint.clone();
+        tokio::spawn(async move { endpoint.acquire().await })
+    }
+
+    #[tokio::test]
+    async fn connects_go_one_at_a_time_while_connections_come_back_to_waiting_requests() {
+        let endpoint = Arc::new(Endpoint::default());
+        let mut slots = all_connect_slots(&endpoint).await;
+        let (first, second, third) = (waiting(&endpoint), waiting(&endpoint), waiting(&endpoint));
+        tokio::task::yield_now().await;
+        assert_eq!(endpoint.counts(), (0, 3, MIN_CONNECTING, 0));
+        // A connect ends with nothing handed back meanwhile: its slot passes on, as before.
+        let (conn, _pipe) = connection().await;
+        let _open = slots.pop().map(ConnectSlot::opened);
+        let first = first.await.expect("first waiter");
+        assert!(matches!(first, Ok(Acquired::Connect(_))));
+        assert!(!endpoint.returning());
+        // A connection comes back to a waiting request while the other connects are under way…
+        endpoint.release(conn);
+        let second = second.await.expect("second waiter");
+        assert!(matches!(second, Ok(Acquired::Ready(_))));
+        // …so the next connect to end keeps its slot: the third request waits for a connection
+        // given back or the last connect under way, and new requests queue behind it.
+        drop(slots.pop());
+        let fourth = waiting(&endpoint);
+        tokio::task::yield_now().await;
+        assert!(!third.is_finished());
+        assert_eq!(endpoint.counts(), (0, 2, MIN_CONNECTING - 1, 1));
+        assert!(endpoint.returning());
+        // The last connect under way passes its slot on: no request depends on connections
+        // coming back alone.
+        drop(slots);
+        drop(first);
+        let third = third.await.expect("third waiter");
+        let Ok(Acquired::Connect(slot)) = third else {
+            panic!("expected a connect slot, got {third:?}");
+        };
+        assert_eq!(endpoint.counts(), (0, 1, 1, 1));
+        // A connect during which nothing came back restores the ramp-up allowance.
+        drop(slot.opened());
+        assert!(!endpoint.returning());
+        let fourth = fourth.await.expect("fourth waiter");
+        assert!(matches!(fourth, Ok(Acquired::Connect(_))));
+        drop(fourth);
+        assert_eq!(all_connect_slots(&endpoint).await.len(), MIN_CONNECTING);
     }
 
     #[test]

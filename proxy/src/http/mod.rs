@@ -5,7 +5,7 @@
 //!
 //! - [`connection`]: a `grpc` listener speaks HTTP/2 (prior knowledge); an `http` listener
 //!   speaks HTTP/1.1 and h2c prior knowledge on the same port (told apart by peeking at the
-//!   connection preface).
+//!   connection preface); [`h1_head`]: an HTTP/1.1 request head in a buffer of its own.
 //! - [`h2`]: the caller-side HTTP/2 server, small per connection.
 //! - [`forward`]: one request from routing to the response head, and every failure answered in
 //!   the caller's protocol: gRPC status trailers (Trailers-Only) or an HTTP status with a short
@@ -23,6 +23,7 @@ pub mod admission;
 pub mod body;
 pub mod connection;
 pub mod forward;
+pub mod h1_head;
 pub mod h1_pool;
 pub mod h2;
 pub mod labels;

@@ -144,9 +144,14 @@ impl Tape {
     /// Waits up to `limit` for the recording to settle, then [`Self::replay`]s it.
     pub async fn settled(&self, limit: Duration) -> Option<Recording> {
         let mut end = self.end.subscribe();
-        let waited =
-            tokio::time::timeout(limit, end.wait_for(|state| *state != TapeEnd::Recording)).await;
-        if !matches!(waited, Ok(Ok(_))) {
+        // `wait_for` answers with a read guard on the state: released here, before `replay`
+        // reads the state again. Held, a write queued in between (the body dropped on another
+        // thread: `abandon`) blocked both for ever.
+        let settled = matches!(
+            tokio::time::timeout(limit, end.wait_for(|state| *state != TapeEnd::Recording)).await,
+            Ok(Ok(_))
+        );
+        if !settled {
             return None;
         }
         self.replay()
@@ -156,6 +161,43 @@ impl Tape {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_settled_recording_replays_while_its_body_is_dropped_elsewhere() {
+        // A mirror replays the recording (`settled`) while the primary's body is dropped on
+        // another thread (`abandon`, a write that changes nothing): the replay must not wait
+        // for the write while holding the read the write waits for.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("runtime");
+            let tape = std::sync::Arc::new(Tape::new(16, false));
+            tape.data(&Bytes::from_static(b"abc"));
+            tape.complete();
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let dropping = std::thread::spawn({
+                let (tape, stop) = (tape.clone(), stop.clone());
+                move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        tape.abandon();
+                    }
+                }
+            });
+            for _ in 0..200_000 {
+                let replay = runtime.block_on(tape.settled(Duration::from_secs(1)));
+                assert!(replay.is_some());
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            dropping.join().expect("dropping thread");
+            let _ = done.send(());
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_secs(60)).is_ok(),
+            "settled and abandon deadlocked"
+        );
+    }
 
     #[test]
     fn a_body_within_the_limit_replays_in_order_with_its_trailers() {
