@@ -104,7 +104,9 @@ pub async fn serve(
                         .map_err(|error| error.to_string())
                 }
                 Ok(Some(Version::Http2)) => {
-                    serve_http2(io.into_inner(), context, kind, protocol).await
+                    // Boxed: otherwise every HTTP/1.1 caller's task is sized for this branch's
+                    // connection state too (~1.2 KB each).
+                    Box::pin(serve_http2(io.into_inner(), context, kind, protocol)).await
                 }
                 Ok(None) => return,
                 Err(_) => {

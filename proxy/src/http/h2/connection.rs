@@ -597,7 +597,7 @@ where
                 "too many concurrent streams",
             ));
         }
-        let content_length = match content_length(request.headers()) {
+        let content_length = match headers::content_length(request.headers()) {
             Ok(length) => length,
             Err(why) => return Err(Error::stream(id, Reason::PROTOCOL_ERROR, why)),
         };
@@ -636,23 +636,16 @@ where
 
     fn on_trailers(&mut self, index: usize, end_stream: bool, block: &[u8]) -> Result<(), Error> {
         let id = self.streams[index].id;
-        let mut trailers = HeaderMap::new();
-        let mut malformed = false;
-        self.decoder
-            .decode(block, |name, value| {
-                match (
-                    http::HeaderName::from_bytes(name),
-                    http::HeaderValue::from_bytes(value),
-                ) {
-                    (Ok(name), Ok(value)) if !name.as_str().starts_with(':') => {
-                        trailers.append(name, value);
-                    }
-                    _ => malformed = true,
-                }
-            })
-            .map_err(|_| {
-                Error::connection(Reason::COMPRESSION_ERROR, "undecodable header block")
-            })?;
+        let trailers = match headers::decode_trailers(&mut self.decoder, block) {
+            Ok(trailers) => Some(trailers),
+            Err(HeadError::Compression) => {
+                return Err(Error::connection(
+                    Reason::COMPRESSION_ERROR,
+                    "undecodable header block",
+                ));
+            }
+            Err(_) => None,
+        };
         let stream = &mut self.streams[index];
         if stream.remote_ended {
             return Err(Error::stream(
@@ -661,13 +654,13 @@ where
                 "HEADERS after END_STREAM",
             ));
         }
-        if !end_stream || malformed {
+        let (true, Some(trailers)) = (end_stream, trailers) else {
             return Err(Error::stream(
                 id,
                 Reason::PROTOCOL_ERROR,
                 "trailers without END_STREAM or with pseudo-headers",
             ));
-        }
+        };
         stream.remote_ended = true;
         if let Some(shared) = &stream.recv {
             shared.end(Some(trailers));
@@ -905,9 +898,9 @@ where
     /// Turns bytes the request bodies consumed into window updates.
     fn credit_releases(&mut self) {
         let threshold = i64::from(self.settings.stream_window / 2);
-        let mut updates: Vec<(u32, u32)> = Vec::new();
         let mut conn_credit = 0u32;
-        for stream in &mut self.streams {
+        for index in 0..self.streams.len() {
+            let stream = &mut self.streams[index];
             let Some(shared) = &stream.recv else {
                 continue;
             };
@@ -926,11 +919,9 @@ where
             if i64::from(stream.stream_credit) >= threshold {
                 let credit = std::mem::take(&mut stream.stream_credit);
                 stream.recv_window += i64::from(credit);
-                updates.push((stream.id, credit));
+                let id = stream.id;
+                frame::put_window_update(self.out_buffer(), id, credit);
             }
-        }
-        for (id, credit) in updates {
-            frame::put_window_update(self.out_buffer(), id, credit);
         }
         self.credit_connection(conn_credit);
     }
@@ -965,23 +956,6 @@ where
         self.written = 0;
         Poll::Ready(Ok(wrote))
     }
-}
-
-/// A request's `content-length`, when it has a valid one.
-fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
-    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    let length = first
-        .to_str()
-        .ok()
-        .and_then(|text| text.parse::<u64>().ok())
-        .ok_or("invalid content-length")?;
-    if values.any(|other| other != first) {
-        return Err("conflicting content-length values");
-    }
-    Ok(Some(length))
 }
 
 /// How far a stream's pending data got.

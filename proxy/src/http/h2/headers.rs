@@ -1,6 +1,6 @@
 //! Header blocks: a caller's HPACK-decoded fields become an HTTP request head (pseudo-headers
-//! checked as RFC 9113 §8.3 asks; HPACK decoding is [`super::hpack`]), and a response head or trailers become the HPACK block the
-//! server writes.
+//! checked as RFC 9113 §8.3 asks; HPACK decoding is [`super::hpack`]) or its trailers, and a
+//! response head or trailers become the HPACK block the server writes.
 //!
 //! The server's encoder never adds to the peer's dynamic table: each field is a literal
 //! "without indexing" (the status an index into the static table when it has one), so the
@@ -160,6 +160,44 @@ impl Pseudo {
         *request.headers_mut() = headers;
         Ok(request)
     }
+}
+
+/// Decodes a trailer block: regular fields only (a pseudo-header or an invalid field makes it
+/// [`HeadError::Malformed`]).
+pub fn decode_trailers(decoder: &mut Decoder, block: &[u8]) -> Result<HeaderMap, HeadError> {
+    let mut trailers = HeaderMap::new();
+    let mut malformed = false;
+    decoder
+        .decode(block, |name, value| {
+            match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+                (Ok(name), Ok(value)) if !name.as_str().starts_with(':') => {
+                    trailers.append(name, value);
+                }
+                _ => malformed = true,
+            }
+        })
+        .map_err(|_| HeadError::Compression)?;
+    if malformed {
+        return Err(HeadError::Malformed("invalid trailer field"));
+    }
+    Ok(trailers)
+}
+
+/// A request's `content-length`, when it has a valid one.
+pub fn content_length(headers: &HeaderMap) -> Result<Option<u64>, &'static str> {
+    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    let length = first
+        .to_str()
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok())
+        .ok_or("invalid content-length")?;
+    if values.any(|other| other != first) {
+        return Err("conflicting content-length values");
+    }
+    Ok(Some(length))
 }
 
 fn add_regular(headers: &mut HeaderMap, name: &[u8], value: &[u8]) -> Result<(), HeadError> {
